@@ -1,0 +1,195 @@
+"""Transcript tables: audiofolder layout and plain CSV/TSV files naming audio paths.
+
+Layouts read::
+
+    audiofolder/                         table.csv  (or .tsv)
+      metadata.csv (or metadata.tsv)       path,text,speaker
+      clips/a.wav                          clips/a.wav,hola,spk1
+      b.flac                               /abs/b.mp3,chau,spk2
+
+metadata columns: ``file_name,transcription[,speaker]`` (other names are recognised, see
+the ``*_COLUMNS`` tuples, or chosen with ``--audio-column``/``--text-column``/
+``--speaker-column``). Relative audio paths are relative to the table's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from data_recipes.common import (
+    ImportIssue,
+    ImportResult,
+    SourceRow,
+    audio_files_under,
+    import_rows,
+)
+from workbench.errors import WorkbenchError
+from workbench.workspace import Workspace
+
+AUDIO_COLUMNS = ("file_name", "path", "audio", "file", "filename", "audio_path", "wav")
+TEXT_COLUMNS = ("transcription", "sentence", "text", "transcript", "normalized_text")
+SPEAKER_COLUMNS = ("speaker", "speaker_id", "client_id", "participant")
+METADATA_NAMES = ("metadata.csv", "metadata.tsv")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which table columns hold the audio path, the transcript and the speaker."""
+
+    audio: str
+    text: str
+    speaker: str | None
+
+
+def prepare_audiofolder(source: Path, workspace: Workspace, **options) -> ImportResult:
+    """Import a folder with ``metadata.csv``/``.tsv`` and audio files beside it.
+
+    Audio files under the folder that no row names are reported as ``audio_without_row``.
+    """
+    source = Path(source)
+    table = next((source / n for n in METADATA_NAMES if (source / n).is_file()), None)
+    if table is None:
+        raise WorkbenchError(
+            f"{source}: no metadata.csv or metadata.tsv found. An audiofolder needs a table "
+            "with the columns file_name,transcription[,speaker] next to the audio files."
+        )
+    return prepare_table(table, workspace, unlisted_audio_root=source, **options)
+
+
+def prepare_csv(source: Path, workspace: Workspace, **options) -> ImportResult:
+    """Import a CSV (or TSV) transcript table naming audio files."""
+    return prepare_table(Path(source), workspace, **options)
+
+
+prepare_tsv = prepare_csv
+
+
+def prepare_table(
+    table: Path,
+    workspace: Workspace,
+    *,
+    audio_column: str | None = None,
+    text_column: str | None = None,
+    speaker_column: str | None = None,
+    unlisted_audio_root: Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> ImportResult:
+    """Read ``table`` into rows and import them (see ``import_rows``)."""
+    rows, issues = read_table(table, audio_column=audio_column, text_column=text_column,
+                              speaker_column=speaker_column)
+    if unlisted_audio_root is not None:
+        issues += _unlisted_audio(unlisted_audio_root, rows)
+    return import_rows(rows, workspace, issues=issues, id_root=table.parent, seed=seed,
+                       progress=progress)
+
+
+def read_table(
+    table: Path,
+    *,
+    audio_column: str | None = None,
+    text_column: str | None = None,
+    speaker_column: str | None = None,
+) -> tuple[list[SourceRow], list[ImportIssue]]:
+    """Parse a transcript table; malformed rows become issues naming file and line."""
+    if not table.is_file():
+        raise WorkbenchError(f"{table}: file not found.")
+    text = _read_text(table)
+    dialect = _sniff_dialect(text, table)
+    reader = csv.reader(text.splitlines(), dialect)
+    header = next(reader, None)
+    if not header:
+        raise WorkbenchError(f"{table}: the table is empty; it needs a header row.")
+    header = [h.strip() for h in header]
+    columns = _choose_columns(header, table, audio_column, text_column, speaker_column)
+    rows, issues = [], []
+    for line_number, record in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in record):
+            continue
+        row = _row_from_record(record, header, columns, table, line_number)
+        (rows if isinstance(row, SourceRow) else issues).append(row)
+    return rows, issues
+
+
+def _read_text(table: Path) -> str:
+    raw = table.read_bytes()
+    for encoding in ("utf-8-sig", "utf-16"):
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if encoding == "utf-16" and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            break
+        return text
+    raise WorkbenchError(
+        f"{table}: not UTF-8 text. Save the table as UTF-8 (in a spreadsheet: "
+        "'CSV UTF-8') and import again."
+    )
+
+
+def _sniff_dialect(text: str, table: Path) -> type[csv.Dialect] | csv.Dialect:
+    if table.suffix.lower() == ".tsv":
+        return csv.excel_tab
+    first_line = text.splitlines()[0] if text else ""
+    if "\t" in first_line and "," not in first_line:
+        return csv.excel_tab
+    try:
+        return csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
+    except csv.Error:
+        return csv.excel
+
+
+def _choose_columns(header, table, audio, text, speaker) -> Columns:
+    def pick(explicit, candidates, what, required=True):
+        if explicit:
+            if explicit not in header:
+                raise WorkbenchError(
+                    f"{table}: no column named {explicit!r} for the {what}. "
+                    f"Columns found: {', '.join(header)}."
+                )
+            return explicit
+        lowered = {h.lower(): h for h in header}
+        found = next((lowered[c] for c in candidates if c in lowered), None)
+        if found is None and required:
+            raise WorkbenchError(
+                f"{table}: cannot tell which column holds the {what}. Columns found: "
+                f"{', '.join(header)}. Name it with --{what.split()[0]}-column."
+            )
+        return found
+
+    return Columns(
+        audio=pick(audio, AUDIO_COLUMNS, "audio path"),
+        text=pick(text, TEXT_COLUMNS, "text (transcript)"),
+        speaker=pick(speaker, SPEAKER_COLUMNS, "speaker", required=False),
+    )
+
+
+def _row_from_record(record, header, columns, table, line_number) -> SourceRow | ImportIssue:
+    item = f"{table}:{line_number}"
+    if len(record) != len(header):
+        return ImportIssue(item, "malformed_row",
+                           f"{len(record)} fields where the header has {len(header)}; "
+                           "check for an unquoted delimiter in the transcript")
+    values = dict(zip(header, record, strict=True))
+    audio_name = values[columns.audio].strip()
+    if not audio_name:
+        return ImportIssue(item, "malformed_row", "the audio path is empty")
+    audio = Path(audio_name)
+    if not audio.is_absolute():
+        audio = table.parent / audio
+    speaker = values[columns.speaker].strip() if columns.speaker else ""
+    return SourceRow(audio=audio, text=values[columns.text], speaker=speaker, item=item,
+                     line=line_number)
+
+
+def _unlisted_audio(root: Path, rows: list[SourceRow]) -> list[ImportIssue]:
+    listed = {row.audio.resolve() for row in rows}
+    return [
+        ImportIssue(str(path), "audio_without_row",
+                    "no row of the metadata table names this file; add its transcript to "
+                    "import it")
+        for path in audio_files_under(root)
+        if path.resolve() not in listed
+    ]

@@ -1,0 +1,1 @@
+"""Gradio front end (built in a later issue)."""

@@ -1,0 +1,240 @@
+"""Run configuration: nested dataclasses <-> YAML, ``key=value`` overrides, size-aware presets.
+
+The resolved configuration is written as ``config.yaml`` next to every run, so a run can be
+resumed or reproduced exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench.errors import WorkbenchError
+
+DEFAULT_MODEL = "facebook/wav2vec2-xls-r-300m"
+
+
+def _f(default: Any, help: str) -> Any:
+    """A dataclass field with a help string (shown by `workbench train --help-config`)."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: default.copy(), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ModelSettings:
+    name: str = _f(DEFAULT_MODEL, "Hub id, local directory, or a registered short name")
+    freeze_feature_encoder: bool = _f(True, "keep the convolutional feature encoder frozen")
+    gradient_checkpointing: bool = _f(False, "trade compute for memory in the transformer")
+    mask_time_prob: float = _f(0.05, "SpecAugment: share of frames masked in time")
+    mask_feature_prob: float = _f(0.0, "SpecAugment: share of feature channels masked")
+    layerdrop: float = _f(0.05, "probability of skipping a transformer layer in training")
+    hidden_dropout: float = _f(0.0, "dropout in the transformer")
+    activation_dropout: float = _f(0.0, "dropout after the feed-forward activation")
+    attention_dropout: float = _f(0.0, "dropout on attention weights")
+    feat_proj_dropout: float = _f(0.0, "dropout after the feature projection")
+    final_dropout: float = _f(0.0, "dropout before the CTC head")
+
+
+@dataclass
+class DataSettings:
+    max_batch_seconds: float = _f(100.0, "audio seconds per batch, padding included")
+    max_utterance_seconds: float = _f(20.0, "longer clips are set aside by the audit")
+    shuffle_buckets: bool = _f(True, "shuffle the order of duration-grouped batches each epoch")
+
+
+@dataclass
+class OptimSettings:
+    learning_rate: float = _f(1e-4, "peak learning rate (AdamW)")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    warmup_fraction: float = _f(0.1, "share of steps spent warming the learning rate up")
+    epochs: float = _f(100.0, "passes over the training audio (sets the number of steps)")
+    min_steps: int = _f(200, "at least this many steps, however little data there is")
+    max_steps: int = _f(0, "exact number of steps (0: derived from epochs and data size)")
+    grad_clip: float = _f(1.0, "clip the gradient norm to this value")
+
+
+@dataclass
+class RunSettings:
+    seed: int = _f(0, "random seed (data order, initialisation, masking)")
+    eval_every: int = _f(0, "steps between dev evaluations (0: about 10 per run)")
+    log_every: int = _f(10, "steps between loss lines in metrics.jsonl")
+    device: str = _f("auto", "auto, cpu or cuda")
+    precision: str = _f("auto", "auto (bf16/fp16 on GPU, fp32 on CPU), fp32, bf16 or fp16")
+    threads: int = _f(0, "CPU threads for torch (0: torch's default)")
+
+
+@dataclass
+class TrainConfig:
+    preset: str = _f("auto", "10min, 1h, 10h or auto (chosen from the training audio)")
+    model: ModelSettings = field(default_factory=ModelSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    optim: OptimSettings = field(default_factory=OptimSettings)
+    run: RunSettings = field(default_factory=RunSettings)
+
+
+SECTIONS = {"model": ModelSettings, "data": DataSettings, "optim": OptimSettings,
+            "run": RunSettings}
+
+# Presets for XLS-R/MMS-sized models on a GPU. With ~10 minutes of audio an epoch is a handful
+# of steps, so the schedule is set in epochs and floored by min_steps.
+PRESETS: dict[str, dict[str, Any]] = {
+    "10min": {"data.max_batch_seconds": 80.0, "optim.epochs": 150.0, "optim.min_steps": 600,
+              "optim.learning_rate": 5e-5, "optim.warmup_fraction": 0.1,
+              "model.mask_time_prob": 0.05, "model.layerdrop": 0.05},
+    "1h": {"data.max_batch_seconds": 160.0, "optim.epochs": 60.0, "optim.min_steps": 1500,
+           "optim.learning_rate": 1e-4, "optim.warmup_fraction": 0.1,
+           "model.mask_time_prob": 0.05, "model.layerdrop": 0.05},
+    "10h": {"data.max_batch_seconds": 320.0, "optim.epochs": 25.0, "optim.min_steps": 5000,
+            "optim.learning_rate": 1e-4, "optim.warmup_fraction": 0.08,
+            "model.mask_time_prob": 0.05, "model.layerdrop": 0.1},
+}
+PRESET_LIMITS_MINUTES = (("10min", 30.0), ("1h", 300.0), ("10h", math.inf))
+
+
+def preset_for_minutes(minutes: float) -> str:
+    """The preset that suits ``minutes`` of training audio."""
+    return next(name for name, limit in PRESET_LIMITS_MINUTES if minutes < limit)
+
+
+def build_config(
+    *, preset: str = "auto", train_minutes: float | None = None, overrides: list[str] = ()
+) -> TrainConfig:
+    """Defaults, then the preset, then ``key=value`` overrides (later wins)."""
+    resolved = preset
+    if preset == "auto":
+        if train_minutes is None:
+            raise WorkbenchError("preset 'auto' needs the amount of training audio.")
+        resolved = preset_for_minutes(train_minutes)
+    if resolved not in PRESETS:
+        raise WorkbenchError(f"Unknown preset {preset!r}; choose auto, {', '.join(PRESETS)}.")
+    config = apply_overrides(TrainConfig(preset=resolved), PRESETS[resolved])
+    return apply_overrides(config, parse_overrides(overrides))
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings; values are read as YAML scalars (1e-4, true, 8)."""
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise WorkbenchError(f"Cannot read the setting {pair!r}; write it as key=value.")
+        parsed[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return parsed
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """Return a copy of ``config`` with dotted or unique short keys set."""
+    for key, value in overrides.items():
+        section, name = _locate(key)
+        config = _set(config, section, name, value, key)
+    return config
+
+
+def _locate(key: str) -> tuple[str | None, str]:
+    if "." in key:
+        section, name = key.split(".", 1)
+        return section, name
+    if key in {f.name for f in fields(TrainConfig)}:
+        return None, key
+    owners = [name for name, cls in SECTIONS.items() if key in _field_names(cls)]
+    if len(owners) != 1:
+        raise WorkbenchError(f"Unknown setting {key!r}. {settings_help_hint()}")
+    return owners[0], key
+
+
+def _field_names(cls) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def _set(config: TrainConfig, section: str | None, name: str, value: Any, key: str):
+    if section is None:
+        return replace(config, **{name: _coerce(TrainConfig, name, value, key)})
+    if section not in SECTIONS:
+        raise WorkbenchError(f"Unknown setting {key!r}. {settings_help_hint()}")
+    part = getattr(config, section)
+    if name not in _field_names(type(part)):
+        raise WorkbenchError(f"Unknown setting {key!r}. {settings_help_hint()}")
+    return replace(config, **{section: replace(part, **{name: _coerce(type(part), name, value,
+                                                                        key)})})
+
+
+def _coerce(cls, name: str, value: Any, key: str) -> Any:
+    default = getattr(cls(), name)
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise WorkbenchError(
+            f"Setting {key}={value!r}: expected a {kind.__name__} (default {default!r})."
+        ) from None
+
+
+def settings_help_hint() -> str:
+    return "See `workbench train --help-config` for the settings and their meaning."
+
+
+def settings_help() -> str:
+    """One line per setting: dotted key, default, help."""
+    lines = []
+    for section, cls in SECTIONS.items():
+        for item in fields(cls):
+            default = getattr(cls(), item.name)
+            lines.append(f"{section}.{item.name} = {default!r}\n    {item.metadata['help']}")
+    return "\n".join(lines)
+
+
+def to_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(asdict(config), allow_unicode=True, sort_keys=False)
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    path.write_text(to_yaml(config), encoding="utf-8")
+
+
+def load_config(path: Path) -> TrainConfig:
+    """Read a config.yaml written by ``save_config``; unknown keys are an error."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise WorkbenchError(f"{path}: cannot read the run configuration ({err}).") from err
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    preset = flat.pop("preset", "10min")
+    return apply_overrides(TrainConfig(preset=preset), flat)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Step counts derived from the config and the amount of training audio."""
+
+    steps_per_epoch: int
+    max_steps: int
+    warmup_steps: int
+    eval_every: int
+
+
+def resolve_schedule(config: TrainConfig, steps_per_epoch: int) -> Schedule:
+    """Total, warm-up and evaluation steps for ``steps_per_epoch`` batches per epoch."""
+    steps_per_epoch = max(1, steps_per_epoch)
+    if config.optim.max_steps > 0:
+        max_steps = config.optim.max_steps
+    else:
+        max_steps = max(config.optim.min_steps, math.ceil(config.optim.epochs * steps_per_epoch))
+    warmup = min(max_steps - 1, round(max_steps * config.optim.warmup_fraction))
+    eval_every = config.run.eval_every or max(1, max_steps // 10)
+    return Schedule(steps_per_epoch, max_steps, max(0, warmup), eval_every)

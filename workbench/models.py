@@ -1,0 +1,150 @@
+"""Checkpoint registry and loading for CTC fine-tuning.
+
+Safety: weights are loaded from safetensors only and remote code is never run, so a
+checkpoint from an untrusted source cannot execute code on the user's machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCTC, PretrainedConfig, PreTrainedModel
+
+from workbench.errors import WorkbenchError
+
+# No telemetry, and no network call unless a Hub id is really asked for.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+TINY = "tiny"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A checkpoint users can pick by short name."""
+
+    hub_id: str
+    description: str
+
+
+REGISTRY: dict[str, RegisteredModel] = {
+    "xls-r-300m": RegisteredModel("facebook/wav2vec2-xls-r-300m",
+                                  "XLS-R 300M, 128 languages (default)"),
+    "xls-r-1b": RegisteredModel("facebook/wav2vec2-xls-r-1b", "XLS-R 1B, 128 languages"),
+    "mms-300m": RegisteredModel("facebook/mms-300m", "MMS 300M, 1,400 languages"),
+    "mms-1b": RegisteredModel("facebook/mms-1b", "MMS 1B, 1,400 languages"),
+    "wav2vec2-base": RegisteredModel("facebook/wav2vec2-base", "wav2vec 2.0 base, English"),
+    "hubert-large": RegisteredModel("facebook/hubert-large-ll60k", "HuBERT large, English"),
+    "wavlm-large": RegisteredModel("microsoft/wavlm-large", "WavLM large, English"),
+    "data2vec-audio-base": RegisteredModel("facebook/data2vec-audio-base",
+                                           "data2vec-audio base, English"),
+    TINY: RegisteredModel("", "tiny randomly initialised wav2vec2, built locally (offline, tests)"),
+}
+
+# Settings copied from the run configuration onto the model config (all wav2vec2-family
+# configs have them).
+CONFIG_KEYS = ("mask_time_prob", "mask_feature_prob", "layerdrop", "hidden_dropout",
+               "activation_dropout", "attention_dropout", "feat_proj_dropout", "final_dropout")
+
+
+def resolve_model_name(name: str) -> str:
+    """A registry short name becomes its Hub id; paths and other ids pass through."""
+    entry = REGISTRY.get(name)
+    return entry.hub_id if entry and entry.hub_id else name
+
+
+def tiny_config(vocab_size: int, pad_token_id: int = 0) -> PretrainedConfig:
+    """A small wav2vec2 configuration that trains on a laptop CPU (about 1M parameters)."""
+    from transformers import Wav2Vec2Config
+
+    return Wav2Vec2Config(
+        hidden_size=96, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256,
+        conv_dim=(64, 64, 64, 64, 64, 64, 64), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        conv_stride=(5, 2, 2, 2, 2, 2, 2), feat_extract_norm="layer",
+        do_stable_layer_norm=True, num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
+        vocab_size=vocab_size, pad_token_id=pad_token_id, ctc_loss_reduction="mean",
+        ctc_zero_infinity=True, mask_time_length=5,
+    )
+
+
+def load_for_finetuning(
+    name: str, *, vocab_size: int, pad_token_id: int = 0, settings: dict | None = None,
+    reset_head: bool = True,
+) -> PreTrainedModel:
+    """Load ``name`` as an AutoModelForCTC with a fresh CTC head of ``vocab_size`` outputs.
+
+    Args:
+        name: ``tiny``, a registry short name, a Hub id or a local directory.
+        vocab_size: Number of output tokens (the workspace vocabulary).
+        pad_token_id: Id of the padding token, which is the CTC blank.
+        settings: Model settings (masking, dropout, layerdrop) to set on the config.
+        reset_head: Re-initialise the CTC head even when its shape already fits.
+
+    Raises:
+        WorkbenchError: the checkpoint cannot be found or fetched, has no safetensors weights,
+            or is not a CTC-capable architecture.
+    """
+    overrides = {k: v for k, v in (settings or {}).items() if k in CONFIG_KEYS}
+    if name == TINY:
+        config = tiny_config(vocab_size, pad_token_id)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        torch.manual_seed(0)
+        return AutoModelForCTC.from_config(config)
+    source = resolve_model_name(name)
+    config = _load_config(source, vocab_size, pad_token_id, overrides)
+    model = _load_weights(source, config)
+    if reset_head:
+        model.lm_head.reset_parameters()
+    return model
+
+
+def _load_config(source: str, vocab_size: int, pad_token_id: int, overrides: dict):
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise WorkbenchError(_unreachable_message(source, err)) from err
+    config.update({"vocab_size": vocab_size, "pad_token_id": pad_token_id,
+                   "ctc_loss_reduction": "mean", "ctc_zero_infinity": True, **overrides})
+    return config
+
+
+def _load_weights(source: str, config) -> PreTrainedModel:
+    local = Path(source)
+    if local.is_dir() and not any(local.glob("*.safetensors")):
+        raise WorkbenchError(
+            f"{local} has no .safetensors weights. The workbench loads safetensors only "
+            "(pickled .bin checkpoints can run code when loaded). Convert the checkpoint on "
+            "a machine you trust: `model.save_pretrained(dir, safe_serialization=True)`."
+        )
+    try:
+        return AutoModelForCTC.from_pretrained(
+            source, config=config, use_safetensors=True, trust_remote_code=False,
+            ignore_mismatched_sizes=True,
+        )
+    except ValueError as err:
+        if "Unrecognized configuration" in str(err) or "AutoModelForCTC" in str(err):
+            raise WorkbenchError(
+                f"{source} is a {config.model_type!r} model, which has no CTC head in "
+                "transformers. Choose a wav2vec2, XLS-R, MMS, HuBERT, WavLM or "
+                "data2vec-audio checkpoint."
+            ) from err
+        raise WorkbenchError(_unreachable_message(source, err)) from err
+    except OSError as err:
+        raise WorkbenchError(_unreachable_message(source, err)) from err
+
+
+def _unreachable_message(source: str, err: Exception) -> str:
+    text = str(err).strip()
+    reason = text.splitlines()[0].rstrip(".") if text else type(err).__name__
+    if Path(source).exists():
+        return f"Cannot load the checkpoint in {source}: {reason}"
+    return (
+        f"Cannot load the checkpoint {source!r}: {reason}. It is neither a local folder nor "
+        "reachable on the Hugging Face Hub from here. On a machine with internet, download "
+        f"it once (`huggingface-cli download {source} --local-dir DIR`), copy DIR here and "
+        "pass --model DIR; or use --model tiny to try the workbench offline."
+    )
