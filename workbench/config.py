@@ -93,6 +93,12 @@ PRESETS: dict[str, dict[str, Any]] = {
             "optim.learning_rate": 1e-4, "optim.warmup_fraction": 0.08,
             "model.mask_time_prob": 0.05, "model.layerdrop": 0.1},
 }
+# A model trained from random initialisation (the local `tiny` model) needs its feature encoder
+# trained, a higher learning rate and no augmentation to learn anything in a few hundred steps.
+FROM_SCRATCH: dict[str, Any] = {
+    "model.freeze_feature_encoder": False, "optim.learning_rate": 2e-3,
+    "model.mask_time_prob": 0.0, "model.layerdrop": 0.0, "data.max_batch_seconds": 40.0,
+}
 PRESET_LIMITS_MINUTES = (("10min", 30.0), ("1h", 300.0), ("10h", math.inf))
 
 
@@ -113,7 +119,10 @@ def build_config(
     if resolved not in PRESETS:
         raise WorkbenchError(f"Unknown preset {preset!r}; choose auto, {', '.join(PRESETS)}.")
     config = apply_overrides(TrainConfig(preset=resolved), PRESETS[resolved])
-    return apply_overrides(config, parse_overrides(overrides))
+    user = parse_overrides(overrides)
+    if user.get("model.name", user.get("name")) == "tiny":
+        config = apply_overrides(config, FROM_SCRATCH)
+    return apply_overrides(config, user)
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,9 +66,12 @@ class DurationBatchSampler(Sampler[list[int]]):
         self.shuffle = shuffle
         self.jitter = jitter
         self.epoch = 0
+        self.start_batch = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Serve the batches of ``epoch`` from ``start_batch`` on (for resuming)."""
         self.epoch = epoch
+        self.start_batch = start_batch
 
     def batches(self, epoch: int) -> list[list[int]]:
         """The batches of ``epoch``, in the order they will be served."""
@@ -94,10 +96,10 @@ class DurationBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches(self.epoch))
+        return iter(self.batches(self.epoch)[self.start_batch:])
 
     def __len__(self) -> int:
-        return len(self.batches(self.epoch))
+        return max(0, len(self.batches(self.epoch)) - self.start_batch)
 
 
 def padding_fraction(durations: list[float], batches: list[list[int]]) -> float:
@@ -134,7 +136,3 @@ def steps_per_epoch(durations: list[float], max_seconds: float) -> int:
     sampler = DurationBatchSampler(durations, max_seconds, shuffle=False)
     return max(1, len(sampler.batches(0))) if durations else 1
 
-
-def longest_fitting(max_seconds: float, durations: list[float]) -> float:
-    """Largest utterance that fits in one batch on its own (for a readable error)."""
-    return math.floor(max_seconds) if durations else 0.0

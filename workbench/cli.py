@@ -1,0 +1,307 @@
+"""The ``workbench`` command: thin wrappers that forward options to the library.
+
+Every subcommand prints a readable summary, or with ``--json`` one JSON document on stdout;
+progress bars go to stderr. Bad input ends with a one-line message and exit status 2, never a
+traceback (set WORKBENCH_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _workspace(args):
+    from workbench.workspace import Workspace
+
+    return Workspace.at(args.workspace)
+
+
+def _emit(args, summary: dict, text: str) -> None:
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(text)
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+def cmd_prepare(args) -> None:
+    from data_recipes import detect_format, get_recipe
+
+    ws = _workspace(args)
+    sources = [Path(s).expanduser().resolve() for s in args.source]
+    if len(sources) > 1:
+        raise WorkbenchError("Import one source at a time for now (several sources into one "
+                             "workspace come with the recipes issue).")
+    source = sources[0]
+    fmt = args.format or detect_format(source)
+    options = {"seed": args.seed, "progress": not args.quiet}
+    if fmt in ("csv", "tsv", "audiofolder"):
+        options.update(audio_column=args.audio_column, text_column=args.text_column,
+                       speaker_column=args.speaker_column)
+    result = get_recipe(fmt)(source, ws, **options)
+    ws.write_settings({**ws.read_settings(), "sources": [{"path": str(source), "format": fmt}],
+                       "seed": args.seed})
+    summary = {"workspace": str(ws.root), "format": fmt, **result.summary()}
+    _emit(args, summary, _prepare_text(summary))
+
+
+def _prepare_text(summary: dict) -> str:
+    lines = [f"Imported {summary['utterances']} utterances "
+             f"({summary['seconds'] / 60:.1f} min, {summary['speakers']} speakers) "
+             f"into {summary['workspace']}"]
+    for split, info in summary["splits"].items():
+        lines.append(f"  {split:5s} {info['utterances']:6d} utterances "
+                     f"{info['seconds'] / 60:7.1f} min")
+    for issue in summary["issues"]:
+        lines.append(f"  set aside: {issue['item']}: {issue['check']}: {issue['detail']}")
+    lines += [f"  warning: {w}" for w in summary["warnings"]]
+    lines.append("Next: `workbench audit -w WS`, then `workbench vocab -w WS`.")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- audit, vocab
+
+
+def cmd_audit(args) -> None:
+    from workbench.audit import AuditOptions, format_audit, run_audit
+
+    ws = _workspace(args)
+    ws.require_prepared()
+    report = run_audit(ws, options=AuditOptions(max_duration=args.max_seconds))
+    _emit(args, report.to_dict(), format_audit(report))
+
+
+def cmd_vocab(args) -> None:
+    from workbench.vocab import build_workspace_vocab, format_vocab_report
+
+    ws = _workspace(args)
+    report = build_workspace_vocab(ws, Path(args.profile) if args.profile else None)
+    _emit(args, report.to_dict(), format_vocab_report(report))
+
+
+# --------------------------------------------------------------------------- train
+
+
+def cmd_train(args) -> None:
+    from workbench import config as cfg
+    from workbench.train import resume_run, train
+
+    if args.help_config:
+        print(cfg.settings_help())
+        return
+    ws = _workspace(args)
+    ws.require_prepared()
+    overrides = list(args.overrides)
+    if args.max_steps:
+        overrides.append(f"optim.max_steps={args.max_steps}")
+    options = {"max_minutes": args.max_minutes, "progress": not args.quiet}
+    if args.resume:
+        result = resume_run(ws, args.run, overrides=cfg.parse_overrides(overrides), **options)
+    else:
+        minutes = sum(u.duration for u in ws.read_split("train")) / 60
+        if args.model:
+            overrides.insert(0, f"model.name={args.model}")
+        config = cfg.build_config(preset=args.preset, train_minutes=minutes,
+                                  overrides=overrides)
+        result = train(ws, config, **options)
+    summary = result.to_dict()
+    _emit(args, summary, _train_text(summary))
+
+
+def _train_text(summary: dict) -> str:
+    cer = summary["best_dev_cer"]
+    wer = summary["best_dev_wer"]
+    scores = (f"best dev CER {cer:.3f}, WER {wer:.3f} at step {summary['best_step']}"
+              if cer is not None else "no dev split to score")
+    return (f"Trained {summary['steps']} steps in {summary['elapsed_s'] / 60:.1f} min "
+            f"({summary['stopped']}); {scores}.\nRun: {summary['run_dir']}\n"
+            f"Model (Hugging Face format): {summary['run_dir']}/model\n"
+            "Next: `workbench evaluate -w WS`.")
+
+
+# --------------------------------------------------------------------------- evaluate, transcribe
+
+
+def cmd_evaluate(args) -> None:
+    from workbench.evaluate import evaluate_run, format_report
+
+    ws = _workspace(args)
+    report = evaluate_run(ws, args.run, args.split, progress=not args.quiet)
+    _emit(args, report.to_dict(), format_report(report))
+
+
+def cmd_transcribe(args) -> None:
+    from workbench.transcribe import transcribe_files
+
+    model = _resolve_model_arg(args)
+    results = transcribe_files([Path(p) for p in args.audio], model, progress=not args.quiet)
+    summary = [r.to_dict() if hasattr(r, "to_dict") else vars(r) for r in results]
+    lines = [f"{r.path}: {r.text}" if not r.error else f"{r.path}: ERROR {r.error}"
+             for r in results]
+    _emit(args, {"results": summary}, "\n".join(lines))
+    if results and all(r.error for r in results):
+        raise WorkbenchError("No file could be transcribed.")
+
+
+def _resolve_model_arg(args) -> Path:
+    """--model is a model or run directory, or a run id in the workspace (-w)."""
+    candidate = Path(args.model).expanduser() if args.model else None
+    if candidate is not None and candidate.is_dir():
+        return candidate
+    from workbench.train import find_run
+
+    return find_run(_workspace(args), args.model)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args) -> None:
+    from workbench.demo import run_demo
+
+    summary = run_demo(Path(args.workspace), max_steps=args.max_steps,
+                       max_minutes=args.max_minutes, progress=not args.quiet)
+    _emit(args, summary, summary["text"])
+
+
+def cmd_models(args) -> None:
+    from workbench.models import REGISTRY
+
+    rows = {name: {"hub_id": m.hub_id, "description": m.description}
+            for name, m in REGISTRY.items()}
+    text = "\n".join(f"{name:20s} {m['hub_id'] or '(local)':36s} {m['description']}"
+                     for name, m in rows.items())
+    _emit(args, rows, text)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _common(parser: argparse.ArgumentParser, workspace: bool = True) -> None:
+    if workspace:
+        parser.add_argument("-w", "--workspace", required=True,
+                            help="the workspace folder of this language project")
+    parser.add_argument("--json", action="store_true",
+                        help="print a machine-readable JSON summary on stdout")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Turn a little transcribed speech into a speech recogniser for your "
+                    "language: prepare -> audit -> vocab -> train -> evaluate -> transcribe.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands: list[tuple[str, Callable, str]] = [
+        ("prepare", cmd_prepare, "import transcribed audio into a workspace"),
+        ("audit", cmd_audit, "check the data and report what is set aside and why"),
+        ("vocab", cmd_vocab, "normalise text and build the character vocabulary"),
+        ("train", cmd_train, "fine-tune a CTC model on the workspace"),
+        ("evaluate", cmd_evaluate, "WER/CER of a trained run on a split"),
+        ("transcribe", cmd_transcribe, "transcribe audio files with a trained model"),
+        ("demo", cmd_demo, "the whole flow offline on the bundled Quechua demo corpus"),
+        ("models", cmd_models, "list the registered checkpoints"),
+    ]
+    parsers = {}
+    for name, handler, help_text in commands:
+        parsers[name] = sub.add_parser(name, help=help_text, description=help_text)
+        parsers[name].set_defaults(handler=handler)
+    _prepare_args(parsers["prepare"])
+    _common(parsers["audit"])
+    parsers["audit"].add_argument("--max-seconds", type=float, default=20.0,
+                                  help="clips longer than this are set aside (default 20)")
+    _common(parsers["vocab"])
+    parsers["vocab"].add_argument("--profile", help="orthography profile YAML to use")
+    _train_args(parsers["train"])
+    _common(parsers["evaluate"])
+    parsers["evaluate"].add_argument("--run", help="run id (default: the latest run)")
+    parsers["evaluate"].add_argument("--split", default="test", choices=["train", "dev", "test"])
+    _transcribe_args(parsers["transcribe"])
+    _demo_args(parsers["demo"])
+    _common(parsers["models"], workspace=False)
+    return parser
+
+
+def _prepare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", nargs="+", help="folder (audiofolder layout) or CSV/TSV table")
+    _common(p)
+    p.add_argument("--format", choices=["audiofolder", "csv", "tsv"],
+                   help="source format (detected when unambiguous)")
+    p.add_argument("--text-column", help="column holding the transcript")
+    p.add_argument("--audio-column", help="column holding the audio file path")
+    p.add_argument("--speaker-column", help="column holding the speaker id")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/dev/test split")
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--model", help="Hub id, local directory, registered name (see "
+                   "`workbench models`) or 'tiny' (default: facebook/wav2vec2-xls-r-300m)")
+    p.add_argument("--preset", default="auto", choices=["auto", "10min", "1h", "10h"],
+                   help="settings sized for the amount of data (default: auto)")
+    p.add_argument("--max-steps", type=int, default=0, help="exact number of training steps")
+    p.add_argument("--max-minutes", type=float, default=0.0,
+                   help="stop after this many minutes of training (0: no limit)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run (the latest, or --run)")
+    p.add_argument("--run", help="run id to resume")
+    p.add_argument("--help-config", action="store_true",
+                   help="list every key=value setting with its default and meaning")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="settings, e.g. optim.learning_rate=3e-4 data.max_batch_seconds=60")
+
+
+def _transcribe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("audio", nargs="+", help="audio files (any format)")
+    p.add_argument("--model", required=True,
+                   help="model directory, run directory, or run id in the workspace (-w)")
+    p.add_argument("-w", "--workspace", default=".", help="workspace holding the run")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-w", "--workspace", default="demo_workspace",
+                   help="where to build the demo workspace (default: ./demo_workspace)")
+    p.add_argument("--max-steps", type=int, default=0, help="training steps (default: preset)")
+    p.add_argument("--max-minutes", type=float, default=0.0, help="limit the training time")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``workbench`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except WorkbenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; `workbench train --resume` continues a training run.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - last resort: a message, not a traceback
+        if os.environ.get("WORKBENCH_DEBUG"):
+            raise
+        print(f"error: unexpected {type(err).__name__}: {err}\n"
+              "This is a bug in the workbench; rerun with WORKBENCH_DEBUG=1 and report the "
+              "traceback.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
