@@ -47,10 +47,11 @@ class AudioDecodeError(WorkbenchError):
     """The file could not be decoded as audio."""
 
 
-def ctc_output_frames(num_samples: int) -> int:
+def ctc_output_frames(num_samples: int, kernels: tuple[int, ...] = CONV_KERNELS,
+                      strides: tuple[int, ...] = CONV_STRIDES) -> int:
     """Number of CTC output frames the wav2vec2 feature encoder makes from ``num_samples``."""
-    length = num_samples
-    for kernel, stride in zip(CONV_KERNELS, CONV_STRIDES, strict=True):
+    length = int(num_samples)
+    for kernel, stride in zip(kernels, strides, strict=True):
         if length < kernel:
             return 0
         length = (length - kernel) // stride + 1
@@ -86,11 +87,30 @@ def load_audio(path: str | Path) -> np.ndarray:
 
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int, int, bool]:
     with sf.SoundFile(path) as handle:
-        declared = handle.frames
         data = handle.read(dtype="float32", always_2d=True)
         rate, channels = handle.samplerate, handle.channels
-    truncated = 0 < len(data) < declared if declared > 0 else False
-    return data, rate, channels, truncated
+    return data, rate, channels, wav_is_truncated(path)
+
+
+def wav_is_truncated(path: Path) -> bool:
+    """True when a RIFF/WAVE file holds fewer data bytes than its header declares.
+
+    libsndfile quietly reads what is there, so a cut-off upload would otherwise pass as a
+    shorter clip whose transcript no longer matches.
+    """
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return False
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return False
+            size = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                available = path.stat().st_size - handle.tell()
+                return size != 0xFFFFFFFF and available < size
+            handle.seek(size + (size & 1), 1)
 
 
 def _read_ffmpeg(path: Path, cause: Exception) -> tuple[np.ndarray, int, int]:

@@ -1,0 +1,40 @@
+"""Shared fixtures: small corpora cut from the bundled demo corpus (no apt package needed)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from data_recipes.synthetic import DEMO_ARCHIVE, DEMO_NAME, unpack_corpus
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory) -> Path:
+    """The bundled Quechua demo corpus, unpacked once per test session (read-only use)."""
+    root = tmp_path_factory.mktemp("demo")
+    unpack_corpus(DEMO_ARCHIVE, root)
+    return root / DEMO_NAME
+
+
+def make_subset(demo_corpus: Path, dest: Path, count: int) -> Path:
+    """An audiofolder with the first ``count`` clips of the demo corpus (copied)."""
+    with open(demo_corpus / "metadata.csv", encoding="utf-8") as table:
+        rows = list(csv.DictReader(table))[:count]
+    (dest / "clips").mkdir(parents=True)
+    for row in rows:
+        shutil.copy(demo_corpus / row["file_name"], dest / row["file_name"])
+    with open(dest / "metadata.csv", "w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=["file_name", "transcription", "speaker"])
+        writer.writeheader()
+        writer.writerows({k: r[k] for k in ("file_name", "transcription", "speaker")}
+                         for r in rows)
+    return dest
+
+
+@pytest.fixture
+def small_corpus(demo_corpus, tmp_path) -> Path:
+    """48 clips (about 2.5 minutes, every voice) in audiofolder layout."""
+    return make_subset(demo_corpus, tmp_path / "corpus", 48)

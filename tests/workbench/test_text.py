@@ -1,0 +1,252 @@
+"""Tests for workbench.text: normalisation, tokenisation and the YAML profile."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from workbench.errors import WorkbenchError
+from workbench.text import (
+    DEFAULT_IGNORE,
+    OrthographyProfile,
+    detokenize,
+    load_profile,
+    normalize,
+    save_profile,
+    split_characters,
+    tokenize,
+)
+
+
+def _has_bare_mark(tokens: list[str]) -> bool:
+    return any(unicodedata.category(t[0]).startswith("M") for t in tokens)
+
+
+# --- normalize -------------------------------------------------------------------------------
+
+
+def test_nfd_input_becomes_nfc():
+    nfd = unicodedata.normalize("NFD", "Élève señor")
+    assert nfd != unicodedata.normalize("NFC", nfd)
+    out = normalize(nfd)
+    assert out == "élève señor"
+    assert unicodedata.is_normalized("NFC", out)
+    assert not _has_bare_mark(tokenize(out))
+
+
+def test_default_ignore_removes_punctuation_but_keeps_apostrophes():
+    out = normalize("«Ch'aki», dijo… “¡ʻOkina!” (kuna) — ¿a|b? ʼ’‘")
+    assert out == "ch'aki dijo ʻokina kuna ab ʼ’‘"
+    assert "'" not in DEFAULT_IGNORE and "|" in DEFAULT_IGNORE
+
+
+def test_ignore_is_taken_literally_not_as_a_range():
+    profile = OrthographyProfile(ignore="!-;")
+    # Everything between "!" (U+0021) and ";" (U+003B) would go if "!-;" became a range.
+    assert normalize("a!b-c;d,e.f#g0h/i+j", profile) == "abcd,e.f#g0h/i+j"
+
+
+def test_regex_metacharacters_in_ignore_are_literal():
+    profile = OrthographyProfile(ignore="^]\\[.")
+    assert normalize("a^b]c\\d[e.f", profile) == "abcdef"
+    assert normalize("xyz", profile) == "xyz"
+
+
+def test_combining_mark_in_ignore_strips_it_from_precomposed_letters():
+    profile = OrthographyProfile(ignore="\u0301")
+    assert normalize("café ÁNDALE", profile) == "cafe andale"
+
+
+def test_format_characters_are_always_removed():
+    text = "ka\u200bna\u200d\u200e ta\ufeff\u2060ta"
+    out = normalize(text, OrthographyProfile(ignore=""))
+    assert out == "kana tata"
+    assert not any(unicodedata.category(c) == "Cf" for c in out)
+
+
+def test_whitespace_collapsed_and_stripped():
+    assert normalize("  a\t\tb \n c\u00a0\u2003d  ") == "a b c d"
+
+
+def test_lowercase_can_be_turned_off():
+    assert normalize("ABC Def", OrthographyProfile(lowercase=False)) == "ABC Def"
+    assert normalize("ABC Def") == "abc def"
+
+
+def test_mappings_longest_first_and_single_pass():
+    profile = OrthographyProfile(mappings={"’": "'", "a": "b", "b": "c", "aa": "x"})
+    assert normalize("aab’", profile) == "xc'"
+    assert normalize("ab", profile) == "bc"  # "a" -> "b" is not mapped again to "c"
+
+
+def test_mappings_apply_after_lowercase_and_before_ignore():
+    profile = OrthographyProfile(mappings={"ʼ": "'", "ñ": "ny", "x": "."})
+    assert normalize("ÑAʼX", profile) == "nya'"
+
+
+def test_mapping_sources_in_nfd_still_match():
+    profile = OrthographyProfile(mappings={unicodedata.normalize("NFD", "ñ"): "ny"})
+    assert normalize("Ñandú", profile) == "nyandú"
+
+
+def test_word_delimiter_never_survives_normalisation():
+    profile = OrthographyProfile(ignore="")
+    assert normalize("a|b c", profile) == "ab c"
+    other = OrthographyProfile(word_delimiter="#", ignore=".")
+    assert normalize("a#b|c.", other) == "ab|c"
+
+
+def test_nfkc_folds_compatibility_forms():
+    assert normalize("ﬁna ＡＢ", OrthographyProfile(unicode_form="NFKC")) == "fina ab"
+    assert normalize("ﬁna") == "ﬁna"
+
+
+def test_lowercasing_dotted_capital_i_leaves_no_bare_mark():
+    out = normalize("İstanbul")
+    tokens = tokenize(out)
+    assert unicodedata.is_normalized("NFC", out)
+    assert not _has_bare_mark(tokens)
+    assert tokens[0] == "i\u0307"
+
+
+# --- tokenize --------------------------------------------------------------------------------
+
+
+def test_tokenize_multigraphs_greedy_longest_match():
+    profile = OrthographyProfile(graphemes=("ch", "ll", "ch'"))
+    assert tokenize("ch'alla chacha", profile) == [
+        "ch'", "a", "ll", "a", "|", "ch", "a", "ch", "a",
+    ]  # fmt: skip
+
+
+def test_tokenize_keeps_base_and_combining_mark_together():
+    text = normalize("o\u0331ma n\u0304")  # no precomposed o-macron-below or n-macron
+    tokens = tokenize(text)
+    assert tokens == ["o\u0331", "m", "a", "|", "n\u0304"]
+
+
+def test_grapheme_never_splits_a_letter_from_its_mark():
+    profile = OrthographyProfile(graphemes=("ch",))
+    text = normalize("c\u0308ha cha", profile)  # c + diaeresis has no precomposed form
+    assert tokenize(text, profile) == ["c\u0308", "h", "a", "|", "ch", "a"]
+
+
+def test_grapheme_with_mark_matches_as_one_token():
+    profile = OrthographyProfile(graphemes=("a\u0331a",))
+    assert tokenize(normalize("ka\u0331ak", profile), profile) == ["k", "a\u0331a", "k"]
+
+
+def test_spaces_become_one_delimiter_each_run():
+    assert tokenize("a  b c") == ["a", "|", "b", "|", "c"]
+    custom = OrthographyProfile(word_delimiter="#")
+    assert tokenize("a b", custom) == ["a", "#", "b"]
+
+
+def test_split_characters_mark_after_space_stands_alone():
+    assert split_characters("a \u0301b") == ["a", " ", "\u0301", "b"]
+
+
+def test_detokenize_round_trip():
+    profile = OrthographyProfile(graphemes=("ch'", "ll"))
+    text = normalize("Ch'ulla  llama, ñawi", profile)
+    assert detokenize(tokenize(text, profile), profile) == text
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"unicode_form": "NFD"}, "unicode_form"),
+        ({"word_delimiter": "||"}, "word_delimiter"),
+        ({"word_delimiter": " "}, "word_delimiter"),
+        ({"ignore": ". ,"}, "whitespace"),
+        ({"mappings": {"/": "|"}}, "word delimiter"),
+        ({"mappings": {"": "x"}}, "empty source"),
+        ({"mappings": {"Ñ": "ny"}}, "capitals"),
+        ({"graphemes": ("c",)}, "multi-character"),
+        ({"graphemes": ("Ch",)}, "capitals"),
+        ({"graphemes": ("c-h",)}, "ignore"),
+        ({"graphemes": ("a b",)}, "space"),
+    ],
+)
+def test_invalid_profiles_are_rejected(kwargs, fragment):
+    with pytest.raises(WorkbenchError, match=fragment):
+        OrthographyProfile(**kwargs)
+
+
+def test_capital_mapping_allowed_when_not_lowercasing():
+    profile = OrthographyProfile(lowercase=False, mappings={"Ñ": "NY"})
+    assert normalize("Ña", profile) == "NYa"
+
+
+# --- YAML ------------------------------------------------------------------------------------
+
+
+def test_missing_or_none_profile_gives_defaults(tmp_path):
+    assert load_profile(None) == OrthographyProfile()
+    assert load_profile(tmp_path / "nope.yaml") == OrthographyProfile()
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("", encoding="utf-8")
+    assert load_profile(empty) == OrthographyProfile()
+
+
+def test_save_and_load_round_trip(tmp_path):
+    profile = OrthographyProfile(
+        lowercase=False,
+        ignore='!-;"\\[]`',
+        mappings={"’": "'", "ʼ": "'", "\\": ""},
+        graphemes=("ch", "ch'", "ll"),
+        word_delimiter="#",
+    )
+    path = tmp_path / "sub" / "orthography.yaml"
+    save_profile(profile, path)
+    assert load_profile(path) == profile
+
+
+def test_load_profile_from_hand_written_yaml(tmp_path):
+    path = tmp_path / "orthography.yaml"
+    path.write_text(
+        'ignore: [".", ","]\nmappings: {"’": "\'"}\ngraphemes: [ch, ll]\n', encoding="utf-8"
+    )
+    profile = load_profile(path)
+    assert profile.ignore == ".,"
+    assert profile.graphemes == ("ch", "ll")
+    assert normalize("Ch’a.", profile) == "ch'a"
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = tmp_path / "orthography.yaml"
+    path.write_text("lowercase: true\nnormalise: NFC\n", encoding="utf-8")
+    with pytest.raises(WorkbenchError, match="normalise") as err:
+        load_profile(path)
+    assert str(path) in str(err.value)
+
+
+def test_invalid_yaml_names_file(tmp_path):
+    path = tmp_path / "orthography.yaml"
+    path.write_text("ignore: [unclosed\n", encoding="utf-8")
+    with pytest.raises(WorkbenchError) as err:
+        load_profile(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("lowercase: 'yes please'\n", "lowercase"),
+        ("mappings: [a, b]\n", "mappings"),
+        ("graphemes: ch\n", "graphemes"),
+        ("ignore: 5\n", "ignore"),
+        ("- a\n- b\n", "mapping of settings"),
+        ("unicode_form: NFD\n", "unicode_form"),
+    ],
+)
+def test_bad_values_name_file_and_key(tmp_path, text, key):
+    path = tmp_path / "orthography.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(WorkbenchError, match=key) as err:
+        load_profile(path)
+    assert str(path) in str(err.value)

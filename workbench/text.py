@@ -1,0 +1,395 @@
+"""Orthography profile and transcript normalisation.
+
+The profile says how raw transcripts become the label sequences a CTC model learns:
+
+1. invisible format characters (zero-width space/joiner, direction marks) are dropped;
+2. Unicode normalisation (NFC by default) and, if asked, lower-casing;
+3. ``mappings`` replace look-alikes in one pass, longest source first (``’`` -> ``'``);
+4. ``ignore`` characters are removed one by one (never as a regex range), and so is the
+   word delimiter, which is reserved for word boundaries;
+5. whitespace is collapsed to single spaces and the result is recomposed to NFC.
+
+``tokenize`` then cuts the normalised text into labels: the profile's multi-character
+graphemes (``ch``, ``ll``, ``ch'``) first, otherwise one user-perceived character each (a base
+letter with its combining marks), and spaces become the word delimiter.
+
+A profile lives in the workspace as ``orthography.yaml``, for example::
+
+    lowercase: true
+    ignore: ".,;:!?\\"()[]|"
+    mappings: {"’": "'", "ʼ": "'"}
+    graphemes: [ch, ll, "ch'"]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from workbench.errors import WorkbenchError
+
+# Punctuation removed by default. Apostrophes and their look-alikes (' ’ ‘ ʼ ʻ `) are kept on
+# purpose: in many orthographies (Quechua ch', Hawaiian ʻokina, Guarani puso) they are letters.
+# "|" is here because it is the word delimiter label and must never come from a transcript.
+DEFAULT_IGNORE = '.,;:!?¡¿"“”„«»‹›()[]{}<>…–—‒―-/\\*|_~#%&+=@^·•§¶'
+DEFAULT_WORD_DELIMITER = "|"
+# Forms whose output is composed; NFD/NFKD would leave bare combining marks as labels.
+ALLOWED_UNICODE_FORMS = ("NFC", "NFKC")
+
+
+@dataclass(frozen=True)
+class OrthographyProfile:
+    """How to normalise and cut transcripts of one language.
+
+    Attributes:
+        unicode_form: "NFC" (default) or "NFKC" (also folds compatibility forms such as
+            ligatures and full-width letters).
+        lowercase: Lower-case transcripts before mapping (``str.lower``, not case folding,
+            so ``ß`` stays ``ß``).
+        ignore: Characters removed from transcripts, each taken literally. A combining mark
+            here (e.g. U+0301) is stripped from every letter that carries it.
+        mappings: Replacements applied after normalisation and lower-casing, longest
+            source first, in one pass (a replacement is never replaced again).
+        graphemes: Multi-character letters that form a single label, e.g. ("ch", "ll").
+        word_delimiter: The label that stands for a space between words.
+    """
+
+    unicode_form: str = "NFC"
+    lowercase: bool = True
+    ignore: str = DEFAULT_IGNORE
+    mappings: dict[str, str] = field(default_factory=dict)
+    graphemes: tuple[str, ...] = ()
+    word_delimiter: str = DEFAULT_WORD_DELIMITER
+
+    def __post_init__(self) -> None:
+        # Compose mapping sources and graphemes so NFD spellings in a YAML file still match.
+        mappings = {_nfc(src): _nfc(dst) for src, dst in dict(self.mappings).items()}
+        object.__setattr__(self, "mappings", mappings)
+        object.__setattr__(self, "graphemes", tuple(_nfc(g) for g in self.graphemes))
+        validate_profile(self)
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def validate_profile(profile: OrthographyProfile) -> None:
+    """Check a profile for settings that would silently corrupt the labels.
+
+    Raises:
+        WorkbenchError: With a message that names the offending setting.
+    """
+    if profile.unicode_form not in ALLOWED_UNICODE_FORMS:
+        raise WorkbenchError(
+            f"unicode_form {profile.unicode_form!r} is not supported; use "
+            f"{' or '.join(ALLOWED_UNICODE_FORMS)} (decomposed forms would turn accents into "
+            "separate labels)."
+        )
+    delim = profile.word_delimiter
+    if len(delim) != 1 or delim.isspace() or unicodedata.category(delim).startswith("M"):
+        raise WorkbenchError(
+            f"word_delimiter {delim!r} must be exactly one visible character, such as '|'."
+        )
+    for char in profile.ignore:
+        if char.isspace():
+            raise WorkbenchError(
+                "ignore must not contain spaces or other whitespace: words would run together. "
+                "Remove the whitespace from the ignore setting."
+            )
+    for source, target in profile.mappings.items():
+        if not source:
+            raise WorkbenchError("mappings has an empty source; every mapping needs a 'from' text.")
+        if delim in target:
+            raise WorkbenchError(
+                f"mapping {source!r} -> {target!r} produces the word delimiter {delim!r}, "
+                "which is reserved for word boundaries; map it to something else."
+            )
+        if profile.lowercase and source != source.lower():
+            raise WorkbenchError(
+                f"mapping source {source!r} has capitals, but lowercase is on, so it could "
+                f"never match; write it as {source.lower()!r}."
+            )
+    for grapheme in profile.graphemes:
+        _validate_grapheme(grapheme, profile)
+
+
+def _validate_grapheme(grapheme: str, profile: OrthographyProfile) -> None:
+    if len(grapheme) < 2:
+        raise WorkbenchError(
+            f"grapheme {grapheme!r} is not a multi-character letter; list only letters "
+            "written with two or more characters (single characters are labels anyway)."
+        )
+    if any(c.isspace() for c in grapheme) or profile.word_delimiter in grapheme:
+        raise WorkbenchError(
+            f"grapheme {grapheme!r} contains a space or the word delimiter; a grapheme must "
+            "lie inside one word."
+        )
+    if profile.lowercase and grapheme != grapheme.lower():
+        raise WorkbenchError(
+            f"grapheme {grapheme!r} has capitals, but lowercase is on, so it could never "
+            f"match; write it as {grapheme.lower()!r}."
+        )
+    dropped = sorted({c for c in grapheme if c in profile.ignore})
+    if dropped:
+        raise WorkbenchError(
+            f"grapheme {grapheme!r} contains {''.join(dropped)!r}, which the ignore setting "
+            "removes, so it could never match; remove it from ignore or from the grapheme."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation
+
+
+def normalize(text: str, profile: OrthographyProfile | None = None) -> str:
+    """Normalise a raw transcript according to ``profile``.
+
+    Args:
+        text: The transcript as the source gave it.
+        profile: The orthography profile; defaults apply when None.
+
+    Returns:
+        NFC text with single spaces between words, no ignored characters, no format
+        characters and no word delimiter.
+    """
+    profile = profile or OrthographyProfile()
+    text = remove_format_characters(text)
+    text = unicodedata.normalize(profile.unicode_form, text)
+    if profile.lowercase:
+        text = text.lower()
+    text = apply_mappings(text, profile.mappings)
+    text = remove_characters(text, profile.ignore + profile.word_delimiter)
+    text = " ".join(text.split())
+    return _nfc(text)
+
+
+def remove_format_characters(text: str) -> str:
+    """Drop Unicode format characters (category Cf: zero-width space, joiners, marks)."""
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def apply_mappings(text: str, mappings: dict[str, str]) -> str:
+    """Replace every mapping source by its target in one left-to-right pass.
+
+    At each position the longest matching source wins, and replaced text is not scanned
+    again, so {"a": "b", "b": "c"} turns "ab" into "bc", not "cc".
+    """
+    if not mappings:
+        return text
+    sources = sorted(mappings, key=lambda s: (-len(s), s))
+    pattern = re.compile("|".join(re.escape(s) for s in sources))
+    return pattern.sub(lambda m: mappings[m.group(0)], text)
+
+
+def remove_characters(text: str, characters: str) -> str:
+    """Remove each of ``characters`` from ``text``, every one taken literally.
+
+    Combining marks in ``characters`` are also removed from precomposed letters (the text is
+    decomposed for that step and recomposed afterwards).
+    """
+    if not characters:
+        return text
+    text = text.translate({ord(c): None for c in characters})
+    marks = {ord(c): None for c in characters if unicodedata.category(c).startswith("M")}
+    if marks:
+        text = unicodedata.normalize("NFD", text).translate(marks)
+        text = _nfc(text)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenisation
+
+
+def split_characters(text: str) -> list[str]:
+    """Split text into user-perceived characters: a base with its combining marks.
+
+    A combining mark (category M*) sticks to the character before it unless that is
+    whitespace or it opens the text; then it stands alone.
+    """
+    clusters: list[str] = []
+    for char in text:
+        is_mark = unicodedata.category(char).startswith("M")
+        if is_mark and clusters and not clusters[-1].isspace():
+            clusters[-1] += char
+        else:
+            clusters.append(char)
+    return clusters
+
+
+def tokenize(normalized: str, profile: OrthographyProfile | None = None) -> list[str]:
+    """Cut normalised text into labels.
+
+    The profile's graphemes are matched greedily (longest first) over whole characters, so
+    a grapheme never splits a letter from its combining marks; whitespace runs become one
+    word delimiter.
+
+    Args:
+        normalized: Output of :func:`normalize`.
+        profile: The orthography profile; defaults apply when None.
+
+    Returns:
+        The list of labels, e.g. ["ch'", "a", "|", "ll", "a"].
+    """
+    profile = profile or OrthographyProfile()
+    clusters = split_characters(normalized.strip())
+    graphemes = {tuple(split_characters(g)): g for g in profile.graphemes}
+    longest = max((len(key) for key in graphemes), default=0)
+    tokens: list[str] = []
+    i = 0
+    while i < len(clusters):
+        if clusters[i].isspace():
+            if not tokens or tokens[-1] != profile.word_delimiter:
+                tokens.append(profile.word_delimiter)
+            i += 1
+            continue
+        size = _longest_grapheme_at(clusters, i, graphemes, longest)
+        tokens.append("".join(clusters[i : i + size]))
+        i += size
+    return tokens
+
+
+def _longest_grapheme_at(
+    clusters: Sequence[str], start: int, graphemes: dict[tuple[str, ...], str], longest: int
+) -> int:
+    """Number of clusters the longest grapheme starting at ``start`` spans (1 if none)."""
+    for size in range(min(longest, len(clusters) - start), 1, -1):
+        if tuple(clusters[start : start + size]) in graphemes:
+            return size
+    return 1
+
+
+def detokenize(tokens: Iterable[str], profile: OrthographyProfile | None = None) -> str:
+    """Join labels back into text; word delimiters become single spaces."""
+    profile = profile or OrthographyProfile()
+    text = "".join(" " if t == profile.word_delimiter else t for t in tokens)
+    return " ".join(text.split())
+
+
+def labels(text: str, profile: OrthographyProfile | None = None) -> list[str]:
+    """Normalise a raw transcript and tokenise it (the labels a model is trained on)."""
+    return tokenize(normalize(text, profile), profile)
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML
+
+
+_PROFILE_KEYS = tuple(f.name for f in fields(OrthographyProfile))
+
+
+def load_profile(path: Path | None) -> OrthographyProfile:
+    """Read an orthography profile from YAML.
+
+    Args:
+        path: The YAML file; None or a missing file gives the default profile.
+
+    Returns:
+        The validated profile.
+
+    Raises:
+        WorkbenchError: The file is not valid YAML, has an unknown key, a value of the wrong
+            type, or a setting that fails validation; the message names the file and key.
+    """
+    if path is None or not Path(path).exists():
+        return OrthographyProfile()
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise WorkbenchError(f"{path} is not a valid YAML orthography profile: {err}") from err
+    if data is None:
+        return OrthographyProfile()
+    if not isinstance(data, dict):
+        raise WorkbenchError(
+            f"{path} must be a mapping of settings ({', '.join(_PROFILE_KEYS)}), "
+            f"not a {type(data).__name__}."
+        )
+    kwargs = {str(key): _convert_value(path, str(key), value) for key, value in data.items()}
+    try:
+        return OrthographyProfile(**kwargs)
+    except WorkbenchError as err:
+        raise WorkbenchError(f"{path}: {err}") from err
+
+
+def _convert_value(path: Path, key: str, value: object) -> object:
+    """Check one YAML value's type and convert it to the dataclass field's type."""
+    if key not in _PROFILE_KEYS:
+        raise WorkbenchError(
+            f"{path}: unknown setting {key!r}; the known settings are {', '.join(_PROFILE_KEYS)}."
+        )
+    if key == "lowercase":
+        if not isinstance(value, bool):
+            raise WorkbenchError(f"{path}: {key} must be true or false, not {value!r}.")
+        return value
+    if key in ("unicode_form", "word_delimiter"):
+        if not isinstance(value, str):
+            raise WorkbenchError(f"{path}: {key} must be text, not {value!r}.")
+        return value
+    if key == "ignore":
+        return _ignore_from_yaml(path, value)
+    if key == "mappings":
+        return _mappings_from_yaml(path, value)
+    return _graphemes_from_yaml(path, value)
+
+
+def _ignore_from_yaml(path: Path, value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) and len(v) == 1 for v in value):
+        return "".join(value)
+    raise WorkbenchError(
+        f"{path}: ignore must be a string of characters (or a list of single characters), "
+        f"not {value!r}."
+    )
+
+
+def _mappings_from_yaml(path: Path, value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str | None) for k, v in value.items()
+    ):
+        return {k: v or "" for k, v in value.items()}
+    raise WorkbenchError(
+        f'{path}: mappings must map text to text, e.g. {{"’": "\'"}}, not {value!r}.'
+    )
+
+
+def _graphemes_from_yaml(path: Path, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise WorkbenchError(f"{path}: graphemes must be a list of text, e.g. [ch, ll], not {value!r}.")
+
+
+def profile_to_dict(profile: OrthographyProfile) -> dict:
+    """Plain-data form of a profile (what :func:`save_profile` writes)."""
+    data = asdict(profile)
+    data["graphemes"] = list(profile.graphemes)
+    return data
+
+
+def save_profile(profile: OrthographyProfile, path: Path) -> None:
+    """Write a profile as YAML, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(profile_to_dict(profile), allow_unicode=True, sort_keys=False)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
