@@ -439,7 +439,7 @@ class _Loop:
         with self.accelerator.autocast():
             loss = self.model(**batch).loss
         if not torch.isfinite(loss):
-            self._diverged(state, float(loss))
+            self._diverged(state, float(loss.detach()))
         self.accelerator.backward(loss)
         if self.config.optim.grad_clip > 0:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)

@@ -1,0 +1,218 @@
+"""WER/CER scoring, run evaluation on a tiny workspace, and the `evaluate` metric scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.workbench.ctc_fixtures import noise, save_tiny_model
+from workbench.audio import write_clip
+from workbench.errors import WorkbenchError
+from workbench.evaluate import (
+    METRICS_DIR,
+    error_rates,
+    evaluate_run,
+    format_report,
+    load_metric,
+    per_utterance,
+    read_report,
+    resolve_run,
+)
+from workbench.manifest import Utterance, write_manifest
+from workbench.text import normalize
+from workbench.workspace import Workspace
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+def test_one_substitution_in_three_words():
+    rates = error_rates(["a b c"], ["a x c"])
+    assert rates["wer"] == pytest.approx(1 / 3)
+    assert rates["words"] == {"reference": 3, "hits": 2, "substitutions": 1, "deletions": 0,
+                              "insertions": 0, "errors": 1}
+    assert rates["cer"] == pytest.approx(1 / 5)  # "a b c" has five characters with spaces
+
+
+def test_counts_deletions_and_insertions_over_the_corpus():
+    rates = error_rates(["the cat sat", "on the mat"], ["the sat", "on the big mat"])
+    words = rates["words"]
+    assert (words["deletions"], words["insertions"], words["reference"]) == (1, 1, 6)
+    assert rates["wer"] == pytest.approx(2 / 6)
+    assert error_rates(["abc"], ["abd"])["cer"] == pytest.approx(1 / 3)
+
+
+def test_whitespace_runs_do_not_count():
+    assert error_rates(["  a  b "], ["a b"])["wer"] == 0.0
+    assert error_rates(["a  b"], [" a b"])["cer"] == 0.0
+
+
+def test_empty_references_are_counted_and_their_words_inserted():
+    rates = error_rates(["a b", "", "   "], ["a b", "x y", ""])
+    assert rates["empty_references"] == 2
+    assert rates["words"]["insertions"] == 2
+    assert rates["wer"] == pytest.approx(2 / 2)
+    assert rates["characters"]["insertions"] == 3  # "x y"
+    with pytest.raises(WorkbenchError, match="references are empty"):
+        error_rates(["", " "], ["a", ""])
+
+
+def test_mismatched_lengths_are_refused():
+    with pytest.raises(WorkbenchError, match="pair up"):
+        error_rates(["a"], ["a", "b"])
+    with pytest.raises(WorkbenchError, match="one of each"):
+        per_utterance(["a"], ["a"], ids=["u1", "u2"])
+
+
+def test_per_utterance_worst_first_keeps_input_order():
+    refs = ["a b c d", "a b", "hello", ""]
+    hyps = ["a b c d", "a x", "", "oops"]
+    scores = per_utterance(refs, hyps, ids=["u0", "u1", "u2", "u3"], audio=["0", "1", "2", "3"])
+    # u3 and u2 both have WER 1; u3's CER (4 inserted characters / 1) breaks the tie
+    assert [s.id for s in scores] == ["u3", "u2", "u1", "u0"]
+    assert [s.index for s in scores] == [3, 2, 1, 0]
+    by_id = {s.id: s for s in scores}
+    assert by_id["u1"].wer == pytest.approx(0.5) and by_id["u1"].words.substitutions == 1
+    assert by_id["u1"].chars.errors == 1 and by_id["u1"].cer == pytest.approx(1 / 3)
+    assert by_id["u2"].words.deletions == 1 and by_id["u2"].chars.errors == 5
+    assert by_id["u3"].words.insertions == 1 and by_id["u3"].wer == 1.0
+    assert by_id["u3"].cer == 4.0
+    assert by_id["u0"].wer == 0.0
+    record = by_id["u1"].to_dict()
+    assert record["substitutions"] == 1 and record["char_errors"] == 1 and record["audio"] == "1"
+
+
+def test_corpus_rates_are_the_sum_of_utterance_counts():
+    refs = ["one two three", "four five", "six"]
+    hyps = ["one too three four", "five", "sicks"]
+    rates = error_rates(refs, hyps)
+    scores = per_utterance(refs, hyps)
+    assert rates["words"]["errors"] == sum(s.words.errors for s in scores)
+    assert rates["characters"]["errors"] == sum(s.chars.errors for s in scores)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate metric scripts
+
+
+def test_unknown_metric_name():
+    with pytest.raises(WorkbenchError, match="wer, cer"):
+        load_metric("bleu")
+
+
+def test_metric_scripts_load_offline_and_agree(tmp_path):
+    """evaluate.load on the shipped scripts, with the Hub switched off and an empty cache."""
+    script = textwrap.dedent(
+        """
+        import json
+        from workbench.evaluate import error_rates, load_metric
+        refs = ["a b c", "the cat sat", "", "hello"]
+        hyps = ["a x c", "the sat", "q", "helo"]
+        rates = error_rates(refs, hyps)
+        wer = load_metric("wer").compute(predictions=hyps, references=refs)
+        cer = load_metric("cer").compute(predictions=hyps, references=refs)
+        print(json.dumps([wer, rates["wer"], cer, rates["cer"]]))
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=300, check=True)
+    wer, expected_wer, cer, expected_cer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert wer == pytest.approx(expected_wer) and cer == pytest.approx(expected_cer)
+    assert (METRICS_DIR / "wer.py").is_file() and (METRICS_DIR / "cer.py").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate_run
+
+
+def make_workspace(root) -> Workspace:
+    """A workspace with a finished run, an unfinished newer run, and test/dev manifests."""
+    ws = Workspace.at(root)
+    save_tiny_model(ws.runs_dir / "20240101-090000" / "model")
+    (ws.runs_dir / "20240101-090000" / "config.yaml").write_text("model: tiny\n")
+    (ws.runs_dir / "20240102-090000").mkdir()  # still training: no model/ yet
+    ws.profile_path.write_text("lowercase: true\n", encoding="utf-8")
+    texts = ["Bonne Nuit!", "  a cat,  a MAT ", "Tout un Monde.", "ok"]
+    test = []
+    for i, text in enumerate(texts):
+        audio = f"audio/test_{i}.wav"
+        write_clip(ws.root / audio, noise(0.8 + 0.4 * i, seed=i))
+        test.append(Utterance(id=f"t{i}", audio=audio, text=text, duration=0.8 + 0.4 * i,
+                              split="test"))
+    write_manifest(ws.manifest_path("test"), test)
+    write_clip(ws.root / "audio/dev_0.wav", noise(1.0, seed=10))
+    dev = [Utterance(id="d0", audio="audio/dev_0.wav", text="Dime", split="dev")]
+    write_manifest(ws.manifest_path("dev"), dev)
+    return ws
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    return make_workspace(tmp_path / "ws")
+
+
+def test_evaluate_run_writes_report_per_split(workspace):
+    ws = workspace
+    report = evaluate_run(ws, progress=False)
+    run_dir = ws.runs_dir / "20240101-090000"
+    assert report.run == "20240101-090000" and report.split == "test"
+    assert len(report.utterances) == 4 and not report.skipped
+    references = {u.id: u.reference for u in report.utterances}
+    assert references["t0"] == "bonne nuit" == normalize("Bonne Nuit!")
+    assert references["t1"] == "a cat a mat"
+    assert sorted(u.index for u in report.utterances) == [0, 1, 2, 3]
+    assert report.wer == report.rates["wer"] > 0  # a random model gets things wrong
+
+    stored = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    entries = stored["splits"]["test"]["utterances"]
+    assert [e["id"] for e in entries] == [u.id for u in report.utterances]
+    assert {"reference", "hypothesis", "wer", "cer", "substitutions", "deletions",
+            "insertions", "char_errors", "index", "audio"} <= set(entries[0])
+
+    evaluate_run(ws, "20240101-090000", split="dev", progress=False)
+    assert set(read_report(run_dir)) == {"test", "dev"}
+
+
+def test_evaluate_run_excludes_and_skips_with_reasons(workspace):
+    ws = workspace
+    (ws.root / "audio/test_1.wav").unlink()
+    report = evaluate_run(ws, exclude_ids={"t3"}, progress=False)
+    assert report.excluded == ["t3"]
+    assert [s["id"] for s in report.skipped] == ["t1"]
+    assert "test_1.wav" in report.skipped[0]["reason"]
+    assert sorted(u.id for u in report.utterances) == ["t0", "t2"]
+    assert {u.id: u.index for u in report.utterances} == {"t0": 0, "t2": 2}
+    text = format_report(report)
+    assert "WER" in text and "CER" in text and "skipped" in text and "REF: bonne nuit" in text
+
+
+def test_format_report_lists_the_worst_utterances(workspace):
+    report = evaluate_run(workspace, progress=False)
+    text = format_report(report, top=2)
+    assert text.count("REF:") == 2 and text.count("HYP:") == 2
+    assert f"{100 * report.wer:.2f} %" in text
+
+
+def test_run_selection_errors(tmp_path):
+    ws = Workspace.at(tmp_path / "empty")
+    with pytest.raises(WorkbenchError, match="train a model first with `workbench train -w"):
+        evaluate_run(ws, progress=False)
+    (ws.runs_dir / "20240101-000000").mkdir(parents=True)
+    with pytest.raises(WorkbenchError, match="no model/ folder"):
+        resolve_run(ws)
+    with pytest.raises(WorkbenchError, match="no run 'nope'"):
+        resolve_run(ws, "nope")
+
+
+def test_empty_split_is_reported(workspace):
+    with pytest.raises(WorkbenchError, match="train split is empty"):
+        evaluate_run(workspace, split="train", progress=False)
+    with pytest.raises(WorkbenchError, match="excluded"):
+        evaluate_run(workspace, split="dev", exclude_ids={"d0"}, progress=False)

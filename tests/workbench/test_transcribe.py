@@ -1,0 +1,249 @@
+"""Inference on tiny random wav2vec2 CTC models: loading, batching, long audio, files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.workbench.ctc_fixtures import noise, save_tiny_model
+from workbench.audio import SAMPLE_RATE, ctc_output_frames, load_audio, write_clip
+from workbench.errors import WorkbenchError
+from workbench.transcribe import (
+    clip_logits,
+    load_recognizer,
+    long_logits,
+    plan_batches,
+    plan_chunks,
+    stitch_logits,
+    transcribe_arrays,
+    transcribe_files,
+    transcribe_long,
+)
+
+HOP = 320
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def recognizer(model_dir):
+    return load_recognizer(model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def group_recognizer(tmp_path_factory):
+    directory = save_tiny_model(tmp_path_factory.mktemp("tiny-group") / "model", norm="group")
+    return load_recognizer(directory, device="cpu")
+
+
+def clips() -> list[np.ndarray]:
+    """Clips of varied length, one of them too short for a single output frame."""
+    seconds = [1.0, 2.3, 0.7, 1.55, 0.01, 3.0, 1.0]
+    return [noise(s, seed) for seed, s in enumerate(seconds)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def test_loads_model_dir_and_run_dir(model_dir, tmp_path):
+    recognizer = load_recognizer(model_dir, device="cpu")
+    assert not recognizer.model.training
+    assert recognizer.pads_safely and recognizer.hop == HOP
+    run = tmp_path / "runs" / "20240101-120000"
+    shutil.copytree(model_dir, run / "model")
+    (run / "config.yaml").write_text("model: tiny\n")
+    assert load_recognizer(run, device="cpu").model_dir == run / "model"
+
+
+def test_load_errors_are_actionable(model_dir, tmp_path):
+    with pytest.raises(WorkbenchError, match="not a folder"):
+        load_recognizer(tmp_path / "nowhere")
+    unfinished = tmp_path / "run"
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text("model: tiny\n")
+    with pytest.raises(WorkbenchError, match="no model/ folder yet"):
+        load_recognizer(unfinished)
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    shutil.copy(model_dir / "config.json", pickled)
+    (pickled / "pytorch_model.bin").write_bytes(b"\0")
+    with pytest.raises(WorkbenchError, match=r"no model.safetensors.*safe_serialization"):
+        load_recognizer(pickled)
+    not_ctc = tmp_path / "bert"
+    shutil.copytree(model_dir, not_ctc)
+    (not_ctc / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(WorkbenchError, match="not a CTC speech recogniser"):
+        load_recognizer(not_ctc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batching
+
+
+def test_batched_equals_one_by_one(recognizer):
+    arrays = clips()
+    one_by_one = [transcribe_arrays(recognizer, [a])[0] for a in arrays]
+    assert transcribe_arrays(recognizer, arrays) == one_by_one
+    assert transcribe_arrays(recognizer, arrays, batch_seconds=5.0) == one_by_one
+    assert one_by_one[4] == ""  # 160 samples: shorter than the 400-sample receptive field
+    assert len(set(one_by_one)) > 3  # the random model does not say the same thing everywhere
+    batched = clip_logits(recognizer, arrays)
+    for array, logits in zip(arrays, batched, strict=True):
+        alone = clip_logits(recognizer, [array])[0]
+        assert logits.shape == alone.shape == (ctc_output_frames(len(array)), 15)
+        np.testing.assert_allclose(logits, alone, atol=1e-4)
+
+
+def test_group_norm_model_batches_equal_lengths_only(group_recognizer):
+    assert not group_recognizer.pads_safely
+    arrays = clips()
+    one_by_one = [transcribe_arrays(group_recognizer, [a])[0] for a in arrays]
+    assert transcribe_arrays(group_recognizer, arrays) == one_by_one
+    for array, logits in zip(arrays, clip_logits(group_recognizer, arrays), strict=True):
+        np.testing.assert_allclose(logits, clip_logits(group_recognizer, [array])[0], atol=1e-4)
+
+
+def test_plan_batches_covers_every_clip_once():
+    lengths = [16_000, 48_000, 0, 16_000, 32_000, 16_000, 200_000]
+    batches = plan_batches(lengths, 64_000, pad=True)
+    flat = sorted(i for batch in batches for i in batch)
+    assert flat == [0, 1, 3, 4, 5, 6]  # the empty clip is not run
+    assert batches[0] == [6]  # longest first; too long for the budget, so alone
+    for batch in batches:
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 64_000
+    for batch in plan_batches(lengths, 64_000, pad=False):
+        assert len({lengths[i] for i in batch}) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Long recordings
+
+
+@pytest.mark.parametrize("num_samples", [400, 6_399, 6_400, 6_401, 10_000, 10_240, 10_241,
+                                         16_000, 33_333, 100_000, 160_320])
+@pytest.mark.parametrize("stride", [(640, 640), (1_280, 640), (320, 320), (0, 640)])
+def test_chunk_plan_tiles_the_full_length_frames(num_samples, stride):
+    chunks = plan_chunks(num_samples, 6_400, stride, HOP)
+    assert chunks[0].start == 0 and chunks[0].first_frame == 0
+    assert chunks[-1].end == num_samples
+    assert chunks[-1].last_frame == ctc_output_frames(num_samples)
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        assert before.last_frame == after.first_frame  # no gap, no frame twice
+        assert after.start - before.start == 6_400 - sum(stride)
+        assert after.first_frame == (after.start + stride[0]) // HOP
+    for chunk in chunks:
+        assert chunk.start % HOP == 0
+        window_frames = ctc_output_frames(chunk.end - chunk.start)
+        assert 0 <= chunk.keep.start <= chunk.keep.stop <= window_frames
+
+
+def local_logits(samples: np.ndarray) -> np.ndarray:
+    """A 'model' whose frame i sees only samples [320 i, 320 i + 400), like the conv encoder."""
+    frames = ctc_output_frames(len(samples))
+    windows = np.stack([samples[i * HOP : i * HOP + 400] for i in range(frames)])
+    return np.stack([windows.mean(1), windows.std(1), windows.max(1), windows[:, 0]], axis=1)
+
+
+@pytest.mark.parametrize("num_samples", [6_400, 20_000, 44_480, 100_001])
+def test_stitching_a_local_model_reproduces_the_whole_recording(num_samples):
+    samples = noise(num_samples / SAMPLE_RATE, seed=num_samples)
+    chunks = plan_chunks(len(samples), 6_400, (1_280, 640), HOP)
+    stitched = stitch_logits([local_logits(samples[c.start : c.end]) for c in chunks], chunks)
+    np.testing.assert_array_equal(stitched, local_logits(samples))
+
+
+def test_right_context_shorter_than_receptive_field_is_refused():
+    with pytest.raises(WorkbenchError, match="too short"):
+        plan_chunks(20_000, 6_400, (640, 0), HOP)
+    with pytest.raises(WorkbenchError, match="longer than its left and right context"):
+        plan_chunks(20_000, 6_400, (3_200, 3_200), HOP)
+    with pytest.raises(WorkbenchError, match="multiples of 320"):
+        plan_chunks(20_000, 6_400, (100, 640), HOP)
+
+
+def test_long_logits_have_the_full_recording_frame_count(recognizer):
+    samples = noise(7.3, seed=9)
+    stitched = long_logits(recognizer, samples, chunk_s=2.0, stride_s=(0.4, 0.2))
+    with torch.inference_mode():
+        inputs = recognizer.feature_extractor(samples, sampling_rate=SAMPLE_RATE,
+                                              return_tensors="pt")
+        full = recognizer.model(**inputs).logits[0]
+    assert stitched.shape == tuple(full.shape)
+
+
+def test_long_audio_matches_the_transformers_chunked_pipeline(recognizer, model_dir):
+    from transformers import pipeline
+
+    samples = noise(7.3, seed=9)
+    asr = pipeline("automatic-speech-recognition", model=str(model_dir), device="cpu")
+    expected = asr({"raw": samples, "sampling_rate": SAMPLE_RATE}, chunk_length_s=2.0,
+                   stride_length_s=(0.4, 0.2))["text"]
+    assert transcribe_long(recognizer, samples, 2.0, (0.4, 0.2)) == expected
+    # transcribe_arrays switches to windows by itself for clips longer than chunk_s
+    assert transcribe_arrays(recognizer, [samples], chunk_s=2.0, stride_s=(0.4, 0.2)) == [expected]
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def test_files_keep_going_past_an_unreadable_one(recognizer, tmp_path):
+    good = [tmp_path / "one.wav", tmp_path / "two.flac"]
+    write_clip(good[0], noise(1.2, seed=1))
+    write_clip(good[1], noise(0.8, seed=2))  # written as WAV bytes; soundfile reads it anyway
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    missing = tmp_path / "missing.wav"
+    paths = [good[0], broken, good[1], missing]
+    results = transcribe_files(paths, recognizer, progress=False)
+    assert [r.path for r in results] == paths
+    assert results[1].error and "broken.wav" in results[1].error
+    assert results[3].error and "missing.wav" in results[3].error
+    assert results[1].text == "" and results[1].duration == 0.0
+    assert json.loads(json.dumps(results[1].to_dict()))["path"] == str(broken)
+    for result, path in zip((results[0], results[2]), good, strict=True):
+        assert result.ok
+        assert result.duration == pytest.approx(len(load_audio(path)) / SAMPLE_RATE)
+        assert result.text == transcribe_arrays(recognizer, [load_audio(path)])[0]
+
+
+def test_files_match_the_transformers_pipeline(model_dir, tmp_path):
+    from transformers import pipeline
+
+    clip = tmp_path / "clip.wav"
+    write_clip(clip, noise(2.5, seed=5))
+    asr = pipeline("automatic-speech-recognition", model=str(model_dir), device="cpu")
+    expected = asr({"raw": load_audio(clip), "sampling_rate": SAMPLE_RATE})["text"]
+    [result] = transcribe_files([clip], model_dir, progress=False)
+    assert result.ok and result.text == expected and expected
+
+
+def test_data2vec_audio_is_not_padded(tmp_path):
+    """Its stacked positional convs leak padding into real frames, so it runs unpadded."""
+    from transformers import Data2VecAudioConfig, Data2VecAudioForCTC
+
+    from workbench.transcribe import Recognizer
+
+    config = Data2VecAudioConfig(
+        vocab_size=15, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, conv_dim=(32,) * 7, num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2, conv_pos_kernel_size=5, pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    model = Data2VecAudioForCTC(config).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20.0)
+    processor = load_recognizer(save_tiny_model(tmp_path / "m"), device="cpu").processor
+    recognizer = Recognizer(model, processor, torch.device("cpu"))
+    assert not recognizer.pads_safely
+    arrays = clips()
+    one_by_one = [transcribe_arrays(recognizer, [a])[0] for a in arrays]
+    assert transcribe_arrays(recognizer, arrays) == one_by_one

@@ -1,0 +1,515 @@
+"""Word and character error rates of a trained run, with per-utterance error analysis.
+
+Scoring rules (the same in :func:`error_rates`, :func:`per_utterance` and the metric scripts
+in ``workbench/metrics/``):
+
+- runs of whitespace count as one space, leading and trailing whitespace is ignored;
+- WER and CER are corpus rates: all edits over all reference words (characters), not a mean
+  of per-utterance rates, so short utterances do not weigh more than long ones;
+- spaces between words count as characters for the CER;
+- an utterance whose reference is empty (after normalisation) has nothing to match, so each
+  word (character) of its hypothesis counts as an insertion; such utterances are counted in
+  ``empty_references`` so they can be found and fixed.
+
+:func:`evaluate_run` transcribes a split with a run's model, normalises the references with
+the workspace's orthography profile (the model's output already is in that form), and writes
+``<run>/report.json``, which keeps one entry per split.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+from workbench.manifest import Utterance, write_json_atomic
+from workbench.workspace import Workspace
+
+REPORT_NAME = "report.json"
+METRICS_DIR = Path(__file__).resolve().parent / "metrics"
+METRIC_NAMES = ("wer", "cer")
+
+
+@dataclass(frozen=True)
+class EditCounts:
+    """Alignment counts of hypotheses against references, in words or in characters."""
+
+    reference: int = 0
+    hits: int = 0
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    def __add__(self, other: EditCounts) -> EditCounts:
+        pairs = zip(self._values(), other._values(), strict=True)
+        return EditCounts(*(a + b for a, b in pairs))
+
+    def _values(self) -> tuple[int, ...]:
+        return (self.reference, self.hits, self.substitutions, self.deletions, self.insertions)
+
+    def rate(self) -> float:
+        """Errors per reference unit; an empty reference counts as one unit (stays finite)."""
+        return self.errors / max(self.reference, 1)
+
+    def to_dict(self) -> dict[str, int]:
+        return {**asdict(self), "errors": self.errors}
+
+
+@dataclass(frozen=True)
+class UtteranceScore:
+    """Errors of one utterance.
+
+    Attributes:
+        index: Position in the input (in a run report: in the split's manifest).
+        id: Utterance id ("" when not given).
+        audio: Audio path ("" when not given).
+        reference: Normalised reference text.
+        hypothesis: Model output.
+        wer: Word errors / reference words (errors / 1 for an empty reference).
+        cer: Character edits / reference characters (likewise).
+        words: Word alignment counts (S/D/I/hits).
+        chars: Character alignment counts; ``chars.errors`` is the edit distance.
+    """
+
+    index: int
+    id: str
+    audio: str
+    reference: str
+    hypothesis: str
+    wer: float
+    cer: float
+    words: EditCounts
+    chars: EditCounts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "id": self.id,
+            "audio": self.audio,
+            "reference": self.reference,
+            "hypothesis": self.hypothesis,
+            "wer": self.wer,
+            "cer": self.cer,
+            "reference_words": self.words.reference,
+            "substitutions": self.words.substitutions,
+            "deletions": self.words.deletions,
+            "insertions": self.words.insertions,
+            "word_errors": self.words.errors,
+            "reference_chars": self.chars.reference,
+            "char_errors": self.chars.errors,
+        }
+
+
+@dataclass
+class EvalReport:
+    """The evaluation of one run on one split.
+
+    Attributes:
+        run: Run id (the run folder's name).
+        run_dir: The run folder.
+        split: "train", "dev" or "test".
+        rates: What :func:`error_rates` returned for the scored utterances.
+        utterances: Per-utterance scores, worst first.
+        skipped: Utterances whose audio could not be read: id, audio and reason.
+        excluded: Ids left out on request (``exclude_ids``).
+        audio_seconds: Audio transcribed.
+        elapsed_seconds: Wall time of the transcription.
+        created: When the report was made (local time, ISO 8601).
+        decoder: How hypotheses were decoded.
+    """
+
+    run: str
+    run_dir: str
+    split: str
+    rates: dict[str, Any]
+    utterances: list[UtteranceScore]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    elapsed_seconds: float = 0.0
+    created: str = ""
+    decoder: str = "greedy"
+
+    @property
+    def wer(self) -> float:
+        return float(self.rates["wer"])
+
+    @property
+    def cer(self) -> float:
+        return float(self.rates["cer"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for report.json."""
+        return {
+            "run": self.run,
+            "run_dir": self.run_dir,
+            "split": self.split,
+            "created": self.created,
+            "decoder": self.decoder,
+            "wer": self.wer,
+            "cer": self.cer,
+            "rates": self.rates,
+            "audio_seconds": self.audio_seconds,
+            "elapsed_seconds": self.elapsed_seconds,
+            "skipped": self.skipped,
+            "excluded": self.excluded,
+            "utterances": [u.to_dict() for u in self.utterances],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, Any]:
+    """Corpus WER and CER with their edit counts.
+
+    Args:
+        references: Normalised reference transcripts.
+        hypotheses: Model outputs, one per reference.
+
+    Returns:
+        ``{"wer", "cer", "utterances", "empty_references", "words": {...},
+        "characters": {...}}`` where the count dicts hold reference, hits, substitutions,
+        deletions, insertions and errors.
+
+    Raises:
+        WorkbenchError: The lists differ in length, or no reference has any word.
+    """
+    words, chars = _score_pairs(references, hypotheses)
+    total_words = sum(words, EditCounts())
+    total_chars = sum(chars, EditCounts())
+    if total_words.reference == 0:
+        raise WorkbenchError(
+            f"All {len(references)} references are empty, so there is nothing to score. "
+            "Check that the transcripts are filled in and that the orthography profile's "
+            "ignore setting does not remove every letter."
+        )
+    return {
+        "wer": total_words.rate(),
+        "cer": total_chars.rate(),
+        "utterances": len(references),
+        "empty_references": sum(1 for w in words if w.reference == 0),
+        "words": total_words.to_dict(),
+        "characters": total_chars.to_dict(),
+    }
+
+
+def per_utterance(
+    references: Sequence[str],
+    hypotheses: Sequence[str],
+    ids: Sequence[str] | None = None,
+    audio: Sequence[str] | None = None,
+) -> list[UtteranceScore]:
+    """Score each utterance; worst first (WER, then CER, then word errors).
+
+    Args:
+        references: Normalised reference transcripts.
+        hypotheses: Model outputs, one per reference.
+        ids: Utterance ids, one per reference (optional).
+        audio: Audio paths, one per reference (optional).
+
+    Returns:
+        One score per utterance; ``index`` keeps the input position.
+
+    Raises:
+        WorkbenchError: The sequences differ in length.
+    """
+    ids = list(ids) if ids is not None else [""] * len(references)
+    audio = [str(a) for a in audio] if audio is not None else [""] * len(references)
+    if not len(ids) == len(audio) == len(references):
+        raise WorkbenchError(
+            f"Got {len(references)} references, {len(ids)} ids and {len(audio)} audio paths; "
+            "give one of each per utterance."
+        )
+    words, chars = _score_pairs(references, hypotheses)
+    scores = [
+        UtteranceScore(i, ids[i], audio[i], _squash(references[i]), _squash(hypotheses[i]),
+                       words[i].rate(), chars[i].rate(), words[i], chars[i])
+        for i in range(len(references))
+    ]
+    return sorted(scores, key=lambda s: (-s.wer, -s.cer, -s.words.errors, s.index))
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _score_pairs(
+    references: Sequence[str], hypotheses: Sequence[str]
+) -> tuple[list[EditCounts], list[EditCounts]]:
+    """Word and character counts per pair (one jiwer call for all non-empty references)."""
+    import jiwer
+
+    if len(references) != len(hypotheses):
+        raise WorkbenchError(
+            f"Got {len(references)} references but {len(hypotheses)} hypotheses; they must "
+            "pair up one to one."
+        )
+    refs = [_squash(r) for r in references]
+    hyps = [_squash(h) for h in hypotheses]
+    words = [EditCounts(insertions=len(h.split())) for h in hyps]
+    chars = [EditCounts(insertions=len(h)) for h in hyps]
+    scored = [i for i, r in enumerate(refs) if r]
+    if scored:
+        ref_in = [refs[i] for i in scored]
+        hyp_in = [hyps[i] for i in scored]
+        word_out = jiwer.process_words(ref_in, hyp_in)
+        char_out = jiwer.process_characters(ref_in, hyp_in)
+        alignments = zip(word_out.alignments, char_out.alignments, strict=True)
+        for i, (w_align, c_align) in zip(scored, alignments, strict=True):
+            words[i] = _counts(w_align)
+            chars[i] = _counts(c_align)
+    return words, chars
+
+
+def _counts(alignment: Sequence[Any]) -> EditCounts:
+    """Sum jiwer alignment chunks of one utterance."""
+    tally = {"equal": 0, "substitute": 0, "delete": 0, "insert": 0}
+    reference = 0
+    for chunk in alignment:
+        ref_span = chunk.ref_end_idx - chunk.ref_start_idx
+        hyp_span = chunk.hyp_end_idx - chunk.hyp_start_idx
+        tally[chunk.type] += hyp_span if chunk.type == "insert" else ref_span
+        reference += ref_span
+    return EditCounts(reference, tally["equal"], tally["substitute"], tally["delete"],
+                      tally["insert"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def resolve_run(ws: Workspace, run: str | Path | None = None) -> Path:
+    """The run folder to evaluate.
+
+    Args:
+        ws: The workspace.
+        run: A run id (folder name under ``runs/``) or a run folder; None takes the latest
+            run (by name, i.e. by timestamp) that has a finished ``model/``.
+
+    Raises:
+        WorkbenchError: There is no such run, or no run has a model yet.
+    """
+    if run is not None:
+        for candidate in (ws.runs_dir / str(run), Path(run).expanduser()):
+            if candidate.is_dir():
+                return candidate.resolve()
+        known = ", ".join(p.name for p in _run_dirs(ws)[-5:]) or "none"
+        raise WorkbenchError(
+            f"There is no run {str(run)!r} in {ws.runs_dir} (latest runs: {known})."
+        )
+    runs = _run_dirs(ws)
+    if not runs:
+        raise WorkbenchError(
+            f"{ws.root} has no training runs yet; train a model first with "
+            f"`workbench train -w {ws.root}`."
+        )
+    finished = [r for r in runs if (r / "model").is_dir()]
+    if not finished:
+        raise WorkbenchError(
+            f"No run in {ws.runs_dir} has a finished model yet (the latest, {runs[-1].name}, "
+            "has no model/ folder: its training is still running or stopped early). Wait for "
+            f"it to finish, or train again with `workbench train -w {ws.root}`."
+        )
+    return finished[-1]
+
+
+def _run_dirs(ws: Workspace) -> list[Path]:
+    if not ws.runs_dir.is_dir():
+        return []
+    return sorted((p for p in ws.runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.name)
+
+
+def evaluate_run(
+    ws: Workspace,
+    run: str | Path | None = None,
+    split: str = "test",
+    *,
+    exclude_ids: set[str] | None = None,
+    progress: bool = True,
+    batch_seconds: float = 60.0,
+) -> EvalReport:
+    """Transcribe a split with a run's model, score it and write ``<run>/report.json``.
+
+    Args:
+        ws: The workspace.
+        run: Run id or folder; None takes the latest finished run.
+        split: Which split to score ("test" by default; "dev" while tuning).
+        exclude_ids: Utterance ids to leave out (they are listed in the report).
+        progress: Show a progress bar.
+        batch_seconds: Most padded audio per forward pass.
+
+    Returns:
+        The report (also stored under ``splits[split]`` in report.json, next to the reports
+        of other splits).
+
+    Raises:
+        WorkbenchError: No run or model, an empty split, no readable audio, or references
+            that are all empty.
+    """
+    from workbench.text import load_profile, normalize
+    from workbench.transcribe import load_recognizer, transcribe_files
+
+    run_dir = resolve_run(ws, run)
+    utterances, excluded, positions = _select(ws, split, exclude_ids or set())
+    recognizer = load_recognizer(run_dir)
+    started = time.perf_counter()
+    results = transcribe_files([ws.audio_path(u) for u in utterances], recognizer,
+                               progress=progress, batch_seconds=batch_seconds)
+    elapsed = time.perf_counter() - started
+    skipped = [{"id": u.id, "audio": u.audio, "reason": r.error or ""}
+               for u, r in zip(utterances, results, strict=True) if not r.ok]
+    pairs = [(u, r) for u, r in zip(utterances, results, strict=True) if r.ok]
+    if not pairs:
+        raise WorkbenchError(
+            f"None of the {len(utterances)} {split} clips could be read (first: "
+            f"{skipped[0]['reason']}). Re-run `workbench prepare` to rebuild the audio cache."
+        )
+    profile = load_profile(ws.profile_path)
+    references = [normalize(u.text, profile) for u, _ in pairs]
+    hypotheses = [r.text for _, r in pairs]
+    scores = per_utterance(references, hypotheses, [u.id for u, _ in pairs],
+                           [u.audio for u, _ in pairs])
+    # index = position in the split's manifest, not among the scored utterances
+    scores = [replace(s, index=positions[s.id]) for s in scores]
+    report = EvalReport(
+        run=run_dir.name,
+        run_dir=str(run_dir),
+        split=split,
+        rates=error_rates(references, hypotheses),
+        utterances=scores,
+        skipped=skipped,
+        excluded=excluded,
+        audio_seconds=round(sum(r.duration for _, r in pairs), 3),
+        elapsed_seconds=round(elapsed, 3),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    write_report(run_dir, report)
+    return report
+
+
+def _select(
+    ws: Workspace, split: str, exclude_ids: set[str]
+) -> tuple[list[Utterance], list[str], dict[str, int]]:
+    """The split's utterances minus ``exclude_ids``, the ids left out, and manifest positions."""
+    utterances = ws.read_split(split)
+    if not utterances:
+        raise WorkbenchError(
+            f"The {split} split is empty ({ws.manifest_path(split)} is missing or has no "
+            f"utterances). Prepare and split the data first with "
+            f"`workbench prepare SOURCE -w {ws.root}`, or evaluate another split."
+        )
+    kept = [u for u in utterances if u.id not in exclude_ids]
+    excluded = [u.id for u in utterances if u.id in exclude_ids]
+    if not kept:
+        raise WorkbenchError(
+            f"All {len(utterances)} {split} utterances are excluded; nothing is left to score."
+        )
+    return kept, excluded, {u.id: i for i, u in enumerate(utterances)}
+
+
+def write_report(run_dir: Path, report: EvalReport) -> Path:
+    """Store ``report`` under ``splits[report.split]`` in ``<run>/report.json``.
+
+    Reports of other splits already in the file are kept; an unreadable file is replaced.
+    """
+    path = Path(run_dir) / REPORT_NAME
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            data = {}
+    splits = data.get("splits") if isinstance(data, dict) else None
+    splits = dict(splits) if isinstance(splits, dict) else {}
+    splits[report.split] = report.to_dict()
+    write_json_atomic(path, {"run": report.run, "splits": splits})
+    return path
+
+
+def read_report(run_dir: Path) -> dict[str, Any]:
+    """The per-split reports stored in ``<run>/report.json`` (empty dict if none)."""
+    path = Path(run_dir) / REPORT_NAME
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise WorkbenchError(
+            f"{path} is not valid JSON ({err}); run `workbench evaluate` again to rewrite it."
+        ) from err
+    return dict(data.get("splits", {})) if isinstance(data, dict) else {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Display
+
+
+def format_report(report: EvalReport, top: int = 10) -> str:
+    """A plain-text summary for the terminal: rates, counts and the worst utterances."""
+    rates = report.rates
+    words, chars = rates["words"], rates["characters"]
+    seconds = report.audio_seconds
+    audio = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+    lines = [
+        f"Run {report.run}, {report.split} split: {rates['utterances']} utterances, "
+        f"{audio} of audio ({report.decoder} decoding)",
+        f"  WER {100 * report.wer:6.2f} %  ({_count_line(words, 'reference words')})",
+        f"  CER {100 * report.cer:6.2f} %  ({_count_line(chars, 'reference characters')})",
+    ]
+    if rates["empty_references"]:
+        lines.append(f"  {rates['empty_references']} utterance(s) have an empty reference; "
+                     "their hypothesis words count as insertions.")
+    if report.excluded:
+        lines.append(f"  {len(report.excluded)} utterance(s) excluded on request.")
+    if report.skipped:
+        lines.append(f"  {len(report.skipped)} utterance(s) skipped, audio unreadable:")
+        lines.extend(f"    {s['id']}: {s['reason']}" for s in report.skipped[:top])
+    worst = [u for u in report.utterances[:top] if u.words.errors or u.chars.errors]
+    if worst:
+        lines.append(f"Worst {len(worst)} utterances:")
+        for rank, u in enumerate(worst, start=1):
+            lines.append(f"  {rank:>2}. {u.id or u.index}  WER {100 * u.wer:.1f} %  "
+                         f"CER {100 * u.cer:.1f} %  (S {u.words.substitutions}, "
+                         f"D {u.words.deletions}, I {u.words.insertions})")
+            lines.append(f"      REF: {u.reference}")
+            lines.append(f"      HYP: {u.hypothesis}")
+    return "\n".join(lines)
+
+
+def _count_line(counts: dict[str, int], unit: str) -> str:
+    return (f"S {counts['substitutions']}, D {counts['deletions']}, I {counts['insertions']} "
+            f"in {counts['reference']} {unit}")
+
+
+# ---------------------------------------------------------------------------------------------
+# `evaluate` library metrics
+
+
+def load_metric(name: str) -> Any:
+    """The workbench WER or CER as an ``evaluate`` metric, loaded offline from this package.
+
+    Args:
+        name: "wer" or "cer".
+
+    Returns:
+        An ``evaluate.EvaluationModule``; call ``.compute(predictions=..., references=...)``.
+
+    Raises:
+        WorkbenchError: Unknown metric name.
+    """
+    if name not in METRIC_NAMES:
+        raise WorkbenchError(f"Unknown metric {name!r}; choose one of {', '.join(METRIC_NAMES)}.")
+    import evaluate
+
+    return evaluate.load(str(METRICS_DIR / f"{name}.py"))

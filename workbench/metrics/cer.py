@@ -1,0 +1,83 @@
+"""Character error rate as an ``evaluate`` metric, computed with jiwer (corpus-level).
+
+Load it without the Hub (works offline)::
+
+    from workbench.evaluate import load_metric
+    cer = load_metric("cer")
+    cer.compute(predictions=["abd"], references=["abc"])  # 0.333...
+
+or ``evaluate.load("/path/to/workbench/metrics/cer.py")``. The rate is character edits /
+reference characters over all pairs together; spaces between words count as characters, runs
+of whitespace count as one space, and an empty reference adds its hypothesis characters as
+insertions. The script is self-contained (jiwer only) because ``evaluate`` copies it into its
+module cache.
+"""
+
+import datasets
+import evaluate
+import jiwer
+
+_CITATION = """\
+@inproceedings{morris2004,
+  author = {Morris, Andrew and Maier, Viktoria and Green, Phil},
+  title = {From WER and RIL to MER and WIL: improved evaluation measures for connected
+           speech recognition.},
+  year = {2004}
+}
+"""
+
+_DESCRIPTION = """\
+Character error rate (CER) of speech recognition hypotheses against reference transcripts:
+(S + D + I) / N over the whole corpus, where N is the number of reference characters.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: list of hypothesis transcripts.
+    references: list of reference transcripts (same length).
+Returns:
+    float: corpus character error rate (0 is perfect; it can exceed 1 with many insertions).
+Examples:
+    >>> cer = evaluate.load("workbench/metrics/cer.py")
+    >>> cer.compute(predictions=["abd"], references=["abc"])
+    0.3333333333333333
+"""
+
+
+def _squash(text):
+    return " ".join(text.split())
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class CER(evaluate.Metric):
+    """Corpus character error rate with jiwer."""
+
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Value("string", id="sequence"),
+                    "references": datasets.Value("string", id="sequence"),
+                }
+            ),
+            codebase_urls=["https://github.com/jitsi/jiwer/"],
+        )
+
+    def _compute(self, predictions=None, references=None):
+        errors = 0
+        total = 0
+        pairs = [(_squash(r), _squash(p)) for r, p in zip(references, predictions, strict=True)]
+        scored = [(r, p) for r, p in pairs if r]
+        for r, p in pairs:
+            if not r:
+                errors += len(p)  # nothing to match: every character is an insertion
+        if scored:
+            out = jiwer.process_characters([r for r, _ in scored], [p for _, p in scored])
+            errors += out.substitutions + out.deletions + out.insertions
+            total += out.substitutions + out.deletions + out.hits
+        if total == 0:
+            raise ValueError("All references are empty: there are no characters to score against.")
+        return errors / total
