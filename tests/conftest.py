@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import csv
-import shutil
-from pathlib import Path
+import os
 
-import pytest
+# Tests never touch the network: set before anything imports huggingface_hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from data_recipes.synthetic import DEMO_ARCHIVE, DEMO_NAME, unpack_corpus
+import csv  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from data_recipes.synthetic import DEMO_ARCHIVE, DEMO_NAME, unpack_corpus  # noqa: E402
 
 
 @pytest.fixture(scope="session")

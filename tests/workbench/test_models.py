@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from workbench.errors import WorkbenchError
+from workbench.models import REGISTRY, load_for_finetuning, resolve_model_name
+
+
+def test_registry_short_names_resolve_to_hub_ids():
+    assert resolve_model_name("xls-r-300m") == "facebook/wav2vec2-xls-r-300m"
+    assert resolve_model_name("some/other-model") == "some/other-model"
+    assert "tiny" in REGISTRY
+
+
+def test_unreachable_hub_names_the_checkpoint_and_the_way_out():
+    # conftest sets HF_HUB_OFFLINE=1; without network the Hub call fails the same way.
+    with pytest.raises(WorkbenchError) as caught:
+        load_for_finetuning("facebook/wav2vec2-xls-r-300m", vocab_size=20)
+    message = str(caught.value)
+    assert "facebook/wav2vec2-xls-r-300m" in message and "--model DIR" in message
+
+
+def test_local_checkpoint_gets_a_fresh_head_of_the_new_size(tmp_path):
+    base = load_for_finetuning("tiny", vocab_size=12)
+    base.save_pretrained(tmp_path / "base", safe_serialization=True)
+    model = load_for_finetuning(str(tmp_path / "base"), vocab_size=30, pad_token_id=0)
+    assert model.lm_head.out_features == 30
+    encoder = "wav2vec2.encoder.layers.0.attention.q_proj.weight"
+    assert torch.equal(model.state_dict()[encoder], base.state_dict()[encoder])
+
+
+def test_same_size_head_is_still_reset(tmp_path):
+    base = load_for_finetuning("tiny", vocab_size=12)
+    with torch.no_grad():
+        base.lm_head.weight.fill_(3.0)
+    base.save_pretrained(tmp_path / "base", safe_serialization=True)
+    model = load_for_finetuning(str(tmp_path / "base"), vocab_size=12)
+    assert not torch.equal(model.lm_head.weight, base.lm_head.weight)
+
+
+def test_pickle_checkpoints_are_refused(tmp_path):
+    base = load_for_finetuning("tiny", vocab_size=12)
+    base.config.save_pretrained(tmp_path / "pickled")
+    torch.save(base.state_dict(), tmp_path / "pickled" / "pytorch_model.bin")
+    with pytest.raises(WorkbenchError, match="safetensors"):
+        load_for_finetuning(str(tmp_path / "pickled"), vocab_size=12)
+
+
+def test_model_settings_reach_the_config():
+    model = load_for_finetuning("tiny", vocab_size=12, settings={"mask_time_prob": 0.2,
+                                                                "layerdrop": 0.1, "foo": 1})
+    assert model.config.mask_time_prob == 0.2 and model.config.layerdrop == 0.1
