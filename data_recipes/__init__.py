@@ -1,25 +1,30 @@
 """Source-format recipes: each module turns one kind of source into workspace manifests.
 
-Every recipe is ``prepare_<format>(source, workspace, **options) -> ImportResult`` and is
-registered here by name, so ``workbench prepare --format NAME`` can find it.
+Every recipe module has ``read_<format>(source, **options) -> SourceRead`` (parse only, no
+audio decoded) and ``prepare_<format>(source, workspace, **options) -> ImportResult``. Readers
+are registered here by name, so ``workbench prepare --format NAME`` finds them, and
+``prepare_sources`` imports several sources (of any formats) into one workspace.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
-from data_recipes.common import ImportResult
-from data_recipes.table import prepare_audiofolder, prepare_csv, prepare_tsv
+from data_recipes.common import ImportResult, SourceRead, import_sources
+from data_recipes.table import read_audiofolder, read_csv, read_tsv
 from workbench.errors import WorkbenchError
+from workbench.workspace import Workspace
 
-Recipe = Callable[..., ImportResult]
+Reader = Callable[..., SourceRead]
 
-RECIPES: dict[str, Recipe] = {
-    "audiofolder": prepare_audiofolder,
-    "csv": prepare_csv,
-    "tsv": prepare_tsv,
+READERS: dict[str, Reader] = {
+    "audiofolder": read_audiofolder,
+    "csv": read_csv,
+    "tsv": read_tsv,
 }
+RECIPES = READERS  # the registered format names
 
 
 def detect_format(source: Path) -> str:
@@ -30,7 +35,7 @@ def detect_format(source: Path) -> str:
             return "audiofolder"
         raise WorkbenchError(
             f"{source}: cannot tell the format of this folder (no metadata.csv or "
-            "metadata.tsv). Choose one with --format (" + ", ".join(RECIPES) + ")."
+            "metadata.tsv). Choose one with --format (" + ", ".join(READERS) + ")."
         )
     suffix = source.suffix.lower().lstrip(".")
     if suffix in ("csv", "tsv"):
@@ -39,15 +44,36 @@ def detect_format(source: Path) -> str:
         raise WorkbenchError(f"{source}: no such file or folder.")
     raise WorkbenchError(
         f"{source}: cannot tell the format from its name. Choose one with --format "
-        "(" + ", ".join(RECIPES) + ")."
+        "(" + ", ".join(READERS) + ")."
     )
 
 
-def get_recipe(name: str) -> Recipe:
-    """The recipe registered as ``name``."""
+def get_reader(name: str) -> Reader:
+    """The reader registered as ``name``."""
     try:
-        return RECIPES[name]
+        return READERS[name]
     except KeyError:
         raise WorkbenchError(
-            f"Unknown format {name!r}; choose one of {', '.join(RECIPES)}."
+            f"Unknown format {name!r}; choose one of {', '.join(READERS)}."
         ) from None
+
+
+get_recipe = get_reader
+
+
+def read_source(source: Path, fmt: str | None = None, **options) -> SourceRead:
+    """Read one source with its reader, passing only the options that reader takes."""
+    fmt = fmt or detect_format(source)
+    reader = get_reader(fmt)
+    accepted = inspect.signature(reader).parameters
+    read = reader(Path(source), **{k: v for k, v in options.items()
+                                   if k in accepted and v is not None})
+    read.name = read.name or Path(source).stem
+    return read
+
+
+def prepare_sources(sources: list[Path], workspace: Workspace, *, fmt: str | None = None,
+                    seed: int = 0, progress: bool = True, **options) -> ImportResult:
+    """Import ``sources`` (each of ``fmt``, or detected) into one workspace."""
+    reads = [read_source(source, fmt, **options) for source in sources]
+    return import_sources(reads, workspace, seed=seed, progress=progress)

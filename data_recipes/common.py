@@ -16,7 +16,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from workbench.audio import (
+    SAMPLE_RATE,
     AudioDecodeError,
+    DecodedAudio,
     content_hash,
     decode_audio,
     signal_stats,
@@ -35,14 +37,36 @@ DECODE_WORKERS = 2  # decoding and resampling release the GIL; more threads than
 
 @dataclass(frozen=True)
 class SourceRow:
-    """One transcribed item as the source names it."""
+    """One transcribed item as the source names it.
+
+    A row is a whole file, or with ``start``/``end`` (seconds) a segment of a longer
+    recording (ELAN, TextGrid, Kaldi segments). A recording is decoded once however many
+    segments it holds.
+    """
 
     audio: Path
     text: str
     speaker: str = ""
-    item: str = ""  # "file:line" for the user's reports
+    item: str = ""  # "file:line" or "file: annotation" for the user's reports
     line: int = 0
     utterance_id: str = ""
+    start: float | None = None
+    end: float | None = None
+    split: str = ""  # a split the source itself assigns (Common Voice); "" lets us split
+
+    @property
+    def is_segment(self) -> bool:
+        return self.start is not None
+
+
+@dataclass
+class SourceRead:
+    """What a recipe read from one source, before any audio is decoded."""
+
+    rows: list[SourceRow] = field(default_factory=list)
+    issues: list[ImportIssue] = field(default_factory=list)
+    id_root: Path | None = None
+    name: str = ""
 
 
 @dataclass
@@ -62,6 +86,7 @@ class ImportResult:
     utterances: list[Utterance]
     issues: list[ImportIssue] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    speaker_disjoint: bool = False
 
     def summary(self) -> dict:
         """Counts and seconds per split, issues and warnings, for the CLI's --json."""
@@ -133,23 +158,74 @@ def import_rows(
 
     Rows whose audio is missing or undecodable are reported, never silently dropped.
     """
-    issues = list(issues)
-    ids = unique_ids(rows, id_root)
+    read = SourceRead(list(rows), list(issues), id_root)
+    return import_sources([read], ws, seed=seed, dev_fraction=dev_fraction,
+                          test_fraction=test_fraction, progress=progress)
+
+
+def import_sources(
+    reads: list[SourceRead],
+    ws: Workspace,
+    *,
+    seed: int = 0,
+    dev_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    progress: bool = True,
+) -> ImportResult:
+    """Import one or several sources into one workspace (ids kept unique across sources)."""
+    rows, ids, issues = _merge_sources(reads)
     _reset_cache(ws)
-    jobs = list(zip(rows, ids, strict=True))
-    with ThreadPoolExecutor(DECODE_WORKERS) as pool:
-        outcomes = pool.map(lambda job: _import_one(job[0], job[1], ws), jobs)
-        outcomes = list(tqdm(outcomes, total=len(jobs), desc="Importing audio", unit="clip",
-                             disable=not progress))
+    by_file: dict[Path, list[tuple[SourceRow, str]]] = {}
+    for row, utterance_id in zip(rows, ids, strict=True):
+        by_file.setdefault(row.audio, []).append((row, utterance_id))
+    outcomes: list[Utterance | ImportIssue] = []
+    with ThreadPoolExecutor(DECODE_WORKERS) as pool, tqdm(
+            total=len(rows), desc="Importing audio", unit="utt", disable=not progress) as bar:
+        for results in pool.map(lambda item: _import_file(item[0], item[1], ws),
+                                by_file.items()):
+            outcomes += results
+            bar.update(len(results))
     utterances = [o for o in outcomes if isinstance(o, Utterance)]
     issues += [o for o in outcomes if isinstance(o, ImportIssue)]
     if not utterances:
         raise WorkbenchError(_nothing_imported_message(rows, issues))
+    result = _split(utterances, issues, seed, dev_fraction, test_fraction)
+    _write_outputs(ws, result)
+    return result
+
+
+def _merge_sources(reads: list[SourceRead]):
+    """All rows with ids unique across sources (prefixed by source name when needed)."""
+    rows, ids, issues = [], [], []
+    several = len(reads) > 1
+    for index, read in enumerate(reads):
+        prefix = safe_id(read.name or f"source{index + 1}") + "__" if several else ""
+        rows += read.rows
+        ids += [prefix + i for i in unique_ids(read.rows, read.id_root)]
+        issues += read.issues
+    seen: dict[str, int] = {}
+    unique = []
+    for candidate in ids:
+        count = seen.get(candidate, 0)
+        seen[candidate] = count + 1
+        unique.append(candidate if count == 0 else f"{candidate}-{count + 1}")
+    return rows, unique, issues
+
+
+def _split(utterances, issues, seed, dev_fraction, test_fraction) -> ImportResult:
+    """Keep the source's own splits when it gives them; otherwise split here."""
+    assigned = [u for u in utterances if u.split]
+    if assigned and len(assigned) == len(utterances):
+        return ImportResult(utterances, issues, [], _speakers_disjoint(utterances))
     split = split_utterances(utterances, dev_fraction=dev_fraction,
                              test_fraction=test_fraction, seed=seed)
-    result = ImportResult(split.utterances, issues, split.warnings)
-    _write_outputs(ws, result, split.speaker_disjoint)
-    return result
+    return ImportResult(split.utterances, issues, split.warnings, split.speaker_disjoint)
+
+
+def _speakers_disjoint(utterances: list[Utterance]) -> bool:
+    train = {u.speaker for u in utterances if u.split == "train"}
+    held = {u.speaker for u in utterances if u.split != "train"}
+    return all(u.speaker for u in utterances) and not train & held
 
 
 def _reset_cache(ws: Workspace) -> None:
@@ -159,23 +235,45 @@ def _reset_cache(ws: Workspace) -> None:
     ws.audio_dir.mkdir(parents=True)
 
 
-def _import_one(row: SourceRow, utterance_id: str, ws: Workspace) -> Utterance | ImportIssue:
-    item = row.item or str(row.audio)
-    if not row.audio.is_file():
-        return ImportIssue(item, "row_without_audio",
-                           f"audio file {row.audio} not found; check the path in the table")
+def _import_file(audio: Path, rows: list[tuple[SourceRow, str]],
+                 ws: Workspace) -> list[Utterance | ImportIssue]:
+    """Decode one audio file once and cache each row (whole file or segment) it holds."""
+    if not audio.is_file():
+        return [ImportIssue(row.item or str(audio), "row_without_audio",
+                            f"audio file {audio} not found; check the path in the source")
+                for row, _ in rows]
     try:
-        decoded = decode_audio(row.audio)
+        decoded = decode_audio(audio)
     except AudioDecodeError as err:
-        return ImportIssue(item, "unreadable_audio", str(err))
+        return [ImportIssue(row.item or str(audio), "unreadable_audio", str(err))
+                for row, _ in rows]
+    return [_cache_row(row, utterance_id, decoded, ws) for row, utterance_id in rows]
+
+
+def _cache_row(row: SourceRow, utterance_id: str, decoded: DecodedAudio,
+               ws: Workspace) -> Utterance | ImportIssue:
+    samples = decoded.samples
+    item = row.item or str(row.audio)
+    if row.is_segment:
+        end = decoded.duration if row.end is None else row.end
+        if row.start >= decoded.duration:
+            return ImportIssue(item, "segment_past_end",
+                               f"segment {row.start:.2f}-{end:.2f} s starts after the end of "
+                               f"{row.audio.name} ({decoded.duration:.2f} s)")
+        if end <= row.start:
+            return ImportIssue(item, "empty_segment",
+                               f"segment {row.start:.2f}-{end:.2f} s has no length")
+        samples = samples[int(row.start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
     relative = Path("audio") / f"{utterance_id}.wav"
-    write_clip(ws.root / relative, decoded.samples)
+    write_clip(ws.root / relative, samples)
+    extra = {"start": row.start, "end": row.end} if row.is_segment else {}
     return Utterance(
         id=utterance_id, audio=str(relative), text=row.text, speaker=row.speaker,
-        duration=round(decoded.duration, 4), source=str(row.audio), source_line=row.line,
-        orig_sample_rate=decoded.orig_sample_rate, orig_channels=decoded.orig_channels,
-        sha1=content_hash(decoded.samples), nan_count=decoded.nan_count,
-        truncated=decoded.truncated, **signal_stats(decoded.samples),
+        duration=round(len(samples) / SAMPLE_RATE, 4), source=str(row.audio),
+        source_line=row.line, orig_sample_rate=decoded.orig_sample_rate,
+        orig_channels=decoded.orig_channels, sha1=content_hash(samples),
+        nan_count=decoded.nan_count, truncated=decoded.truncated, split=row.split,
+        extra=extra, **signal_stats(samples),
     )
 
 
@@ -186,13 +284,13 @@ def _nothing_imported_message(rows: list[SourceRow], issues: list[ImportIssue]) 
     return f"None of the {len(rows)} rows could be imported. First problems: {shown}"
 
 
-def _write_outputs(ws: Workspace, result: ImportResult, speaker_disjoint: bool) -> None:
+def _write_outputs(ws: Workspace, result: ImportResult) -> None:
     for split in SPLITS:
         write_manifest(ws.manifest_path(split), [u for u in result.utterances if u.split == split])
     write_json_atomic(ws.import_report_path, {
         "issues": [asdict(issue) for issue in result.issues],
         "warnings": result.warnings,
-        "speaker_disjoint": speaker_disjoint,
+        "speaker_disjoint": result.speaker_disjoint,
         "summary": {k: v for k, v in result.summary().items() if k not in ("issues", "warnings")},
     })
     # A new import invalidates an older audit.

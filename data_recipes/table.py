@@ -21,9 +21,10 @@ from pathlib import Path
 from data_recipes.common import (
     ImportIssue,
     ImportResult,
+    SourceRead,
     SourceRow,
     audio_files_under,
-    import_rows,
+    import_sources,
 )
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
@@ -43,8 +44,10 @@ class Columns:
     speaker: str | None
 
 
-def prepare_audiofolder(source: Path, workspace: Workspace, **options) -> ImportResult:
-    """Import a folder with ``metadata.csv``/``.tsv`` and audio files beside it.
+def read_audiofolder(source: Path, *, audio_column: str | None = None,
+                     text_column: str | None = None,
+                     speaker_column: str | None = None) -> SourceRead:
+    """Read a folder with ``metadata.csv``/``.tsv`` and audio files beside it.
 
     Audio files under the folder that no row names are reported as ``audio_without_row``.
     """
@@ -55,35 +58,40 @@ def prepare_audiofolder(source: Path, workspace: Workspace, **options) -> Import
             f"{source}: no metadata.csv or metadata.tsv found. An audiofolder needs a table "
             "with the columns file_name,transcription[,speaker] next to the audio files."
         )
-    return prepare_table(table, workspace, unlisted_audio_root=source, **options)
+    read = read_csv(table, audio_column=audio_column, text_column=text_column,
+                    speaker_column=speaker_column)
+    read.issues += _unlisted_audio(source, read.rows)
+    read.name = source.name
+    return read
 
 
-def prepare_csv(source: Path, workspace: Workspace, **options) -> ImportResult:
-    """Import a CSV (or TSV) transcript table naming audio files."""
-    return prepare_table(Path(source), workspace, **options)
+def read_csv(source: Path, *, audio_column: str | None = None, text_column: str | None = None,
+             speaker_column: str | None = None) -> SourceRead:
+    """Read a CSV (or TSV) transcript table naming audio files."""
+    table = Path(source)
+    rows, issues = read_table(table, audio_column=audio_column, text_column=text_column,
+                              speaker_column=speaker_column)
+    return SourceRead(rows, issues, id_root=table.parent, name=table.stem)
+
+
+read_tsv = read_csv
+
+
+def prepare_audiofolder(source: Path, workspace: Workspace, *, seed: int = 0,
+                        progress: bool = True, **columns) -> ImportResult:
+    """Import an audiofolder into ``workspace`` (see ``read_audiofolder``)."""
+    return import_sources([read_audiofolder(source, **columns)], workspace, seed=seed,
+                          progress=progress)
+
+
+def prepare_csv(source: Path, workspace: Workspace, *, seed: int = 0, progress: bool = True,
+                **columns) -> ImportResult:
+    """Import a CSV/TSV transcript table into ``workspace`` (see ``read_csv``)."""
+    return import_sources([read_csv(source, **columns)], workspace, seed=seed,
+                          progress=progress)
 
 
 prepare_tsv = prepare_csv
-
-
-def prepare_table(
-    table: Path,
-    workspace: Workspace,
-    *,
-    audio_column: str | None = None,
-    text_column: str | None = None,
-    speaker_column: str | None = None,
-    unlisted_audio_root: Path | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> ImportResult:
-    """Read ``table`` into rows and import them (see ``import_rows``)."""
-    rows, issues = read_table(table, audio_column=audio_column, text_column=text_column,
-                              speaker_column=speaker_column)
-    if unlisted_audio_root is not None:
-        issues += _unlisted_audio(unlisted_audio_root, rows)
-    return import_rows(rows, workspace, issues=issues, id_root=table.parent, seed=seed,
-                       progress=progress)
 
 
 def read_table(

@@ -37,23 +37,19 @@ def _emit(args, summary: dict, text: str) -> None:
 
 
 def cmd_prepare(args) -> None:
-    from data_recipes import detect_format, get_recipe
+    from data_recipes import prepare_sources
 
     ws = _workspace(args)
     sources = [Path(s).expanduser().resolve() for s in args.source]
-    if len(sources) > 1:
-        raise WorkbenchError("Import one source at a time for now (several sources into one "
-                             "workspace come with the recipes issue).")
-    source = sources[0]
-    fmt = args.format or detect_format(source)
-    options = {"seed": args.seed, "progress": not args.quiet}
-    if fmt in ("csv", "tsv", "audiofolder"):
-        options.update(audio_column=args.audio_column, text_column=args.text_column,
-                       speaker_column=args.speaker_column)
-    result = get_recipe(fmt)(source, ws, **options)
-    ws.write_settings({**ws.read_settings(), "sources": [{"path": str(source), "format": fmt}],
-                       "seed": args.seed})
-    summary = {"workspace": str(ws.root), "format": fmt, **result.summary()}
+    options = {"audio_column": args.audio_column, "text_column": args.text_column,
+               "speaker_column": args.speaker_column}
+    result = prepare_sources(sources, ws, fmt=args.format, seed=args.seed,
+                             progress=not args.quiet, **options)
+    ws.write_settings({**ws.read_settings(), "seed": args.seed,
+                       "sources": [{"path": str(s), "format": args.format or "auto"}
+                                   for s in sources]})
+    summary = {"workspace": str(ws.root), "sources": [str(s) for s in sources],
+               **result.summary()}
     _emit(args, summary, _prepare_text(summary))
 
 
@@ -235,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _prepare_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", nargs="+", help="folder (audiofolder layout) or CSV/TSV table")
+    p.add_argument("source", nargs="+",
+                   help="one or more sources: folder (audiofolder layout) or CSV/TSV table")
     _common(p)
     p.add_argument("--format", choices=["audiofolder", "csv", "tsv"],
                    help="source format (detected when unambiguous)")

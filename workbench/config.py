@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from workbench.errors import WorkbenchError
+from workbench.models import is_from_scratch
 
 DEFAULT_MODEL = "facebook/wav2vec2-xls-r-300m"
 
@@ -93,8 +94,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "optim.learning_rate": 1e-4, "optim.warmup_fraction": 0.08,
             "model.mask_time_prob": 0.05, "model.layerdrop": 0.1},
 }
-# A model trained from random initialisation (the local `tiny` model) needs its feature encoder
-# trained, a higher learning rate and no augmentation to learn anything in a few hundred steps.
+# A model trained from random initialisation (the local `tiny`/`small` models) needs its
+# feature encoder trained, a higher learning rate and no augmentation to learn quickly.
 FROM_SCRATCH: dict[str, Any] = {
     "model.freeze_feature_encoder": False, "optim.learning_rate": 2e-3,
     "model.mask_time_prob": 0.0, "model.layerdrop": 0.0, "data.max_batch_seconds": 40.0,
@@ -120,7 +121,7 @@ def build_config(
         raise WorkbenchError(f"Unknown preset {preset!r}; choose auto, {', '.join(PRESETS)}.")
     config = apply_overrides(TrainConfig(preset=resolved), PRESETS[resolved])
     user = parse_overrides(overrides)
-    if user.get("model.name", user.get("name")) == "tiny":
+    if is_from_scratch(str(user.get("model.name", user.get("name", "")))):
         config = apply_overrides(config, FROM_SCRATCH)
     return apply_overrides(config, user)
 

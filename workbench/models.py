@@ -20,6 +20,20 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 TINY = "tiny"
+SMALL = "small"
+DEMO_BASE = "demo-base"
+DEMO_BASE_DIR = Path(__file__).parent / "assets" / DEMO_BASE
+
+# Architectures built locally with random weights (nothing to download). `small` is the
+# architecture of the shipped `demo-base` checkpoint, so it is also the from-scratch baseline.
+LOCAL_ARCHITECTURES: dict[str, dict] = {
+    TINY: {"hidden_size": 96, "num_hidden_layers": 4, "num_attention_heads": 4,
+           "intermediate_size": 256, "conv_dim": (64,) * 7, "num_conv_pos_embeddings": 32,
+           "num_conv_pos_embedding_groups": 4},
+    SMALL: {"hidden_size": 192, "num_hidden_layers": 6, "num_attention_heads": 4,
+            "intermediate_size": 512, "conv_dim": (64, 128, 128, 128, 128, 128, 128),
+            "num_conv_pos_embeddings": 64, "num_conv_pos_embedding_groups": 16},
+}
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,10 @@ REGISTRY: dict[str, RegisteredModel] = {
     "wavlm-large": RegisteredModel("microsoft/wavlm-large", "WavLM large, English"),
     "data2vec-audio-base": RegisteredModel("facebook/data2vec-audio-base",
                                            "data2vec-audio base, English"),
+    DEMO_BASE: RegisteredModel("", "the project's small base trained on synthetic speech in 18 "
+                                   "languages (offline demos and tests; not for real use)"),
     TINY: RegisteredModel("", "tiny randomly initialised wav2vec2, built locally (offline, tests)"),
+    SMALL: RegisteredModel("", "demo-base's architecture, randomly initialised (from scratch)"),
 }
 
 # Settings copied from the run configuration onto the model config (all wav2vec2-family
@@ -51,22 +68,27 @@ CONFIG_KEYS = ("mask_time_prob", "mask_feature_prob", "layerdrop", "hidden_dropo
 
 
 def resolve_model_name(name: str) -> str:
-    """A registry short name becomes its Hub id; paths and other ids pass through."""
+    """A registry short name becomes its Hub id or bundled folder; others pass through."""
+    if name == DEMO_BASE:
+        return str(DEMO_BASE_DIR)
     entry = REGISTRY.get(name)
     return entry.hub_id if entry and entry.hub_id else name
 
 
-def tiny_config(vocab_size: int, pad_token_id: int = 0) -> PretrainedConfig:
-    """A small wav2vec2 configuration that trains on a laptop CPU (about 1M parameters)."""
+def is_from_scratch(name: str) -> bool:
+    """True for the locally built, randomly initialised architectures."""
+    return name in LOCAL_ARCHITECTURES
+
+
+def local_config(name: str, vocab_size: int, pad_token_id: int = 0) -> PretrainedConfig:
+    """Configuration of a locally built wav2vec2 architecture (``tiny`` or ``small``)."""
     from transformers import Wav2Vec2Config
 
     return Wav2Vec2Config(
-        hidden_size=96, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256,
-        conv_dim=(64, 64, 64, 64, 64, 64, 64), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        **LOCAL_ARCHITECTURES[name], conv_kernel=(10, 3, 3, 3, 3, 2, 2),
         conv_stride=(5, 2, 2, 2, 2, 2, 2), feat_extract_norm="layer",
-        do_stable_layer_norm=True, num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
-        vocab_size=vocab_size, pad_token_id=pad_token_id, ctc_loss_reduction="mean",
-        ctc_zero_infinity=True, mask_time_length=5,
+        do_stable_layer_norm=True, vocab_size=vocab_size, pad_token_id=pad_token_id,
+        ctc_loss_reduction="mean", ctc_zero_infinity=True, mask_time_length=5,
     )
 
 
@@ -77,7 +99,8 @@ def load_for_finetuning(
     """Load ``name`` as an AutoModelForCTC with a fresh CTC head of ``vocab_size`` outputs.
 
     Args:
-        name: ``tiny``, a registry short name, a Hub id or a local directory.
+        name: ``tiny``/``small`` (random), a registry short name, a Hub id or a local
+            directory.
         vocab_size: Number of output tokens (the workspace vocabulary).
         pad_token_id: Id of the padding token, which is the CTC blank.
         settings: Model settings (masking, dropout, layerdrop) to set on the config.
@@ -88,8 +111,8 @@ def load_for_finetuning(
             or is not a CTC-capable architecture.
     """
     overrides = {k: v for k, v in (settings or {}).items() if k in CONFIG_KEYS}
-    if name == TINY:
-        config = tiny_config(vocab_size, pad_token_id)
+    if is_from_scratch(name):
+        config = local_config(name, vocab_size, pad_token_id)
         for key, value in overrides.items():
             setattr(config, key, value)
         torch.manual_seed(0)
@@ -114,6 +137,9 @@ def _load_config(source: str, vocab_size: int, pad_token_id: int, overrides: dic
 
 def _load_weights(source: str, config) -> PreTrainedModel:
     local = Path(source)
+    if source == str(DEMO_BASE_DIR) and not local.is_dir():
+        raise WorkbenchError(f"The bundled demo-base checkpoint is missing from {local}; "
+                             "reinstall the workbench.")
     if local.is_dir() and not any(local.glob("*.safetensors")):
         raise WorkbenchError(
             f"{local} has no .safetensors weights. The workbench loads safetensors only "

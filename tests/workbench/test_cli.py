@@ -19,7 +19,7 @@ def run_json(capsys, *argv) -> dict:
 def test_whole_flow(small_corpus, tmp_path, capsys):
     ws = str(tmp_path / "ws")
     prepared = run_json(capsys, "prepare", str(small_corpus), "-w", ws)
-    assert prepared["utterances"] == 48 and prepared["format"] == "audiofolder"
+    assert prepared["utterances"] == 48 and len(prepared["sources"]) == 1
     assert prepared["splits"]["test"]["utterances"] > 0
 
     audit = run_json(capsys, "audit", "-w", ws)
