@@ -12,8 +12,13 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
+from data_recipes.archive import archive_stem, extract_archive, is_archive
 from data_recipes.common import ImportResult, SourceRead, import_sources
+from data_recipes.commonvoice import language_folder, read_commonvoice
+from data_recipes.elan import read_elan
+from data_recipes.kaldi import is_kaldi_dir, read_kaldi
 from data_recipes.table import read_audiofolder, read_csv, read_tsv
+from data_recipes.textgrid import read_textgrid
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
 
@@ -23,8 +28,15 @@ READERS: dict[str, Reader] = {
     "audiofolder": read_audiofolder,
     "csv": read_csv,
     "tsv": read_tsv,
+    "commonvoice": read_commonvoice,
+    "kaldi": read_kaldi,
+    "elan": read_elan,
+    "textgrid": read_textgrid,
 }
 RECIPES = READERS  # the registered format names
+ARCHIVE = "archive"  # detect_format's answer for a zip/tar file: its content is detected
+SOURCES_DIR = "sources"  # where archives are extracted inside a workspace
+ANNOTATION_SUFFIXES = {"eaf": "elan", "textgrid": "textgrid"}  # suffix -> format
 
 
 def detect_format(source: Path) -> str:
@@ -33,19 +45,43 @@ def detect_format(source: Path) -> str:
     if source.is_dir():
         if any((source / name).is_file() for name in ("metadata.csv", "metadata.tsv")):
             return "audiofolder"
+        if language_folder(source) is not None:
+            return "commonvoice"
+        if is_kaldi_dir(source):
+            return "kaldi"
+        annotation_format = _annotation_folder_format(source)
+        if annotation_format:
+            return annotation_format
         raise WorkbenchError(
-            f"{source}: cannot tell the format of this folder (no metadata.csv or "
-            "metadata.tsv). Choose one with --format (" + ", ".join(READERS) + ")."
+            f"{source}: cannot tell the format of this folder (no metadata.csv, Common "
+            "Voice validated.tsv, Kaldi wav.scp and text, .eaf or .TextGrid files). Choose "
+            "one with --format (" + ", ".join(READERS) + ")."
         )
     suffix = source.suffix.lower().lstrip(".")
     if suffix in ("csv", "tsv"):
         return suffix
+    if suffix in ANNOTATION_SUFFIXES:
+        return ANNOTATION_SUFFIXES[suffix]
     if not source.exists():
         raise WorkbenchError(f"{source}: no such file or folder.")
+    if is_archive(source):
+        return ARCHIVE
     raise WorkbenchError(
         f"{source}: cannot tell the format from its name. Choose one with --format "
         "(" + ", ".join(READERS) + ")."
     )
+
+
+def _annotation_folder_format(folder: Path) -> str | None:
+    """'elan' or 'textgrid' for a folder of annotation files; both kinds: ask."""
+    found = {ANNOTATION_SUFFIXES[p.suffix.lower().lstrip(".")] for p in folder.rglob("*")
+             if p.suffix.lower().lstrip(".") in ANNOTATION_SUFFIXES}
+    if len(found) > 1:
+        raise WorkbenchError(
+            f"{folder}: this folder holds both ELAN (.eaf) and Praat (.TextGrid) files. "
+            "Choose which to import with --format elan or --format textgrid."
+        )
+    return found.pop() if found else None
 
 
 def get_reader(name: str) -> Reader:
@@ -61,19 +97,95 @@ def get_reader(name: str) -> Reader:
 get_recipe = get_reader
 
 
-def read_source(source: Path, fmt: str | None = None, **options) -> SourceRead:
-    """Read one source with its reader, passing only the options that reader takes."""
+def read_source(source: Path, fmt: str | None = None, *, workspace: Workspace | None = None,
+                archive_folder: str | None = None, **options) -> SourceRead:
+    """Read one source with its reader, passing only the options that reader takes.
+
+    An archive (zip, tar...) is first extracted safely into ``<workspace>/sources/`` (see
+    ``data_recipes.archive``); its content is then read like a folder, as ``fmt`` or as
+    detected.
+
+    Args:
+        source: A folder, file or archive.
+        fmt: A registered format name (default: detected).
+        workspace: The workspace an archive is extracted into (needed for archives only).
+        archive_folder: Folder name under ``sources/`` for an archive (default: its stem).
+        **options: Reader options (``text_column``, ``use_splits``...); each reader gets
+            those it takes.
+
+    Returns:
+        What the reader read.
+
+    Raises:
+        WorkbenchError: Unknown or undetectable format, unsafe archive, unreadable source.
+    """
+    source = Path(source)
+    if fmt == ARCHIVE or (source.is_file() and is_archive(source)):
+        return _read_archive(source, None if fmt == ARCHIVE else fmt, workspace,
+                             archive_folder, options)
     fmt = fmt or detect_format(source)
     reader = get_reader(fmt)
     accepted = inspect.signature(reader).parameters
-    read = reader(Path(source), **{k: v for k, v in options.items()
-                                   if k in accepted and v is not None})
-    read.name = read.name or Path(source).stem
+    read = reader(source, **{k: v for k, v in options.items()
+                             if k in accepted and v is not None})
+    read.name = read.name or source.stem
     return read
+
+
+def _read_archive(archive: Path, fmt: str | None, workspace: Workspace | None,
+                  folder_name: str | None, options: dict) -> SourceRead:
+    """Extract ``archive`` into the workspace, then read its content."""
+    if workspace is None:
+        raise WorkbenchError(
+            f"{archive}: an archive is extracted into the workspace before it is read; "
+            "give the workspace (workbench prepare ARCHIVE -w WORKSPACE)."
+        )
+    content = extract_archive(archive, workspace.root / SOURCES_DIR, folder_name=folder_name)
+    read = read_source(content, fmt or _detect_content(content, archive), **options)
+    read.name = folder_name or archive_stem(archive)
+    return read
+
+
+def _detect_content(content: Path, archive: Path) -> str:
+    """The format of an extracted archive: a known folder layout, or its single table."""
+    try:
+        return detect_format(content)
+    except WorkbenchError as err:
+        tables = [p for p in content.iterdir() if p.suffix.lower() in (".csv", ".tsv")]
+        if len(tables) == 1:
+            raise WorkbenchError(
+                f"{archive}: holds one table, {tables[0].name}, but no metadata.csv; rename "
+                "it metadata.csv (columns file_name,transcription[,speaker]; audio paths "
+                "relative to it) and make the archive again, or extract it and give the table."
+            ) from err
+        raise WorkbenchError(f"{archive} (extracted to {content}): {err}") from err
+
+
+def _archive_folders(sources: list[Path]) -> list[str | None]:
+    """A distinct extraction folder name for each archive source (None for the others)."""
+    used: set[str] = set()
+    names: list[str | None] = []
+    for source in sources:
+        if not is_archive(Path(source)):
+            names.append(None)
+            continue
+        stem = candidate = archive_stem(Path(source))
+        count = 1
+        while candidate in used:
+            count += 1
+            candidate = f"{stem}-{count}"
+        used.add(candidate)
+        names.append(candidate)
+    return names
 
 
 def prepare_sources(sources: list[Path], workspace: Workspace, *, fmt: str | None = None,
                     seed: int = 0, progress: bool = True, **options) -> ImportResult:
-    """Import ``sources`` (each of ``fmt``, or detected) into one workspace."""
-    reads = [read_source(source, fmt, **options) for source in sources]
+    """Import ``sources`` (each of ``fmt``, or detected) into one workspace.
+
+    Archives among them are extracted into ``<workspace>/sources/<archive stem>`` first
+    (``<stem>-2``... when two archives share a stem).
+    """
+    reads = [read_source(source, fmt, workspace=workspace, archive_folder=folder, **options)
+             for source, folder in zip(sources, _archive_folders(sources), strict=True)]
     return import_sources(reads, workspace, seed=seed, progress=progress)

@@ -38,13 +38,14 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 from tqdm.auto import tqdm
 
+from data_recipes.archive import unpack_into
 from workbench.audio import SAMPLE_RATE
 
 SPEED_RANGE = (130, 190)  # espeak words per minute, drawn per utterance (inclusive)
@@ -635,8 +636,11 @@ def _anonymise(info: tarfile.TarInfo) -> tarfile.TarInfo:
 def unpack_corpus(archive: Path, dest: Path) -> Path:
     """Extract a corpus archive, refusing anything that could write outside ``dest``.
 
+    Uses :func:`data_recipes.archive.unpack_into` (members checked before anything is
+    written, size and ratio limits enforced while writing).
+
     Args:
-        archive: A ``.tar`` (or compressed tar) made by :func:`pack_corpus`.
+        archive: A ``.tar`` (or compressed tar, or zip) made by :func:`pack_corpus`.
         dest: Folder to extract into (created if missing).
 
     Returns:
@@ -645,31 +649,9 @@ def unpack_corpus(archive: Path, dest: Path) -> Path:
 
     Raises:
         ValueError: If a member has an absolute path, a ``..`` component, or is a link,
-            device or other special file.
+            device or other special file (``UnsafeArchiveError``, also a ``WorkbenchError``).
     """
-    dest = Path(dest)
-    with tarfile.open(archive, "r:*") as tar:
-        members = tar.getmembers()
-        for member in members:
-            _check_member(member, archive)
-        dest.mkdir(parents=True, exist_ok=True)
-        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
-            tar.extractall(dest, members=members, filter="data")
-        else:
-            tar.extractall(dest, members=members)
-    tops = {PurePosixPath(m.name).parts[0] for m in members if PurePosixPath(m.name).parts}
-    if len(tops) == 1 and (dest / next(iter(tops))).is_dir():
-        return dest / next(iter(tops))
-    return dest
-
-
-def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
-    """Raise ValueError for a tar member that is unsafe to extract."""
-    path = PurePosixPath(member.name.replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts or ":" in (path.parts[:1] or ("",))[0]:
-        raise ValueError(f"{archive}: refusing member {member.name!r} (path leaves the folder).")
-    if not (member.isfile() or member.isdir()):
-        raise ValueError(f"{archive}: refusing member {member.name!r} (not a plain file/folder).")
+    return unpack_into(Path(archive), Path(dest))
 
 
 def build_demo_archive(

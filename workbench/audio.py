@@ -75,8 +75,9 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     try:
         samples, rate, channels, truncated = _read_soundfile(path)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as sf_error:
-        samples, rate, channels = _read_ffmpeg(path, sf_error)
-        truncated = False
+        samples, orig_rate, channels = _read_ffmpeg(path, sf_error)
+        decoded = _to_model_rate(samples, SAMPLE_RATE, 1, False)
+        return DecodedAudio(decoded.samples, orig_rate, channels, decoded.nan_count, False)
     return _to_model_rate(samples, rate, channels, truncated)
 
 
@@ -131,20 +132,24 @@ def _read_ffmpeg(path: Path, cause: Exception) -> tuple[np.ndarray, int, int]:
         reason = message[-1] if message else "no audio stream"
         raise AudioDecodeError(f"{path}: not readable as audio ({reason}).") from cause
     samples = np.frombuffer(result.stdout, dtype="<f4").reshape(-1, 1)
-    return samples, SAMPLE_RATE, _ffprobe_channels(path)
+    rate, channels = _ffprobe_format(path)
+    # ffmpeg already resampled to SAMPLE_RATE and downmixed; report what the source was.
+    return samples, rate, channels
 
 
-def _ffprobe_channels(path: Path) -> int:
+def _ffprobe_format(path: Path) -> tuple[int, int]:
+    """Original sample rate and channel count of the first audio stream (0 if unknown)."""
     ffprobe = shutil.which("ffprobe")
     if ffprobe is None:
-        return 0
+        return 0, 0
     command = [ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries",
-               "stream=channels", "-of", "csv=p=0", str(path)]
+               "stream=sample_rate,channels", "-of", "csv=p=0", str(path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     try:
-        return int(result.stdout.strip().splitlines()[0])
+        rate, channels = result.stdout.strip().splitlines()[0].split(",")[:2]
+        return int(rate), int(channels)
     except (ValueError, IndexError):
-        return 0
+        return 0, 0
 
 
 def _to_model_rate(data: np.ndarray, rate: int, channels: int, truncated: bool) -> DecodedAudio:

@@ -42,7 +42,10 @@ def cmd_prepare(args) -> None:
     ws = _workspace(args)
     sources = [Path(s).expanduser().resolve() for s in args.source]
     options = {"audio_column": args.audio_column, "text_column": args.text_column,
-               "speaker_column": args.speaker_column}
+               "speaker_column": args.speaker_column, "tier": args.tier,
+               "participant": args.participant, "linguistic_type": args.linguistic_type,
+               "speaker": args.speaker, "speaker_from_tier": args.speaker_from_tier,
+               "media": args.media, "use_splits": not args.no_source_splits}
     result = prepare_sources(sources, ws, fmt=args.format, seed=args.seed,
                              progress=not args.quiet, **options)
     ws.write_settings({**ws.read_settings(), "seed": args.seed,
@@ -232,13 +235,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _prepare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", nargs="+",
-                   help="one or more sources: folder (audiofolder layout) or CSV/TSV table")
+                   help="one or more sources: audiofolder (folder with metadata.csv), "
+                   "CSV/TSV table, ELAN .eaf or Praat .TextGrid file or a folder of them, "
+                   "Common Voice language folder, Kaldi data dir (wav.scp, text), or a "
+                   "zip/tar archive of any of these (extracted into WS/sources/)")
     _common(p)
-    p.add_argument("--format", choices=["audiofolder", "csv", "tsv"],
-                   help="source format (detected when unambiguous)")
+    # No argparse choices: the registry is imported lazily, and an unknown name gets an
+    # error listing every registered format.
+    p.add_argument("--format",
+                   help="source format: audiofolder, csv, tsv, elan, textgrid, commonvoice, "
+                   "kaldi (detected when unambiguous; for an archive, the format of what "
+                   "it holds)")
     p.add_argument("--text-column", help="column holding the transcript")
     p.add_argument("--audio-column", help="column holding the audio file path")
     p.add_argument("--speaker-column", help="column holding the speaker id")
+    p.add_argument("--tier", help="ELAN/TextGrid: name of the tier holding the transcription")
+    p.add_argument("--participant", help="ELAN: use the tiers of this participant")
+    p.add_argument("--linguistic-type",
+                   help="ELAN: use the tiers of this linguistic type (one per participant)")
+    p.add_argument("--speaker", help="TextGrid: the speaker of every segment")
+    p.add_argument("--speaker-from-tier", action="store_true",
+                   help="TextGrid: use the tier's name as the speaker")
+    p.add_argument("--media", help="TextGrid: the recording of a single TextGrid, when it "
+                   "does not have the TextGrid's name")
+    p.add_argument("--no-source-splits", action="store_true",
+                   help="Common Voice: ignore its train/dev/test.tsv, import all of "
+                   "validated.tsv and split it here")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/dev/test split")
 
 

@@ -3,11 +3,17 @@
 The profile says how raw transcripts become the label sequences a CTC model learns:
 
 1. invisible format characters (zero-width space/joiner, direction marks) are dropped;
-2. Unicode normalisation (NFC by default) and, if asked, lower-casing;
-3. ``mappings`` replace look-alikes in one pass, longest source first (``’`` -> ``'``);
-4. ``ignore`` characters are removed one by one (never as a regex range), and so is the
+2. apostrophe look-alikes (``ʼ ' ’ ‘ ʻ ` ´ ′``) are folded into one character, ``'`` by
+   default (``fold_apostrophes``), except those listed in ``distinct_letters``;
+3. Unicode normalisation (NFC by default) and, if asked, lower-casing;
+4. ``mappings`` replace look-alikes in one pass, longest source first (``ñ`` -> ``ny``);
+5. ``ignore`` characters are removed one by one (never as a regex range), and so is the
    word delimiter, which is reserved for word boundaries;
-5. whitespace is collapsed to single spaces and the result is recomposed to NFC.
+6. whitespace is collapsed to single spaces and the result is recomposed to NFC.
+
+Folding comes first, so mapping sources and graphemes may be written with any of the
+look-alikes. A look-alike the profile names on its own (in ``ignore``, as a one-character
+mapping source, or in ``distinct_letters``) is left out of the folding.
 
 ``tokenize`` then cuts the normalised text into labels: the profile's multi-character
 graphemes (``ch``, ``ll``, ``ch'``) first, otherwise one user-perceived character each (a base
@@ -17,7 +23,9 @@ A profile lives in the workspace as ``orthography.yaml``, for example::
 
     lowercase: true
     ignore: ".,;:!?\\"()[]|"
-    mappings: {"’": "'", "ʼ": "'"}
+    fold_apostrophes: "'"      # ʼ ’ ‘ ` ´ ′ are written as ' (null: keep them apart)
+    distinct_letters: ["ʻ"]    # ...but the ʻokina stays a letter of its own
+    mappings: {"ñ": "ny"}
     graphemes: [ch, ll, "ch'"]
 """
 
@@ -40,6 +48,21 @@ from workbench.errors import WorkbenchError
 # "|" is here because it is the word delimiter label and must never come from a transcript.
 DEFAULT_IGNORE = '.,;:!?¡¿"“”„«»‹›()[]{}<>…–—‒―-/\\*|_~#%&+=@^·•§¶'
 DEFAULT_WORD_DELIMITER = "|"
+# Characters typed for the same apostrophe-like letter (glottal stop, ejective mark, elision):
+# keyboards, word processors and transcribers pick any of them, and each would otherwise
+# become a label of its own. They are folded into DEFAULT_APOSTROPHE unless the profile says
+# otherwise (Hawaiian keeps the ʻokina U+02BB apart with ``distinct_letters: ["ʻ"]``).
+APOSTROPHE_LOOK_ALIKES = (
+    "\u02bc"  # ʼ MODIFIER LETTER APOSTROPHE (the Unicode letter for a glottal stop)
+    "\u0027"  # ' APOSTROPHE (the keyboard key)
+    "\u2019"  # ’ RIGHT SINGLE QUOTATION MARK (word processors' "smart" apostrophe)
+    "\u2018"  # ‘ LEFT SINGLE QUOTATION MARK
+    "\u02bb"  # ʻ MODIFIER LETTER TURNED COMMA (Hawaiian ʻokina, Tongan fakauʻa)
+    "\u0060"  # ` GRAVE ACCENT
+    "\u00b4"  # ´ ACUTE ACCENT (spacing; NFKC would turn it into a space + combining accent)
+    "\u2032"  # ′ PRIME
+)
+DEFAULT_APOSTROPHE = "'"
 # Forms whose output is composed; NFD/NFKD would leave bare combining marks as labels.
 ALLOWED_UNICODE_FORMS = ("NFC", "NFKC")
 
@@ -59,6 +82,11 @@ class OrthographyProfile:
             source first, in one pass (a replacement is never replaced again).
         graphemes: Multi-character letters that form a single label, e.g. ("ch", "ll").
         word_delimiter: The label that stands for a space between words.
+        fold_apostrophes: The character every apostrophe look-alike
+            (:data:`APOSTROPHE_LOOK_ALIKES`) is written as, so they share one label; None
+            keeps each look-alike as it is.
+        distinct_letters: Look-alikes that are letters of their own in this orthography and
+            are left out of the folding, e.g. ("ʻ",) for the Hawaiian ʻokina.
     """
 
     unicode_form: str = "NFC"
@@ -67,12 +95,17 @@ class OrthographyProfile:
     mappings: dict[str, str] = field(default_factory=dict)
     graphemes: tuple[str, ...] = ()
     word_delimiter: str = DEFAULT_WORD_DELIMITER
+    fold_apostrophes: str | None = DEFAULT_APOSTROPHE
+    distinct_letters: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Compose mapping sources and graphemes so NFD spellings in a YAML file still match.
         mappings = {_nfc(src): _nfc(dst) for src, dst in dict(self.mappings).items()}
         object.__setattr__(self, "mappings", mappings)
         object.__setattr__(self, "graphemes", tuple(_nfc(g) for g in self.graphemes))
+        object.__setattr__(self, "fold_apostrophes", self.fold_apostrophes or None)
+        distinct = tuple(dict.fromkeys(_nfc(c) for c in self.distinct_letters))
+        object.__setattr__(self, "distinct_letters", distinct)
         validate_profile(self)
 
 
@@ -116,8 +149,47 @@ def validate_profile(profile: OrthographyProfile) -> None:
                 f"mapping source {source!r} has capitals, but lowercase is on, so it could "
                 f"never match; write it as {source.lower()!r}."
             )
+    _validate_folding(profile)
+    _validate_folded_mappings(profile)
     for grapheme in profile.graphemes:
         _validate_grapheme(grapheme, profile)
+
+
+def _validate_folding(profile: OrthographyProfile) -> None:
+    target = profile.fold_apostrophes
+    if target is not None and (
+        len(target) != 1
+        or target.isspace()
+        or target == profile.word_delimiter
+        or unicodedata.category(target).startswith("M")
+        or unicodedata.normalize(profile.unicode_form, target) != target
+    ):
+        raise WorkbenchError(
+            f"fold_apostrophes {target!r} must be one visible character other than the word "
+            "delimiter, such as \"'\" or \"ʼ\" (or null to keep the look-alikes apart)."
+        )
+    for letter in profile.distinct_letters:
+        if len(letter) != 1 or letter not in APOSTROPHE_LOOK_ALIKES:
+            raise WorkbenchError(
+                f"distinct_letters lists {letter!r}, which is not one of the apostrophe "
+                f"look-alikes ({' '.join(APOSTROPHE_LOOK_ALIKES)}), so it is never folded "
+                "anyway; list only those of them that are letters of their own."
+            )
+
+
+def _validate_folded_mappings(profile: OrthographyProfile) -> None:
+    """Two mapping sources that become the same text once folded must agree."""
+    table = apostrophe_folding(profile)
+    seen: dict[str, str] = {}
+    for source in profile.mappings:
+        folded = fold_look_alikes(source, table) if len(source) > 1 else source
+        other = seen.setdefault(folded, source)
+        if other != source and profile.mappings[other] != profile.mappings[source]:
+            raise WorkbenchError(
+                f"mappings {other!r} and {source!r} are the same text once apostrophe "
+                "look-alikes are folded, but map to different text; keep one of them, or "
+                "list the look-alike under distinct_letters."
+            )
 
 
 def _validate_grapheme(grapheme: str, profile: OrthographyProfile) -> None:
@@ -136,7 +208,8 @@ def _validate_grapheme(grapheme: str, profile: OrthographyProfile) -> None:
             f"grapheme {grapheme!r} has capitals, but lowercase is on, so it could never "
             f"match; write it as {grapheme.lower()!r}."
         )
-    dropped = sorted({c for c in grapheme if c in profile.ignore})
+    folded = fold_look_alikes(grapheme, apostrophe_folding(profile))
+    dropped = sorted({c for c in folded if c in profile.ignore})
     if dropped:
         raise WorkbenchError(
             f"grapheme {grapheme!r} contains {''.join(dropped)!r}, which the ignore setting "
@@ -160,11 +233,16 @@ def normalize(text: str, profile: OrthographyProfile | None = None) -> str:
         characters and no word delimiter.
     """
     profile = profile or OrthographyProfile()
+    table = apostrophe_folding(profile)
     text = remove_format_characters(text)
+    # Fold before NFKC, which would split a spacing ´ into a space and a combining accent,
+    # and again after it, which can make look-alikes (″ -> ′′).
+    text = fold_look_alikes(text, table)
     text = unicodedata.normalize(profile.unicode_form, text)
+    text = fold_look_alikes(text, table)
     if profile.lowercase:
         text = text.lower()
-    text = apply_mappings(text, profile.mappings)
+    text = apply_mappings(text, folded_mappings(profile, table))
     text = remove_characters(text, profile.ignore + profile.word_delimiter)
     text = " ".join(text.split())
     return _nfc(text)
@@ -173,6 +251,44 @@ def normalize(text: str, profile: OrthographyProfile | None = None) -> str:
 def remove_format_characters(text: str) -> str:
     """Drop Unicode format characters (category Cf: zero-width space, joiners, marks)."""
     return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def apostrophe_folding(profile: OrthographyProfile) -> dict[str, str]:
+    """Which apostrophe look-alikes the profile folds, and into what.
+
+    Left out: the target itself, ``distinct_letters``, characters in ``ignore`` and
+    one-character mapping sources (the profile already says what happens to those).
+
+    Returns:
+        {look-alike: target}; empty when ``fold_apostrophes`` is None.
+    """
+    target = profile.fold_apostrophes
+    if target is None:
+        return {}
+    named = set(profile.distinct_letters) | set(profile.ignore)
+    named |= {source for source in profile.mappings if len(source) == 1}
+    return {c: target for c in APOSTROPHE_LOOK_ALIKES if c != target and c not in named}
+
+
+def fold_look_alikes(text: str, table: dict[str, str]) -> str:
+    """Replace every look-alike in ``text`` by its target (see :func:`apostrophe_folding`)."""
+    if not table:
+        return text
+    return text.translate({ord(c): target for c, target in table.items()})
+
+
+def folded_mappings(profile: OrthographyProfile, table: dict[str, str]) -> dict[str, str]:
+    """The profile's mappings with look-alikes folded in multi-character sources.
+
+    Folded text no longer holds the look-alikes, so ``"chʼ": "ch'"`` must be matched as
+    ``"ch'"``; a one-character source is never folded (:func:`apostrophe_folding`).
+    """
+    if not table:
+        return profile.mappings
+    return {
+        (fold_look_alikes(src, table) if len(src) > 1 else src): dst
+        for src, dst in profile.mappings.items()
+    }
 
 
 def apply_mappings(text: str, mappings: dict[str, str]) -> str:
@@ -240,7 +356,9 @@ def tokenize(normalized: str, profile: OrthographyProfile | None = None) -> list
     """
     profile = profile or OrthographyProfile()
     clusters = split_characters(normalized.strip())
-    graphemes = {tuple(split_characters(g)): g for g in profile.graphemes}
+    table = apostrophe_folding(profile)  # "chʼ" in the profile matches the folded "ch'"
+    folded = (fold_look_alikes(g, table) for g in profile.graphemes)
+    graphemes = {tuple(split_characters(g)): g for g in folded}
     longest = max((len(key) for key in graphemes), default=0)
     tokens: list[str] = []
     i = 0
@@ -337,6 +455,10 @@ def _convert_value(path: Path, key: str, value: object) -> object:
         return _ignore_from_yaml(path, value)
     if key == "mappings":
         return _mappings_from_yaml(path, value)
+    if key == "fold_apostrophes":
+        return _fold_from_yaml(path, value)
+    if key == "distinct_letters":
+        return _distinct_from_yaml(path, value)
     return _graphemes_from_yaml(path, value)
 
 
@@ -373,10 +495,34 @@ def _graphemes_from_yaml(path: Path, value: object) -> tuple[str, ...]:
     raise WorkbenchError(f"{path}: graphemes must be a list of text, e.g. [ch, ll], not {value!r}.")
 
 
+def _fold_from_yaml(path: Path, value: object) -> str | None:
+    if value is None or value is False or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    raise WorkbenchError(
+        f"{path}: fold_apostrophes must be the one character apostrophe look-alikes are "
+        f"written as (e.g. \"'\"), or null to keep them apart, not {value!r}."
+    )
+
+
+def _distinct_from_yaml(path: Path, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise WorkbenchError(
+        f'{path}: distinct_letters must be a list of characters, e.g. ["ʻ"], not {value!r}.'
+    )
+
+
 def profile_to_dict(profile: OrthographyProfile) -> dict:
     """Plain-data form of a profile (what :func:`save_profile` writes)."""
     data = asdict(profile)
     data["graphemes"] = list(profile.graphemes)
+    data["distinct_letters"] = list(profile.distinct_letters)
     return data
 
 

@@ -21,10 +21,13 @@ from workbench.audio import SAMPLE_RATE
 from workbench.errors import WorkbenchError
 from workbench.manifest import Utterance, write_json_atomic
 from workbench.text import (
+    APOSTROPHE_LOOK_ALIKES,
     DEFAULT_WORD_DELIMITER,
     OrthographyProfile,
+    apostrophe_folding,
     load_profile,
     normalize,
+    remove_format_characters,
     tokenize,
 )
 from workbench.workspace import Workspace
@@ -129,6 +132,17 @@ class TokenStat:
 
 
 @dataclass
+class FoldedLookAlike:
+    """An apostrophe look-alike the profile folded into another character, in every split."""
+
+    char: str
+    names: str
+    into: str
+    count: int
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
 class VocabReport:
     """What the vocabulary covers and what it misses.
 
@@ -142,6 +156,10 @@ class VocabReport:
             that would become [UNK].
         split_label_counts: Per dev/test split, the number of labels counted for unk_share.
         rare_threshold: The count below which a label is called rare.
+        folded_look_alikes: Apostrophe look-alikes found in the transcripts (any split) and
+            folded into one character by the profile, most frequent first.
+        look_alike_labels: Apostrophe look-alikes that are labels of their own in the
+            vocabulary (two or more of them may be one letter typed differently).
     """
 
     vocab_size: int
@@ -152,6 +170,8 @@ class VocabReport:
     unk_share: dict[str, float]
     split_label_counts: dict[str, int]
     rare_threshold: int
+    folded_look_alikes: list[FoldedLookAlike] = field(default_factory=list)
+    look_alike_labels: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-ready form of the report."""
@@ -181,6 +201,28 @@ def _stat(token: str, count: int, examples: dict[str, list[str]]) -> TokenStat:
 
 def _by_count(counts: Counter) -> list[str]:
     return sorted(counts, key=lambda t: (-counts[t], t))
+
+
+def folded_look_alikes(
+    splits: dict[str, list[Utterance]], profile: OrthographyProfile
+) -> list[FoldedLookAlike]:
+    """Apostrophe look-alikes in the raw transcripts that the profile folds, with counts."""
+    table = apostrophe_folding(profile)
+    counts: Counter = Counter()
+    examples: dict[str, list[str]] = {}
+    for utterances in splits.values():
+        for utt in utterances:
+            text = unicodedata.normalize("NFC", remove_format_characters(utt.text))
+            found = Counter(c for c in text if c in table)
+            counts.update(found)
+            for char in found:
+                ids = examples.setdefault(char, [])
+                if len(ids) < MAX_EXAMPLES:
+                    ids.append(utt.id)
+    return [
+        FoldedLookAlike(c, unicode_names(c), table[c], counts[c], examples[c])
+        for c in _by_count(counts)
+    ]
 
 
 def vocab_report(
@@ -225,6 +267,8 @@ def vocab_report(
         unk_share=unk_share,
         split_label_counts=totals,
         rare_threshold=rare_threshold,
+        folded_look_alikes=folded_look_alikes(splits, profile),
+        look_alike_labels=[t for t in vocab if len(t) == 1 and t in APOSTROPHE_LOOK_ALIKES],
     )
 
 
@@ -260,7 +304,29 @@ def format_vocab_report(report: VocabReport) -> str:
             "If an unseen label is a look-alike of a training label (compare the code points), "
             "add a mapping to the orthography profile; if it is punctuation, add it to ignore."
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _look_alike_lines(report))
+
+
+def _look_alike_lines(report: VocabReport) -> list[str]:
+    lines = []
+    if report.folded_look_alikes:
+        into = report.folded_look_alikes[0].into
+        lines.append(f"Apostrophe look-alikes written as {into!r} ({unicode_names(into)}):")
+        lines += [
+            f"  {f.char!r:>8} {f.count:>7}  {f.names}  e.g. {', '.join(f.examples)}"
+            for f in report.folded_look_alikes
+        ]
+        lines.append(
+            "If one of them is a letter of its own in your orthography, list it under "
+            "distinct_letters in the orthography profile."
+        )
+    if len(report.look_alike_labels) > 1:
+        lines.append(
+            f"Look-alike labels kept apart: {' '.join(report.look_alike_labels)}. If they are "
+            "one letter typed differently, remove them from distinct_letters (or set "
+            "fold_apostrophes) so they share one label."
+        )
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------

@@ -116,7 +116,8 @@ def test_too_short_for_ctc_uses_profile_graphemes():
     splits = {"train": [_utt("q", text=text, duration=duration)]}
     assert "too_short_for_ctc" in _checks(audit_utterances(splits), "q")
     profile = OrthographyProfile(graphemes=("ll", "ch"))
-    assert _checks(audit_utterances(splits, profile), "q") == {}
+    fast = AuditOptions(max_chars_per_second=60.0)  # 55 chars/s; only the CTC check is tested
+    assert _checks(audit_utterances(splits, profile, fast), "q") == {}
 
 
 # --- each check ------------------------------------------------------------------------------
@@ -146,9 +147,12 @@ def test_each_check_triggers_alone(check, changes, action):
 
 
 def test_thresholds_at_the_limit_pass():
+    text = "abcde fghij klmno pqrst"  # 20 characters in 20 s: 1.0 chars/s
     splits = {
         "train": [
-            _utt("edge", rms_db=-50.0, peak=1e-3, clipped_fraction=0.001, duration=20.0),
+            _utt("edge", rms_db=-50.0, peak=1e-3, clipped_fraction=0.001, duration=20.0,
+                 text=text),
+            _utt("fast", text="ab" * 15 + " " + "cd" * 15, duration=2.0),  # 30 chars/s
         ]
     }
     assert audit_utterances(splits).issues == []
@@ -351,3 +355,231 @@ def test_format_audit_merges_long_histograms():
     start = lines.index("Durations (all splits):") + 1
     bars = [line for line in lines[start:] if line.strip().endswith((" 0", " 1"))]
     assert 0 < len(bars) <= 30
+
+
+# --- corpus description ----------------------------------------------------------------------
+
+
+def _finding(report, check: str):
+    found = [f for f in report.findings if f.check == check]
+    assert len(found) == 1, (check, report.findings)
+    return found[0]
+
+
+def test_minutes_per_speaker_per_split_and_overall():
+    splits = {
+        "train": [_utt("a", speaker="s1", duration=18.0), _utt("b", speaker="s2", duration=6.0),
+                  _utt("c", speaker="s1", duration=12.0, truncated=True)],
+        "dev": [_utt("d", speaker="s3", duration=18.0)],
+        "test": [_utt("e", speaker="s1", duration=6.0), _utt("f", speaker="", duration=3.0)],
+    }
+    rows = {r.speaker: r for r in audit_utterances(splits).speaker_minutes}
+    assert list(rows) == ["s1", "s3", "s2", ""]  # most minutes first
+    s1 = rows["s1"]
+    assert s1.utterances == 3
+    assert s1.minutes == pytest.approx(0.6) and s1.kept_minutes == pytest.approx(0.4)
+    assert s1.split_minutes == pytest.approx({"train": 0.5, "dev": 0.0, "test": 0.1})
+    assert s1.split_kept_minutes == pytest.approx({"train": 0.3, "dev": 0.0, "test": 0.1})
+    assert rows[""].minutes == pytest.approx(0.05)
+
+
+def test_sample_rates_and_channels_of_the_sources():
+    splits = {
+        "train": [
+            _utt("a", orig_sample_rate=44100, orig_channels=2, source="rec/long.wav"),
+            _utt("b", orig_sample_rate=44100, orig_channels=2, source="rec/long.wav"),
+            _utt("c", orig_sample_rate=8000, orig_channels=1),
+            _utt("d", orig_sample_rate=16000, orig_channels=1),
+        ]
+    }
+    report = audit_utterances(splits)
+    assert report.sample_rates == [
+        {"sample_rate": 8000, "utterances": 1, "files": 1},
+        {"sample_rate": 16000, "utterances": 1, "files": 1},
+        {"sample_rate": 44100, "utterances": 2, "files": 1},
+    ]
+    assert report.channels == [
+        {"channels": 1, "utterances": 2, "files": 2},
+        {"channels": 2, "utterances": 2, "files": 1},
+    ]
+    text = format_audit(report)
+    assert "44100 Hz: 2 utt. from 1 file(s)" in text
+    assert "below 16000 Hz" in text
+
+
+# --- speaking rate ---------------------------------------------------------------------------
+
+
+def test_chars_per_second_outside_the_absolute_limits_is_a_warning():
+    splits = {
+        "train": [
+            _utt("ok"),
+            _utt("fast", text="abcdefghij klmnopqrst uvwxyzabcdefgh", duration=1.0),  # 34/s
+            _utt("slow", text="wasi", duration=8.0),  # 0.5/s
+        ]
+    }
+    report = audit_utterances(splits)
+    assert _checks(report, "fast") == {"chars_per_second": WARNED}
+    assert _checks(report, "slow") == {"chars_per_second": WARNED}
+    assert _checks(report, "ok") == {}
+    assert report.excluded_ids() == set()
+    details = {i.id: i.detail for i in report.issues}
+    assert "34.0 chars/s" in details["fast"] and "limit of 30" in details["fast"]
+    assert "0.5 chars/s" in details["slow"]
+    assert all("does not match its audio" in d for d in details.values())
+    _assert_invariants(report, splits)
+
+
+def _even_corpus(count: int) -> list[Utterance]:
+    # About 5 chars/s with some spread: 10 characters in 1.8-2.2 s.
+    return [
+        _utt(f"u{i:02d}", text="kuna wasip", duration=1.8 + 0.4 * i / max(count - 1, 1))
+        for i in range(count)
+    ]
+
+
+def test_chars_per_second_outlier_against_the_corpus():
+    odd = _utt("odd", text="kuna wasip", duration=0.6)  # 16.7/s: plausible alone, not here
+    report = audit_utterances({"train": [*_even_corpus(12), odd]})
+    assert _checks(report, "odd") == {"chars_per_second": WARNED}
+    detail = next(i.detail for i in report.issues if i.id == "odd")
+    assert "median" in detail and "z-score" in detail
+    assert [i.id for i in report.issues] == ["odd"]
+    # Too few utterances to call anything unusual: only the absolute limits apply.
+    assert audit_utterances({"train": [*_even_corpus(5), odd]}).issues == []
+
+
+def test_chars_per_second_skips_excluded_clips_and_uses_options():
+    splits = {"train": [_utt("long", text="wasi", duration=25.0), _utt("slow", duration=5.0)]}
+    report = audit_utterances(splits)
+    assert _checks(report, "long") == {"too_long": EXCLUDED}  # no rate warning on top
+    assert _checks(report, "slow") == {}  # 8 characters in 5 s = 1.6/s
+    strict = AuditOptions(min_chars_per_second=2.0)
+    assert _checks(audit_utterances(splits, options=strict), "slow") == {
+        "chars_per_second": WARNED
+    }
+    with pytest.raises(WorkbenchError, match="chars_per_second"):
+        AuditOptions(min_chars_per_second=40.0)
+
+
+# --- corpus-level findings -------------------------------------------------------------------
+
+
+def test_duplicate_transcripts_are_listed_not_excluded():
+    splits = {
+        "train": [_utt("a", text="Kuna wasi!"), _utt("b", text="kuna  wasi"),
+                  _utt("c", text="other words")],
+        "test": [_utt("d", text="KUNA WASI")],
+    }
+    report = audit_utterances(splits)
+    finding = _finding(report, "duplicate_transcript")
+    assert finding.subject == "kuna wasi"
+    assert finding.ids == ["a", "b", "d"]
+    assert "train 2, test 1" in finding.detail and "Held-out" in finding.detail
+    assert report.excluded_ids() == set()
+    assert report.issues == []
+
+
+def test_duplicate_transcripts_ignore_excluded_and_empty_ones():
+    splits = {"train": [_utt("a"), _utt("b", truncated=True), _utt("c", text="..."),
+                        _utt("d", text="!")]}
+    assert not [f for f in audit_utterances(splits).findings if f.check == "duplicate_transcript"]
+
+
+def test_speaker_and_audio_leaks_between_train_and_held_out():
+    splits = {
+        "train": [_utt("t1", speaker="ana", sha1="same", text="uno"),
+                  _utt("t2", speaker="ben", text="dos")],
+        "dev": [_utt("d1", speaker="cai", text="tres")],
+        "test": [_utt("e1", speaker="ana", sha1="same", text="uno"),
+                 _utt("e2", speaker="ana", text="cuatro"), _utt("e3", speaker="dee", text="x")],
+    }
+    report = audit_utterances(splits)
+    speaker = _finding(report, "speaker_leak")
+    assert speaker.subject == "ana" and speaker.ids == ["e1", "e2"]
+    assert "train (1 utterances)" in speaker.detail and "test (2)" in speaker.detail
+    audio = _finding(report, "audio_leak")
+    assert audio.ids == ["t1", "e1"]
+    # The held-out copy is also excluded by the duplicate check, so it is not scored.
+    assert _checks(report, "e1") == {"duplicate_audio": EXCLUDED}
+    assert "not scored" in audio.detail
+    assert report.shared_speakers == {"ana": ["train", "test"]}
+    _assert_invariants(report, splits)
+
+
+def test_audio_leak_says_when_the_held_out_copy_would_be_scored():
+    # Held-out split listed first: the duplicate check keeps the test copy, drops the train one.
+    splits = {"test": [_utt("e1", sha1="same", speaker="x")],
+              "train": [_utt("t1", sha1="same", speaker="y")]}
+    report = audit_utterances(splits)
+    assert _checks(report, "t1") == {"duplicate_audio": EXCLUDED}
+    assert not [f for f in report.findings if f.check == "audio_leak"]  # t1 trains on nothing
+
+
+def test_speakers_kept_apart_give_no_leak():
+    splits = {"train": [_utt("a", speaker="s1")], "test": [_utt("b", speaker="s2")]}
+    checks = {f.check for f in audit_utterances(splits).findings}
+    assert not checks & {"speaker_leak", "audio_leak", "single_speaker"}
+
+
+def test_too_little_data_and_a_single_speaker_are_explained():
+    splits = {"train": [_utt(f"u{i}", text=f"kuna wasi {i}") for i in range(45)]}  # 1.5 min
+    report = audit_utterances(splits)
+    little = _finding(report, "little_training_audio")
+    assert little.detail.startswith(
+        "With 1.5 minutes of training audio expect a high error rate; 10 minutes is a "
+        "practical minimum for XLS-R"
+    )
+    assert little.ids == []
+    single = _finding(report, "single_speaker")
+    assert single.subject == "spk1"
+    assert "test scores say nothing about other voices" in single.detail
+    assert report.finding_counts() == {"little_training_audio": 1, "single_speaker": 1}
+
+
+def test_excluded_audio_does_not_count_as_training_audio():
+    many = [_utt(f"u{i}", speaker=f"s{i % 3}", text=f"kuna wasi {i}") for i in range(90)]
+    assert not [f for f in audit_utterances({"train": many}).findings]  # 3 minutes, 3 voices
+    silent = [replace(u, rms_db=-90.0) if i % 2 else u for i, u in enumerate(many)]
+    report = audit_utterances({"train": silent})
+    assert _finding(report, "little_training_audio").detail.startswith("With 1.5 minutes")
+
+
+def test_no_speaker_names_at_all():
+    report = audit_utterances({"train": [_utt("a", speaker=""), _utt("b", speaker="")]})
+    assert "speaker column" in _finding(report, "unknown_speakers").detail
+    assert not [f for f in report.findings if f.check == "single_speaker"]
+
+
+def test_report_dict_is_plain_json(tmp_path):
+    splits = {
+        "train": [_utt("a", orig_sample_rate=44100, orig_channels=2), _utt("b", sha1="s")],
+        "test": [_utt("c", sha1="s")],
+    }
+    ws = _workspace(tmp_path, splits)
+    run_audit(ws)
+    data = json.loads(ws.audit_path.read_text(encoding="utf-8"))
+    assert data["sample_rates"][-1] == {"sample_rate": 44100, "utterances": 1, "files": 1}
+    assert data["speaker_minutes"][0]["speaker"] == "spk1"
+    assert data["speaker_minutes"][0]["split_minutes"]["test"] == pytest.approx(2 / 60)
+    checks = {f["check"] for f in data["findings"]}
+    assert {"audio_leak", "speaker_leak", "little_training_audio", "single_speaker"} <= checks
+    assert set(data["findings"][0]) == {"check", "subject", "detail", "ids"}
+    assert data["finding_counts"]["audio_leak"] == 1
+    assert data["options"]["max_chars_per_second"] == 30.0
+
+
+def test_format_audit_shows_speakers_sources_and_corpus_findings():
+    splits = {
+        "train": [_utt("a", speaker="ana", orig_sample_rate=48000, orig_channels=2),
+                  _utt("b", speaker="ana", text="pachakuna", sha1="s")],
+        "test": [_utt("c", speaker="ana", text="pachakuna", sha1="s")],
+    }
+    text = format_audit(audit_utterances(splits))
+    assert "Audio per speaker" in text
+    assert "  ana               0:00:04  0:00:00  0:00:04  0:00:06" in text  # c: duplicate
+    assert "48000 Hz" in text and "channels" in text
+    assert "About the corpus as a whole" in text
+    for check in ("little_training_audio", "single_speaker", "speaker_leak", "audio_leak"):
+        assert check in text
+    assert "ids: b, c" in text

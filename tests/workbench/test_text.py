@@ -8,11 +8,14 @@ import pytest
 
 from workbench.errors import WorkbenchError
 from workbench.text import (
+    APOSTROPHE_LOOK_ALIKES,
     DEFAULT_IGNORE,
     OrthographyProfile,
+    apostrophe_folding,
     detokenize,
     load_profile,
     normalize,
+    profile_to_dict,
     save_profile,
     split_characters,
     tokenize,
@@ -36,8 +39,11 @@ def test_nfd_input_becomes_nfc():
 
 
 def test_default_ignore_removes_punctuation_but_keeps_apostrophes():
-    out = normalize("«Ch'aki», dijo… “¡ʻOkina!” (kuna) — ¿a|b? ʼ’‘")
-    assert out == "ch'aki dijo ʻokina kuna ab ʼ’‘"
+    text = "«Ch'aki», dijo… “¡ʻOkina!” (kuna) — ¿a|b? ʼ’‘"
+    # By default the apostrophe look-alikes are kept, folded into one (tests further down).
+    assert normalize(text) == "ch'aki dijo 'okina kuna ab " + "'" * 3
+    unfolded = OrthographyProfile(fold_apostrophes=None)
+    assert normalize(text, unfolded) == "ch'aki dijo ʻokina kuna ab ʼ’‘"
     assert "'" not in DEFAULT_IGNORE and "|" in DEFAULT_IGNORE
 
 
@@ -245,6 +251,156 @@ def test_invalid_yaml_names_file(tmp_path):
     ],
 )
 def test_bad_values_name_file_and_key(tmp_path, text, key):
+    path = tmp_path / "orthography.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(WorkbenchError, match=key) as err:
+        load_profile(path)
+    assert str(path) in str(err.value)
+
+
+# --- apostrophe look-alikes, invisible characters, composed/decomposed forms -----------------
+
+LOOK_ALIKES = "ʼ'’‘ʻ`´′"  # U+02BC U+0027 U+2019 U+2018 U+02BB U+0060 U+00B4 U+2032
+
+
+def test_look_alike_list_is_the_documented_one():
+    assert APOSTROPHE_LOOK_ALIKES == LOOK_ALIKES
+    assert [f"{ord(c):04X}" for c in LOOK_ALIKES] == [
+        "02BC", "0027", "2019", "2018", "02BB", "0060", "00B4", "2032",
+    ]  # fmt: skip
+
+
+def test_every_look_alike_folds_into_the_plain_apostrophe_by_default():
+    words = [f"ch{c}aki" for c in LOOK_ALIKES]
+    assert {normalize(w) for w in words} == {"ch'aki"}
+    assert {tuple(tokenize(normalize(w))) for w in words} == {("c", "h", "'", "a", "k", "i")}
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFKC"])
+def test_spacing_acute_folds_even_under_nfkc(form):
+    # NFKC alone would turn ´ into a space and a combining accent.
+    profile = OrthographyProfile(unicode_form=form)
+    assert normalize("ch´aki", profile) == "ch'aki"
+
+
+def test_fold_target_is_configurable():
+    profile = OrthographyProfile(fold_apostrophes="ʼ")
+    assert normalize("p'a p’a pʼa p`a", profile) == "pʼa pʼa pʼa pʼa"
+
+
+def test_distinct_letters_keep_the_hawaiian_okina_apart():
+    profile = OrthographyProfile(distinct_letters=("ʻ",))
+    assert normalize("ʻŌlelo Hawaiʻi: kaʼa ka’a", profile) == "ʻōlelo hawaiʻi ka'a ka'a"
+    assert apostrophe_folding(profile) == {c: "'" for c in "ʼ’‘`´′"}
+
+
+def test_folding_can_be_turned_off():
+    profile = OrthographyProfile(fold_apostrophes=None)
+    assert normalize("kaʼa ka’a ka'a", profile) == "kaʼa ka’a ka'a"
+    assert apostrophe_folding(profile) == {}
+    assert OrthographyProfile(fold_apostrophes="").fold_apostrophes is None
+
+
+def test_profile_written_with_look_alikes_still_matches_folded_text():
+    profile = OrthographyProfile(graphemes=("chʼ", "k’"), mappings={"tʼ": "tt"})
+    text = normalize("Chʼaki k'usi tʼanta", profile)
+    assert text == "ch'aki k'usi ttanta"
+    assert tokenize(text, profile)[:2] == ["ch'", "a"]
+    assert "k'" in tokenize(text, profile)
+
+
+def test_look_alikes_named_in_the_profile_are_not_folded():
+    # A one-character mapping or an ignore entry says what happens to that very character.
+    profile = OrthographyProfile(mappings={"ʼ": "h"}, ignore=DEFAULT_IGNORE + "`")
+    assert normalize("kaʼa ka’a `quoted`", profile) == "kaha ka'a quoted"
+    assert "ʼ" not in apostrophe_folding(profile) and "`" not in apostrophe_folding(profile)
+
+
+def test_ignoring_the_target_removes_every_apostrophe():
+    profile = OrthographyProfile(ignore=DEFAULT_IGNORE + "'")
+    assert normalize("kaʼa ka’a ka'a", profile) == "kaa kaa kaa"
+
+
+@pytest.mark.parametrize(
+    "mark",
+    ["\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c",
+     "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u061c", "\u2060",
+     "\ufeff", "\u00ad"],
+)
+def test_zero_width_and_direction_marks_never_become_labels(mark):
+    text = normalize(f"ka{mark}na{mark} wa{mark}si")
+    assert text == "kana wasi"
+    assert set(tokenize(text)) == set("knaws|i")
+
+
+def test_composed_and_decomposed_spellings_give_the_same_labels():
+    words = "ñawi pé ʻōlelo ü"
+    nfd = unicodedata.normalize("NFD", words)
+    assert nfd != words
+    assert tokenize(normalize(nfd)) == tokenize(normalize(words))
+    profile = OrthographyProfile(graphemes=(unicodedata.normalize("NFD", "ñw"),))
+    assert "ñw" in tokenize(normalize("añwa", profile), profile)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"fold_apostrophes": "''"}, "fold_apostrophes"),
+        ({"fold_apostrophes": " "}, "fold_apostrophes"),
+        ({"fold_apostrophes": "|"}, "fold_apostrophes"),
+        ({"fold_apostrophes": "\u0301"}, "fold_apostrophes"),
+        ({"fold_apostrophes": "´", "unicode_form": "NFKC"}, "fold_apostrophes"),
+        ({"distinct_letters": ("x",)}, "not one of the apostrophe look-alikes"),
+        ({"distinct_letters": ("ʻʼ",)}, "distinct_letters"),
+        ({"mappings": {"tʼ": "t", "t’": "d"}}, "same text once apostrophe"),
+    ],
+)
+def test_invalid_folding_settings_are_rejected(kwargs, fragment):
+    with pytest.raises(WorkbenchError, match=fragment):
+        OrthographyProfile(**kwargs)
+
+
+def test_agreeing_mappings_that_fold_together_are_fine():
+    profile = OrthographyProfile(mappings={"tʼ": "t", "t’": "t"})
+    assert normalize("tʼa t’a", profile) == "ta ta"
+
+
+def test_folding_settings_round_trip_through_yaml(tmp_path):
+    profile = OrthographyProfile(fold_apostrophes="ʼ", distinct_letters=("ʻ",))
+    path = tmp_path / "orthography.yaml"
+    save_profile(profile, path)
+    assert load_profile(path) == profile
+    assert profile_to_dict(profile)["distinct_letters"] == ["ʻ"]
+    assert "fold_apostrophes: ʼ" in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "fold", "distinct"),
+    [
+        ('fold_apostrophes: "ʼ"\ndistinct_letters: ["ʻ"]\n', "ʼ", ("ʻ",)),
+        ("fold_apostrophes: null\n", None, ()),
+        ("fold_apostrophes: false\n", None, ()),
+        ("distinct_letters: ʻ’\n", "'", ("ʻ", "’")),
+        ("distinct_letters:\n", "'", ()),
+    ],
+)
+def test_folding_settings_from_hand_written_yaml(tmp_path, text, fold, distinct):
+    path = tmp_path / "orthography.yaml"
+    path.write_text(text, encoding="utf-8")
+    profile = load_profile(path)
+    assert (profile.fold_apostrophes, profile.distinct_letters) == (fold, distinct)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("fold_apostrophes: 5\n", "fold_apostrophes"),
+        ("fold_apostrophes: [a]\n", "fold_apostrophes"),
+        ("distinct_letters: {a: b}\n", "distinct_letters"),
+        ("distinct_letters: [x]\n", "distinct_letters"),
+    ],
+)
+def test_bad_folding_values_name_file_and_key(tmp_path, text, key):
     path = tmp_path / "orthography.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(WorkbenchError, match=key) as err:

@@ -120,8 +120,9 @@ def test_report_lists_unseen_rare_and_unk_share():
 
 def test_report_names_look_alikes():
     splits = {"train": [_utt("t", "ka'a", "train")], "dev": [_utt("d", "kaʼa", "dev")]}
-    vocab = build_vocab(["ka'a"])
-    report = vocab_report(splits, vocab)
+    unfolded = OrthographyProfile(fold_apostrophes=None)  # the default would merge them
+    vocab = build_vocab(["ka'a"], unfolded)
+    report = vocab_report(splits, vocab, unfolded)
     assert report.unseen["dev"][0].names == "U+02BC MODIFIER LETTER APOSTROPHE"
     assert "U+0027 APOSTROPHE" in [s.names for s in report.train_counts]
 
@@ -242,3 +243,56 @@ def test_tokenizer_takes_custom_delimiter_from_the_vocab(tmp_path):
     tokenizer = make_tokenizer(path)
     assert tokenizer.word_delimiter_token == "#"
     assert tokenizer.decode(encode_labels("ka wa", vocab, profile)) == "ka wa"
+
+
+# --- apostrophe look-alikes ------------------------------------------------------------------
+
+
+def test_look_alikes_share_one_label_by_default():
+    vocab = build_vocab(["ch'aki chʼaki ch’aki ch`aki"])
+    assert "'" in vocab
+    assert not set(vocab) & set("ʼ’`‘ʻ´′")
+
+
+def test_distinct_letter_keeps_its_own_label():
+    profile = OrthographyProfile(distinct_letters=("ʻ",))
+    vocab = build_vocab(["hawaiʻi kaʼa ka'a"], profile)
+    assert {"ʻ", "'"} <= set(vocab) and "ʼ" not in vocab
+
+
+def test_report_lists_folded_look_alikes_from_every_split():
+    splits = {
+        "train": [_utt("t1", "kaʼa kaʼa", "train"), _utt("t2", "ka'a", "train")],
+        "test": [_utt("e1", "ka’a", "test")],
+    }
+    vocab = build_vocab([u.text for u in splits["train"]])
+    report = vocab_report(splits, vocab)
+    folded = [(f.char, f.into, f.count, f.examples) for f in report.folded_look_alikes]
+    assert folded == [("ʼ", "'", 2, ["t1"]), ("’", "'", 1, ["e1"])]
+    assert report.folded_look_alikes[0].names == "U+02BC MODIFIER LETTER APOSTROPHE"
+    assert report.unseen["test"] == []  # ’ is no longer an unknown label in test
+    assert report.look_alike_labels == ["'"]
+    json.dumps(report.to_dict())
+    text = format_vocab_report(report)
+    assert "Apostrophe look-alikes written as \"'\"" in text
+    assert "U+2019 RIGHT SINGLE QUOTATION MARK" in text
+    assert "distinct_letters" in text
+
+
+def test_report_points_out_look_alike_labels_kept_apart():
+    profile = OrthographyProfile(fold_apostrophes=None)
+    splits = {"train": [_utt("t", "kaʼa ka'a", "train")]}
+    vocab = build_vocab(["kaʼa ka'a"], profile)
+    report = vocab_report(splits, vocab, profile)
+    assert report.folded_look_alikes == []
+    assert report.look_alike_labels == ["'", "ʼ"]
+    assert "Look-alike labels kept apart: ' ʼ" in format_vocab_report(report)
+
+
+def test_workspace_vocab_uses_distinct_letters_from_the_profile_file(tmp_path):
+    ws = _workspace(tmp_path, {"train": ["hawaiʻi", "kaʼa"], "dev": ["ʻe"]})
+    ws.profile_path.write_text('distinct_letters: ["ʻ"]\n', encoding="utf-8")
+    report = build_workspace_vocab(ws)
+    vocab = json.loads(ws.vocab_path.read_text(encoding="utf-8"))
+    assert "ʻ" in vocab and "'" in vocab and "ʼ" not in vocab
+    assert [f.char for f in report.folded_look_alikes] == ["ʼ"]
