@@ -17,7 +17,7 @@ from data_recipes.common import ImportResult, SourceRead, import_sources
 from data_recipes.commonvoice import language_folder, read_commonvoice
 from data_recipes.elan import read_elan
 from data_recipes.kaldi import is_kaldi_dir, read_kaldi
-from data_recipes.table import read_audiofolder, read_csv, read_tsv
+from data_recipes.table import METADATA_NAMES, read_audiofolder, read_csv, read_tsv
 from data_recipes.textgrid import read_textgrid
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
@@ -43,7 +43,7 @@ def detect_format(source: Path) -> str:
     """Guess the recipe for ``source``; raise a readable error when it is ambiguous."""
     source = Path(source)
     if source.is_dir():
-        if any((source / name).is_file() for name in ("metadata.csv", "metadata.tsv")):
+        if any((source / name).is_file() for name in METADATA_NAMES):
             return "audiofolder"
         if language_folder(source) is not None:
             return "commonvoice"

@@ -3,7 +3,7 @@
 Layouts read::
 
     audiofolder/                         table.csv  (or .tsv)
-      metadata.csv (or metadata.tsv)       path,text,speaker
+      metadata.csv (.tsv, .jsonl)          path,text,speaker
       clips/a.wav                          clips/a.wav,hola,spk1
       b.flac                               /abs/b.mp3,chau,spk2
 
@@ -15,6 +15,8 @@ the ``*_COLUMNS`` tuples, or chosen with ``--audio-column``/``--text-column``/
 from __future__ import annotations
 
 import csv
+import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from workbench.workspace import Workspace
 AUDIO_COLUMNS = ("file_name", "path", "audio", "file", "filename", "audio_path", "wav")
 TEXT_COLUMNS = ("transcription", "sentence", "text", "transcript", "normalized_text")
 SPEAKER_COLUMNS = ("speaker", "speaker_id", "client_id", "participant")
-METADATA_NAMES = ("metadata.csv", "metadata.tsv")
+METADATA_NAMES = ("metadata.csv", "metadata.tsv", "metadata.jsonl")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def read_audiofolder(source: Path, *, audio_column: str | None = None,
     table = next((source / n for n in METADATA_NAMES if (source / n).is_file()), None)
     if table is None:
         raise WorkbenchError(
-            f"{source}: no metadata.csv or metadata.tsv found. An audiofolder needs a table "
+            f"{source}: no metadata.csv, .tsv or .jsonl found. An audiofolder needs a table "
             "with the columns file_name,transcription[,speaker] next to the audio files."
         )
     read = read_csv(table, audio_column=audio_column, text_column=text_column,
@@ -101,46 +103,90 @@ def read_table(
     text_column: str | None = None,
     speaker_column: str | None = None,
 ) -> tuple[list[SourceRow], list[ImportIssue]]:
-    """Parse a transcript table; malformed rows become issues naming file and line."""
+    """Parse a transcript table (CSV, TSV or JSON lines); bad rows become issues naming
+    file and line."""
     if not table.is_file():
         raise WorkbenchError(f"{table}: file not found.")
-    text = _read_text(table)
-    dialect = _sniff_dialect(text, table)
-    reader = csv.reader(text.splitlines(), dialect)
-    header = next(reader, None)
-    if not header:
+    text, issues = _read_text(table)
+    if table.suffix.lower() == ".jsonl":
+        records = _jsonl_records(text, table, issues)
+    else:
+        records = _csv_records(text, table)
+    header = next(records, None)
+    if not header or not header[1]:
         raise WorkbenchError(f"{table}: the table is empty; it needs a header row.")
-    header = [h.strip() for h in header]
+    header = [h.strip() for h in header[1]]
     columns = _choose_columns(header, table, audio_column, text_column, speaker_column)
-    rows, issues = [], []
-    for line_number, record in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in record):
+    rows = []
+    for line_number, record in records:
+        if not any(str(cell).strip() for cell in record):
             continue
         row = _row_from_record(record, header, columns, table, line_number)
         (rows if isinstance(row, SourceRow) else issues).append(row)
     return rows, issues
 
 
-def _read_text(table: Path) -> str:
-    raw = table.read_bytes()
-    for encoding in ("utf-8-sig", "utf-16"):
-        try:
-            text = raw.decode(encoding)
-        except UnicodeDecodeError:
+def _csv_records(text: str, table: Path):
+    """(line number, fields) pairs; the first is the header. Quoted newlines are kept."""
+    reader = csv.reader(io.StringIO(text, newline=""), _sniff_dialect(text, table))
+    line = 1
+    for record in reader:
+        yield line, record
+        line = reader.line_num + 1
+
+
+def _jsonl_records(text: str, table: Path, issues: list[ImportIssue]):
+    """JSON lines as (line number, values) pairs, after a header made of all keys seen."""
+    parsed = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
             continue
-        if encoding == "utf-16" and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-            break
-        return text
-    raise WorkbenchError(
-        f"{table}: not UTF-8 text. Save the table as UTF-8 (in a spreadsheet: "
-        "'CSV UTF-8') and import again."
-    )
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            issues.append(ImportIssue(f"{table}:{number}", "malformed_row",
+                                      f"not valid JSON ({err.msg})"))
+            continue
+        if not isinstance(record, dict):
+            issues.append(ImportIssue(f"{table}:{number}", "malformed_row",
+                                      "each line must be a JSON object"))
+            continue
+        parsed.append((number, record))
+    if not parsed:
+        return
+    keys = list(dict.fromkeys(k for _, record in parsed for k in record))
+    yield 0, keys
+    for number, record in parsed:
+        yield number, ["" if record.get(k) is None else str(record[k]) for k in keys]
+
+
+def _read_text(table: Path) -> tuple[str, list[ImportIssue]]:
+    """The table's text: UTF-8 (BOM or not), UTF-16 with BOM, else Windows-1252 with a note."""
+    raw = table.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16"), []
+    try:
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+    try:
+        text = raw.decode("cp1252")
+    except UnicodeDecodeError:
+        raise WorkbenchError(
+            f"{table}, line {line}: not UTF-8 text. Save the table as UTF-8 (in a "
+            "spreadsheet: 'CSV UTF-8') and import again."
+        ) from None
+    note = ImportIssue(str(table), "encoding_guessed",
+                       f"not UTF-8 (first bad byte on line {line}); read as Windows-1252. "
+                       "Check accented letters in the transcripts, or save the table as UTF-8",
+                       action="imported (check the characters)")
+    return text, [note]
 
 
 def _sniff_dialect(text: str, table: Path) -> type[csv.Dialect] | csv.Dialect:
     if table.suffix.lower() == ".tsv":
         return csv.excel_tab
-    first_line = text.splitlines()[0] if text else ""
+    first_line = text.splitlines()[0] if text.strip() else ""
     if "\t" in first_line and "," not in first_line:
         return csv.excel_tab
     try:

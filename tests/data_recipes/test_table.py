@@ -109,3 +109,34 @@ def test_format_detection(small_corpus, tmp_path):
         detect_format(tmp_path)
     with pytest.raises(WorkbenchError, match="Unknown format"):
         get_recipe("elan2")
+
+
+def test_audiofolder_with_jsonl_metadata(tmp_path):
+    clip(tmp_path / "a.wav")
+    clip(tmp_path / "b.wav")
+    (tmp_path / "metadata.jsonl").write_text(
+        '{"file_name": "a.wav", "transcription": "allin", "speaker": "s1"}\n'
+        "{broken json\n"
+        '{"file_name": "b.wav", "transcription": "mana", "speaker": "s2"}\n', encoding="utf-8")
+    ws = Workspace.at(tmp_path / "ws")
+    result = prepare_audiofolder(tmp_path, ws, progress=False)
+    assert sorted(u.text for u in result.utterances) == ["allin", "mana"]
+    assert [(i.check, i.item.rsplit("/", 1)[-1]) for i in result.issues] == [
+        ("malformed_row", "metadata.jsonl:2")]
+
+
+def test_windows_1252_table_is_read_with_a_note(tmp_path):
+    clip(tmp_path / "a.wav")
+    table = tmp_path / "t.csv"
+    table.write_bytes("path,text\na.wav,señor café\n".encode("cp1252"))
+    rows, issues = read_table(table)
+    assert rows[0].text == "señor café"
+    assert issues[0].check == "encoding_guessed" and "line 2" in issues[0].detail
+
+
+def test_quoted_newlines_keep_line_numbers_right(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text('path,text\na.wav,"two\nlines"\nb.wav,x,extra\n', encoding="utf-8")
+    rows, issues = read_table(table)
+    assert rows[0].text == "two\nlines"
+    assert issues[0].item.endswith("t.csv:4")
