@@ -55,7 +55,7 @@ def _card(run_dir: Path) -> str:
     from safetensors import safe_open
 
     config = json.loads((run_dir / "model" / "config.json").read_text())
-    result = json.loads((run_dir / "result.json").read_text())
+    result = _result(run_dir)
     run_config = load_config(run_dir / "config.yaml")
     with safe_open(run_dir / "model" / "model.safetensors", "pt") as weights:
         params = sum(_count(weights.get_slice(k)) for k in weights.keys())
@@ -71,6 +71,20 @@ def _card(run_dir: Path) -> str:
         train_min=result["elapsed_s"] / 60, dev_cer=f"{cer:.3f}" if cer is not None else "n/a",
     ) + f"\nRun configuration: preset {run_config.preset}, learning rate " \
         f"{run_config.optim.learning_rate}, batches of {run_config.data.max_batch_seconds} s.\n"
+
+
+def _result(run_dir: Path) -> dict:
+    """result.json, or for a run stopped by hand, the same figures from metrics.jsonl."""
+    if (run_dir / "result.json").is_file():
+        return json.loads((run_dir / "result.json").read_text())
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["event"] == "eval" and r.get("dev_cer") is not None]
+    if not evals:
+        raise SystemExit(f"{run_dir} has no evaluation yet, so it has no model/ to export.")
+    # model/ holds the best evaluation so far: describe that model.
+    best = min(evals, key=lambda r: r["dev_cer"])
+    return {"steps": best["step"], "elapsed_s": best["elapsed_s"],
+            "best_dev_cer": best["dev_cer"]}
 
 
 def _count(tensor_slice) -> int:
