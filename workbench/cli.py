@@ -185,6 +185,16 @@ def cmd_models(args) -> None:
     _emit(args, rows, text)
 
 
+def cmd_ui(args) -> None:
+    from ui.app import ServeOptions, parse_auth, serve
+    from ui.workspaces import WorkspaceRoot
+
+    root = WorkspaceRoot.create(args.root, args.workspace, args.models_dir)
+    options = ServeOptions(host=args.host, port=args.port, share=args.share,
+                           auth=parse_auth(args.auth), max_file_size=args.max_file_size)
+    serve(root, options)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -212,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("transcribe", cmd_transcribe, "transcribe audio files with a trained model"),
         ("demo", cmd_demo, "the whole flow offline on the bundled Quechua demo corpus"),
         ("models", cmd_models, "list the registered checkpoints"),
+        ("ui", cmd_ui, "the whole flow in the browser (a local web page)"),
     ]
     parsers = {}
     for name, handler, help_text in commands:
@@ -229,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["evaluate"].add_argument("--split", default="test", choices=["train", "dev", "test"])
     _transcribe_args(parsers["transcribe"])
     _demo_args(parsers["demo"])
+    _ui_args(parsers["ui"])
     _common(parsers["models"], workspace=False)
     return parser
 
@@ -298,6 +310,21 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-minutes", type=float, default=0.0, help="limit the training time")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _ui_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-w", "--workspace", help="workspace opened by default (created if missing)")
+    p.add_argument("--root", help="folder whose workspaces the page may open and create, by "
+                   "name (default: the parent of -w, else ./workspaces)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--share", action="store_true",
+                   help="also make a public *.gradio.live link (off by default)")
+    p.add_argument("--auth", metavar="USER:PASS", help="ask for this user and password")
+    p.add_argument("--max-file-size", default="4gb", help="largest upload (default 4gb)")
+    p.add_argument("--models-dir", help="folder of local checkpoints offered for training, "
+                   "one folder each (default: ROOT/models)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -221,9 +221,13 @@ def save_checkpoint(run_dir: Path, name: str, model, optimizer, scheduler,
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state()}, staging / "training_state.pt")
     write_json_atomic(staging / "state.json", asdict(state))
+    # Old aside, new in, old removed: a stop at any point leaves one complete checkpoint.
+    previous = final.with_name(f".{name}.old")
+    shutil.rmtree(previous, ignore_errors=True)
     if final.exists():
-        shutil.rmtree(final)
+        final.rename(previous)
     staging.rename(final)
+    shutil.rmtree(previous, ignore_errors=True)
     return final
 
 
@@ -368,6 +372,9 @@ def train(
 
 def _resume_state(run_dir: Path, model, optimizer, scheduler) -> TrainState:
     checkpoint = run_dir / "checkpoints" / LAST
+    aside = run_dir / "checkpoints" / f".{LAST}.old"
+    if not checkpoint.is_dir() and aside.is_dir():
+        aside.rename(checkpoint)  # stopped between the two renames of save_checkpoint
     if not checkpoint.is_dir():
         raise WorkbenchError(f"{run_dir} has no checkpoint to resume from; start a new run.")
     return load_checkpoint(checkpoint, model, optimizer, scheduler)

@@ -1,0 +1,55 @@
+"""Fixtures of the UI tests: a small prepared workspace, and one with a (random) model run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from data_recipes import prepare_sources
+from tests.conftest import make_subset
+from tests.workbench.ctc_fixtures import save_tiny_model
+from workbench.config import build_config, save_config
+from workbench.workspace import Workspace
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+RUN = "20240101-000000-tiny"
+
+
+@pytest.fixture(scope="session")
+def ui_prepared(demo_corpus, tmp_path_factory) -> Workspace:
+    """24 clips of the demo corpus imported, once per session (copy it before changing it)."""
+    root = tmp_path_factory.mktemp("ui")
+    corpus = make_subset(demo_corpus, root / "corpus", 24)
+    ws = Workspace.at(root / "ws")
+    prepare_sources([corpus], ws, progress=False)
+    return ws
+
+
+@pytest.fixture
+def ws(ui_prepared, tmp_path) -> Workspace:
+    """A private copy of the prepared workspace."""
+    copy = Workspace.at(tmp_path / "ws")
+    shutil.copytree(ui_prepared.root, copy.root)
+    return copy
+
+
+@pytest.fixture
+def ws_with_run(ws) -> Workspace:
+    """The workspace with a vocabulary and a finished run holding a random tiny model."""
+    from workbench.vocab import build_workspace_vocab
+
+    build_workspace_vocab(ws)
+    run_dir = ws.runs_dir / RUN
+    save_tiny_model(run_dir / "model")
+    save_config(build_config(preset="10min", overrides=["model.name=tiny"]),
+                run_dir / "config.yaml")
+    (run_dir / "result.json").write_text("{}", encoding="utf-8")
+    return ws
+
+
+def touch_tree(folder: Path) -> list[str]:
+    """Every file under ``folder``, relative, sorted (for assertions)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())

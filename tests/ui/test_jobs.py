@@ -1,0 +1,107 @@
+"""Training jobs run as separate processes that a reloaded page or a new UI finds again."""
+
+import json
+import os
+import sys
+import textwrap
+import time
+
+import pytest
+
+from ui import jobs
+from workbench.errors import WorkbenchError
+from workbench.workspace import Workspace
+
+# A stand-in for `workbench train`: makes a run directory like train.new_run_dir, writes
+# metrics, then sleeps or finishes.
+FAKE_TRAIN = textwrap.dedent("""
+    import json, sys, time
+    from datetime import datetime, timezone
+    from pathlib import Path
+    runs = Path(sys.argv[1]) / "runs"
+    run = runs / (datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-fake")
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("preset: 10min\\n")
+    with open(run / "metrics.jsonl", "w") as out:
+        out.write(json.dumps({"event": "start", "step": 0, "max_steps": 10}) + "\\n")
+        out.write(json.dumps({"event": "train", "step": 1, "loss": 3.5}) + "\\n")
+    print("started", flush=True)
+    if sys.argv[2] == "sleep":
+        time.sleep(60)
+    elif sys.argv[2] == "fail":
+        print("error: the model could not be loaded", file=sys.stderr)
+        sys.exit(2)
+    else:
+        (run / "result.json").write_text("{}")
+""")
+
+
+def fake(ws: Workspace, mode: str) -> list[str]:
+    return [sys.executable, "-c", FAKE_TRAIN, str(ws.root), mode]
+
+
+def wait_for(predicate, seconds: float = 30.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def ws(tmp_path) -> Workspace:
+    ws = Workspace.at(tmp_path / "ws")
+    ws.root.mkdir()
+    return ws
+
+
+def test_a_finished_job_claims_its_run(ws):
+    job = jobs.start_job(ws, fake(ws, "finish"))
+    status = wait_for(lambda: (s := jobs.job_status(ws, job.id)).state == jobs.FINISHED and s)
+    assert status.job.run.endswith("-fake") and status.job.returncode == 0
+    assert "started" in status.log_tail
+    record = json.loads((ws.root / "jobs" / job.id / "job.json").read_text())
+    assert record["pid"] == job.pid and record["command"] == fake(ws, "finish")
+    assert record["run"] == status.job.run
+    assert jobs.job_for_run(ws, status.job.run).job.id == job.id
+    assert jobs.active_job(ws) is None
+
+
+def test_a_failed_job_says_why(ws):
+    job = jobs.start_job(ws, fake(ws, "fail"))
+    status = wait_for(lambda: (s := jobs.job_status(ws, job.id)).state == jobs.FAILED and s)
+    assert status.job.returncode == 2
+    assert "could not be loaded" in status.log_tail
+
+
+def test_one_job_at_a_time_stop_and_find_it_again(ws):
+    job = jobs.start_job(ws, fake(ws, "sleep"))
+    wait_for(lambda: jobs.job_status(ws, job.id).state == jobs.RUNNING)
+    with pytest.raises(WorkbenchError, match="already running"):
+        jobs.start_job(ws, fake(ws, "sleep"))
+    # A reloaded page (or a restarted UI) knows nothing but the workspace.
+    found = jobs.active_job(ws)
+    assert found is not None and found.job.id == job.id and found.active
+    stopped = jobs.stop_job(ws, job.id, grace=5.0)
+    assert stopped.state == jobs.STOPPED and not stopped.active
+    assert jobs.active_job(ws) is None
+    with pytest.raises(WorkbenchError, match="not running"):
+        jobs.stop_job(ws, job.id)
+
+
+def test_a_recycled_pid_is_not_mistaken_for_the_job(ws):
+    """After a restart the job is not our child; a live pid running something else is not it."""
+    record = jobs.Job("20240101-000000", os.getpid(), ["python", "-m", "workbench.cli", "train"],
+                      time.time())
+    jobs._save(ws, record)
+    assert jobs.job_status(ws, record.id).state == jobs.FAILED
+    assert jobs.active_job(ws) is None
+
+
+def test_commands_are_the_cli(ws):
+    command = jobs.train_command(ws, model="tiny", preset="10min", overrides=["run.threads=1"])
+    assert command[1:4] == ["-m", "workbench.cli", "train"]
+    assert command[-1] == "run.threads=1" and "--model" in command
+    assert jobs.resume_command(ws, "R")[-3:] == ["--resume", "--run", "R"]

@@ -1,0 +1,84 @@
+"""The page's redraw hooks (run by the browser on load, workspace change and tab change)."""
+
+import asyncio
+
+import gradio as gr
+
+from tests.ui.conftest import RUN
+from ui import handlers
+from ui.app import build_app
+from ui.workspaces import WorkspaceRoot
+
+REDRAWS = ("refresh", "resolve_for_workspace", "on_load", "redraw")
+
+
+def redraw_functions(app: gr.Blocks):
+    """Event functions the browser calls with the session's workspace and widget values."""
+    for block_fn in app.fns.values():
+        if (block_fn.fn is not None and block_fn.api_visibility == "private"
+                and block_fn.inputs and isinstance(block_fn.inputs[0], gr.State)
+                and not block_fn.collects_event_data):
+            yield block_fn
+
+
+def call(block_fn, name):
+    args = [name] + [getattr(block, "value", None) for block in block_fn.inputs[1:]]
+    return block_fn.fn(*args)
+
+
+def test_every_redraw_fills_its_outputs(ws_with_run):
+    handlers.run_check(ws_with_run, 20.0)
+    root = WorkspaceRoot.create(None, ws_with_run.root)
+    app = build_app(root)
+    functions = list(redraw_functions(app))
+    assert len(functions) > 10
+    for name in (ws_with_run.root.name, ""):
+        for block_fn in functions:
+            if not name and block_fn.name not in REDRAWS:
+                continue  # a user's action without a workspace: an error message is right
+            result = call(block_fn, name)
+            expected = len(block_fn.outputs)
+            if expected != 1:
+                assert isinstance(result, tuple) and len(result) == expected, block_fn.name
+    refresh_try = next(f for f in functions if f.name == "refresh"
+                       and f.fn.__qualname__.startswith("build.<locals>")
+                       and f.fn.__module__ == "ui.tabs.try_it")
+    assert call(refresh_try, ws_with_run.root.name).value == RUN  # "Try it" offers the run
+
+
+def test_a_fresh_workspace_redraws_without_errors(tmp_path):
+    root = WorkspaceRoot.create(None, tmp_path / "new")
+    app = build_app(root)
+    for block_fn in redraw_functions(app):
+        call(block_fn, "new")
+
+
+def test_every_redraw_is_accepted_by_its_widgets(ws_with_run):
+    """Gradio turns each returned value into what the browser gets, without complaint."""
+    from gradio.state_holder import SessionState
+
+    handlers.run_check(ws_with_run, 20.0)
+    app = build_app(WorkspaceRoot.create(None, ws_with_run.root))
+    for block_fn in redraw_functions(app):
+        result = call(block_fn, ws_with_run.root.name)
+        predictions = list(result) if len(block_fn.outputs) > 1 else result
+        asyncio.run(app.postprocess_data(block_fn, predictions, SessionState(app)))
+
+
+def test_clicking_a_row_plays_its_clip(ws_with_run):
+    root = WorkspaceRoot.create(None, ws_with_run.root)
+    app = build_app(root)
+    utt = ws_with_run.read_split("test")[0]
+    players = [f for f in app.fns.values() if f.name == "play_row"]
+    assert len(players) == 3  # two tables of the Check step, one of Evaluate
+    for block_fn in players:
+        row = gr.SelectData(None, {"index": [0, 0], "value": utt.id,
+                                   "row_value": [utt.id, "test", "x"]})
+        result = block_fn.fn(ws_with_run.root.name, row)
+        clip = result[-2]
+        assert clip[0] == 16_000 and len(clip[1]) > 0
+    never_imported = gr.SelectData(None, {"index": [0, 0], "value": "a.csv:3",
+                                          "row_value": ["a.csv:3", "(import)", "x"]})
+    check_player = players[0]
+    assert all(isinstance(x, type(gr.skip())) for x in
+               check_player.fn(ws_with_run.root.name, never_imported))

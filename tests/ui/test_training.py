@@ -1,0 +1,131 @@
+"""Step 4 as plain functions: models, settings, overrides, progress, stop and resume."""
+
+import json
+import os
+import time
+
+import pytest
+
+from tests.ui.conftest import RUN
+from ui import handlers, training
+from workbench.errors import WorkbenchError
+
+
+def test_models_offered_are_registered_or_in_the_models_folder(tmp_path):
+    (tmp_path / "my-xlsr").mkdir()
+    (tmp_path / "my-xlsr" / "config.json").write_text("{}")
+    (tmp_path / "not-a-model").mkdir()
+    values = [value for _, value in training.model_choices(tmp_path)]
+    assert values[0] == "xls-r-300m" and {"tiny", "demo-base"} <= set(values)
+    assert "local:my-xlsr" in values and "local:not-a-model" not in values
+    assert training.model_argument("local:my-xlsr", tmp_path) == str(tmp_path / "my-xlsr")
+    assert training.model_argument("facebook/mms-1b-all", tmp_path) == "facebook/mms-1b-all"
+    for bad in ("local:../../etc", "/etc/passwd", "../x/y", "a/../b", "org/..", "a/b/c"):
+        with pytest.raises(WorkbenchError, match="Unknown model"):
+            training.model_argument(bad, tmp_path)
+
+
+def test_only_changed_settings_become_overrides(ws):
+    preset, resolved = training.resolved_settings(ws, "auto", "tiny")
+    assert preset == "10min" and resolved["optim.learning_rate"] == pytest.approx(2e-3)
+    assert "model.name" not in resolved
+    values = {**resolved, "optim.max_steps": 6.0, "run.threads": 1,
+              "model.freeze_feature_encoder": True, "optim.learning_rate": 2e-3}
+    assert training.settings_overrides(resolved, values) == [
+        "model.freeze_feature_encoder=true", "optim.max_steps=6", "run.threads=1"]
+    with pytest.raises(WorkbenchError, match="whole number"):
+        training.settings_overrides(resolved, {"optim.max_steps": 2.5})
+
+
+def test_the_users_edits_are_what_differs_from_what_was_shown():
+    shown = {"optim.max_steps": 0, "optim.learning_rate": 5e-5, "run.device": "auto",
+             "model.freeze_feature_encoder": True}
+    values = {"optim.max_steps": 6.0, "optim.learning_rate": 5.0e-5, "run.device": "auto",
+              "model.freeze_feature_encoder": False}
+    assert training.changed_settings(shown, values) == {
+        "optim.max_steps": 6.0, "model.freeze_feature_encoder": False}
+    assert training.changed_settings(shown, {**shown, "optim.max_steps": 0.0}) == {}
+
+
+def test_training_view_reads_the_metrics(ws):
+    run_dir = ws.runs_dir / RUN
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("preset: 10min\n")
+    records = [{"event": "start", "step": 0, "max_steps": 20},
+               {"event": "train", "step": 1, "loss": 9.5},
+               {"event": "train", "step": 10, "loss": 4.0},
+               {"event": "eval", "step": 10, "dev_cer": 0.8, "dev_wer": 1.0},
+               {"event": "eval", "step": 20, "dev_cer": float("nan"), "dev_wer": 0.9}]
+    lines = [json.dumps(r) for r in records] + ['{"event": "tra']  # a line being written
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines))
+    view = training.training_view(ws, RUN)
+    assert (view.step, view.max_steps, view.fraction) == (20, 20, 1.0)
+    assert list(view.loss["loss"]) == [9.5, 4.0]
+    assert len(view.scores) == 3  # the NaN CER is left out
+    assert view.state == "external" and view.active  # fresh metrics, no job: the CLI trains
+    with pytest.raises(WorkbenchError, match="still training"):
+        training.resume_training(ws, RUN)
+    an_hour_ago = time.time() - 3600
+    os.utime(run_dir / "metrics.jsonl", (an_hour_ago, an_hour_ago))
+    view = training.training_view(ws, RUN)
+    assert view.state == "stopped" and "Resume" in view.status and not view.active
+    with pytest.raises(WorkbenchError, match="first checkpoint"):
+        training.resume_training(ws, RUN)
+    (run_dir / "result.json").write_text("{}")
+    view = training.training_view(ws, RUN)
+    assert view.state == "finished" and "CER 0.800" in view.status and not view.active
+    with pytest.raises(WorkbenchError, match="has finished"):
+        training.resume_training(ws, RUN)
+    assert 'width:100.0%' in training.progress_html(view)
+    assert training.training_view(ws, None).status.startswith("No training run yet")
+    with pytest.raises(WorkbenchError, match="no run"):
+        training.training_view(ws, "../../etc")
+
+
+def test_training_needs_an_up_to_date_vocabulary(ws, tmp_path):
+    from workbench.vocab import build_workspace_vocab
+
+    with pytest.raises(WorkbenchError, match="Alphabet"):
+        training.start_training(ws, "tiny", "auto", {}, tmp_path)
+    build_workspace_vocab(ws)
+    assert "✅ 3. Alphabet" in handlers.overview_markdown(ws)
+    later = ws.vocab_path.stat().st_mtime + 5
+    os.utime(ws.manifest_path("train"), (later, later))  # a new import
+    assert "⬜ 3. Alphabet: the data or the profile changed" in handlers.overview_markdown(ws)
+    with pytest.raises(WorkbenchError, match="build it again"):
+        training.start_training(ws, "tiny", "auto", {}, tmp_path)
+
+
+def test_a_training_job_stops_cleanly_and_resumes(ws, tmp_path):
+    """The real `workbench train` as a job: stopped with SIGINT, continued with --resume."""
+    from ui import jobs
+    from workbench.vocab import build_workspace_vocab
+
+    build_workspace_vocab(ws)
+    _, resolved = training.resolved_settings(ws, "10min", "tiny")
+    values = {**resolved, "optim.max_steps": 400, "run.eval_every": 5, "run.log_every": 1,
+              "run.threads": 1, "data.max_batch_seconds": 10}
+    started = training.start_training(ws, "tiny", "10min", values, tmp_path / "models")
+    assert "optim.max_steps=400" in started.job.command
+
+    def until(job_id, condition, seconds=300):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            view = training.training_view(ws, None, job_id)
+            if condition(view):
+                return view
+            assert view.state != jobs.FAILED, view.log
+            time.sleep(0.5)
+        raise AssertionError("timed out")
+
+    # Stop between two checkpoints (one is saved at every evaluation, every 5 steps).
+    view = until(started.job.id, lambda v: v.step > 5 and v.step % 5 in (1, 2)
+                 and (ws.runs_dir / v.run / "checkpoints/last").is_dir())
+    assert view.state == jobs.RUNNING and view.active
+    stopped = jobs.stop_job(ws, started.job.id)
+    assert stopped.state == jobs.STOPPED and "--resume" in stopped.log_tail
+    resumed = training.resume_training(ws, view.run)
+    assert resumed.job.run == view.run
+    view = until(resumed.job.id, lambda v: v.step > 10)
+    assert view.run == resumed.job.run and view.state == jobs.RUNNING
+    assert jobs.stop_job(ws, resumed.job.id).state == jobs.STOPPED

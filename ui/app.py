@@ -1,0 +1,167 @@
+"""The browser front end: one page, seven steps, over one workspace at a time.
+
+``build_app`` assembles the page from ``ui/tabs`` (one module per step); ``serve`` starts it
+the way `workbench ui` does: on 127.0.0.1, with no public link unless asked, an upload size
+limit, no telemetry and no network call of its own.
+
+Each browser session keeps the name of its open workspace in ``gr.State``; every handler
+resolves that name under the served root (``ui/workspaces.py``), so two sessions on
+different workspaces never see each other's data. Training runs as a separate process
+(``ui/jobs.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ui/__init__.py, imported before this module, has turned Gradio's telemetry off.
+import gradio as gr
+
+from ui.handlers import overview_markdown
+from ui.tabs import alphabet, check, data, evaluate, export, train, try_it
+from ui.tabs.common import Context, shows_errors
+from ui.workspaces import WorkspaceRoot
+from workbench.errors import WorkbenchError
+
+TITLE = "Speech recogniser workbench"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+MAX_FILE_SIZE = "4gb"  # one upload; a zipped corpus of a few hours fits
+CACHE_CLEANUP = (3600, 24 * 3600)  # every hour, delete served copies older than a day
+CSS = """
+.wb-alphabet { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0; }
+.wb-chip { display: inline-block; padding: 2px 8px; border-radius: 12px; margin-right: 4px;
+           border: 1px solid #9e9e9e; font-size: 1.05em; }
+.wb-ok { background: #e8f5e9; }
+.wb-rare { background: #fff3c4; border-color: #f0a500; }
+.wb-unseen { background: #ffd6d6; border-color: #c62828; }
+.wb-legend { margin-top: 6px; font-size: 0.85em; }
+.wb-progress { position: relative; height: 26px; border-radius: 6px; background: #eceff1;
+               overflow: hidden; }
+.wb-bar { height: 100%; background: #4caf50; transition: width 0.5s; }
+.wb-progress span { position: absolute; top: 3px; left: 10px; font-weight: 600; }
+del { background: #ffd6d6; }
+ins { background: #fff3c4; text-decoration: underline; }
+mark { background: #ffab91; }
+"""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the server listens (the operator's choices from the command line).
+
+    Attributes:
+        host: Interface to bind; 127.0.0.1 keeps the page on this machine.
+        port: Port (None: Gradio picks a free one from 7860 on).
+        share: Make a public *.gradio.live link (off unless asked).
+        auth: (user, password) required to open the page, or None.
+        max_file_size: Largest upload, e.g. "4gb".
+    """
+
+    host: str = DEFAULT_HOST
+    port: int | None = DEFAULT_PORT
+    share: bool = False
+    auth: tuple[str, str] | None = None
+    max_file_size: str = MAX_FILE_SIZE
+
+
+def parse_auth(text: str | None) -> tuple[str, str] | None:
+    """``USER:PASS`` as a (user, password) pair.
+
+    Raises:
+        WorkbenchError: The text has no colon, or an empty user or password.
+    """
+    if not text:
+        return None
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise WorkbenchError("--auth takes USER:PASS, e.g. --auth maria:s3cret.")
+    return user, password
+
+
+def build_app(root: WorkspaceRoot) -> gr.Blocks:
+    """The page: workspace choice, where the workspace stands, and the seven steps."""
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=CACHE_CLEANUP) as app:
+        gr.Markdown(f"# {TITLE}\nTurn a little transcribed speech into a speech recogniser "
+                    "for your language. Work through the steps from left to right.")
+        workspace = gr.State(root.default_name)
+        with gr.Row(equal_height=True):
+            choose = gr.Dropdown(label="Workspace", choices=root.names(), scale=3,
+                                 value=root.default_name or None, allow_custom_value=True,
+                                 info=f"one folder per language project, under {root.root}")
+            new_name = gr.Textbox(label="New workspace", scale=2,
+                                  placeholder="a name: letters, digits, - and _")
+            create_button = gr.Button("Create", scale=1)
+        overview = gr.Markdown()
+        ctx = Context(root, workspace, overview)
+        with gr.Tabs():
+            for tab in (data, check, alphabet, train, evaluate, try_it, export):
+                tab.build(ctx)
+        _wire_workspace(app, ctx, choose, new_name, create_button)
+    return app
+
+
+def _wire_workspace(app: gr.Blocks, ctx: Context, choose: gr.Dropdown, new_name: gr.Textbox,
+                    create_button: gr.Button) -> None:
+    """Opening, creating and (on page load) restoring a workspace redraws every step."""
+    root = ctx.root
+
+    @shows_errors
+    def open_workspace(name: str):
+        name = (name or "").strip()
+        return name, overview_markdown(root.open(name))
+
+    @shows_errors
+    def create_workspace(name: str):
+        ws = root.open(name, create=True)
+        return (ws.root.name, gr.Dropdown(choices=root.names(), value=ws.root.name),
+                overview_markdown(ws), "")
+
+    def on_load(name: str):
+        names = root.names()
+        text = overview_markdown(root.resolve(name)) if name else (
+            "Choose a workspace above, or create one for your language project.")
+        return gr.Dropdown(choices=names, value=name or None), text
+
+    events = [
+        choose.input(open_workspace, inputs=[choose], outputs=[ctx.workspace, ctx.overview],
+                     api_name="open_workspace"),
+        create_button.click(create_workspace, inputs=[new_name],
+                            outputs=[ctx.workspace, choose, ctx.overview, new_name],
+                            api_name="create_workspace"),
+        app.load(shows_errors(on_load), inputs=[ctx.workspace], outputs=[choose, ctx.overview],
+                 api_visibility="private"),
+    ]
+    for event in events:
+        for hook in ctx.refreshers:
+            event.success(hook.fn, inputs=hook.inputs, outputs=hook.outputs,
+                          api_visibility="private", show_progress="hidden")
+
+
+def serve(root: WorkspaceRoot, options: ServeOptions | None = None, *,
+          prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
+    """Build the page and start the server (blocks until stopped, unless asked not to).
+
+    Args:
+        root: The workspaces to serve.
+        options: Host, port, sharing, password and upload limit.
+        prevent_thread_lock: Return once the server runs (tests).
+        quiet: Print nothing on start.
+
+    Returns:
+        The running app (``app.close()`` stops it).
+    """
+    options = options or ServeOptions()
+    app = build_app(root)
+    app.queue()
+    app.launch(server_name=options.host, server_port=options.port, share=options.share,
+               auth=options.auth, max_file_size=options.max_file_size, css=CSS,
+               show_error=True, ssr_mode=False, mcp_server=False, pwa=False,
+               prevent_thread_lock=True, quiet=True, inbrowser=False)
+    if not quiet:
+        print(f"The workbench page is at {app.local_url}" + (
+            f" and {app.share_url}" if app.share_url else "") +
+            "\nOpen it in a browser. Ctrl+C stops the page; training jobs keep running.")
+    if not prevent_thread_lock:
+        app.block_thread()
+    return app

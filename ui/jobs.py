@@ -1,0 +1,390 @@
+"""Training jobs: `workbench train` in a separate process that outlives the page and the UI.
+
+A job is the very command the CLI runs, started in its own session (process group) with its
+output going to a log file. Everything about it is on disk, so a reloaded page, another
+browser or a restarted UI finds it again::
+
+    <workspace>/jobs/<job-id>/
+      job.json      pid, command, start time, the run it created, how it ended
+      train.log     what the command printed (the error message if it failed)
+
+The run directory is made by `workbench train` itself (``runs/<UTC time>-<model>``); a job
+claims the first run whose name is not older than the job and that no other job claimed.
+Progress is read from that run's ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+from workbench.manifest import write_json_atomic
+from workbench.train import list_runs
+from workbench.workspace import Workspace
+
+JOBS_DIR = "jobs"
+JOB_FILE = "job.json"
+LOG_FILE = "train.log"
+RUN_STAMP = "%Y%m%d-%H%M%S"  # how workbench.train names run directories (UTC)
+CLOCK_SLACK_S = 2.0  # a run named up to this long before the job's start is still its own
+STOP_GRACE_S = 20.0  # after SIGINT, wait this long for a clean exit before SIGTERM
+KILL_GRACE_S = 5.0  # after SIGTERM, wait this long before SIGKILL
+LOG_TAIL_LINES = 15
+START_LOCK_S = 10.0  # a start lock older than this was left behind by a crash
+
+# Job states, as shown in the page.
+STARTING = "starting"  # process alive, run directory not made yet (loading the model)
+RUNNING = "running"
+FINISHED = "finished"
+STOPPED = "stopped"
+FAILED = "failed"
+ACTIVE = (STARTING, RUNNING)
+
+
+@dataclass
+class Job:
+    """One training process, as recorded in ``job.json``.
+
+    Attributes:
+        id: Folder name under ``<workspace>/jobs``.
+        pid: Process id (also the process group id: the job leads its own session).
+        command: The argv it runs.
+        started: Unix time the process was started.
+        run: The run directory name it trains ("" until it is made).
+        returncode: Exit status once known (None while running, or when another UI
+            process started it and it ended unseen).
+        stopped: The user asked it to stop.
+    """
+
+    id: str
+    pid: int
+    command: list[str]
+    started: float
+    run: str = ""
+    returncode: int | None = None
+    stopped: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Job:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job and where it stands now."""
+
+    job: Job
+    state: str
+    log_tail: str
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def train_command(ws: Workspace, *, model: str, preset: str, overrides: list[str]) -> list[str]:
+    """The `workbench train` argv for a new run (the same command the CLI user types)."""
+    return [sys.executable, "-m", "workbench.cli", "train", "-w", str(ws.root), "--quiet",
+            "--json", "--model", model, "--preset", preset, *overrides]
+
+
+def resume_command(ws: Workspace, run: str) -> list[str]:
+    """The `workbench train --resume` argv that continues ``run``."""
+    return [sys.executable, "-m", "workbench.cli", "train", "-w", str(ws.root), "--quiet",
+            "--json", "--resume", "--run", run]
+
+
+# --------------------------------------------------------------------------- start, stop
+
+
+def jobs_dir(ws: Workspace) -> Path:
+    return ws.root / JOBS_DIR
+
+
+def start_job(ws: Workspace, command: list[str], *, run: str = "") -> Job:
+    """Start ``command`` as a detached job of ``ws``; one active job per workspace.
+
+    Args:
+        ws: The workspace.
+        command: The argv (see :func:`train_command`).
+        run: The run it trains, when known in advance (resuming).
+
+    Raises:
+        WorkbenchError: Another job of this workspace is still running.
+    """
+    with _start_lock(ws):
+        current = active_job(ws)
+        if current is not None:
+            raise WorkbenchError(
+                f"A training job is already running in this workspace (job {current.job.id}, "
+                f"run {current.job.run or 'starting'}). Stop it or wait for it to finish first."
+            )
+        return _launch(ws, command, run)
+
+
+@contextmanager
+def _start_lock(ws: Workspace) -> Iterator[None]:
+    """Two sessions pressing Start at once: the second waits, then finds the first job."""
+    lock = jobs_dir(ws) / ".starting"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + START_LOCK_S
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            if time.monotonic() > deadline:  # left behind by a crash: take it over
+                lock.unlink(missing_ok=True)
+            time.sleep(0.1)
+    try:
+        yield
+    finally:
+        os.close(fd)
+        lock.unlink(missing_ok=True)
+
+
+def _launch(ws: Workspace, command: list[str], run: str) -> Job:
+    folder = _new_job_dir(ws)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_project_root()),
+                                                    env.get("PYTHONPATH", "")) if p)
+    started = time.time()
+    with open(folder / LOG_FILE, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, cwd=ws.root, env=env,
+                                   start_new_session=True)
+    job = Job(folder.name, process.pid, list(command), started, run=run)
+    _save(ws, job)
+    return job
+
+
+def stop_job(ws: Workspace, job_id: str, *, grace: float = STOP_GRACE_S,
+             kill_grace: float = KILL_GRACE_S) -> JobStatus:
+    """Stop a job: SIGINT (a clean stop, resumable), then SIGTERM, then SIGKILL.
+
+    The signals go to the job's process group, so anything it started stops too. Training
+    resumes from the last checkpoint (saved at every dev evaluation).
+
+    Raises:
+        WorkbenchError: There is no such job, or it is not running.
+    """
+    job = load_job(ws, job_id)
+    if not _alive(ws, job):
+        raise WorkbenchError(f"Job {job_id} is not running; there is nothing to stop.")
+    job = replace(job, stopped=True)
+    _save(ws, job)
+    steps = [(signal.SIGTERM, kill_grace), (signal.SIGKILL, kill_grace)]
+    if not _ignores_sigint(job.pid):  # a UI started in the background passes SIGINT ignored
+        steps.insert(0, (signal.SIGINT, grace))
+    for sig, wait in steps:
+        _signal_group(job.pid, sig)
+        if _wait_until_dead(ws, job, wait):
+            break
+    return job_status(ws, job.id)
+
+
+def _ignores_sigint(pid: int) -> bool:
+    """Whether the process ignores SIGINT (read from /proc; False where there is none)."""
+    try:
+        status = (Path("/proc") / str(pid) / "status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_until_dead(ws: Workspace, job: Job, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(ws, job):
+            return True
+        time.sleep(0.2)
+    return not _alive(ws, job)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def load_job(ws: Workspace, job_id: str) -> Job:
+    """The recorded job ``job_id``.
+
+    Raises:
+        WorkbenchError: No such job (or an unreadable record).
+    """
+    path = jobs_dir(ws) / Path(job_id).name / JOB_FILE
+    try:
+        return Job.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as err:
+        raise WorkbenchError(f"There is no readable training job {job_id!r} in "
+                             f"{jobs_dir(ws)}.") from err
+
+
+def list_jobs(ws: Workspace) -> list[Job]:
+    """Every recorded job of the workspace, oldest first (unreadable records skipped)."""
+    folder = jobs_dir(ws)
+    if not folder.is_dir():
+        return []
+    jobs = []
+    for path in sorted(folder.glob(f"*/{JOB_FILE}")):
+        try:
+            jobs.append(Job.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError, TypeError):
+            continue
+    return jobs
+
+
+def job_status(ws: Workspace, job_id: str) -> JobStatus:
+    """Where job ``job_id`` stands, claiming its run directory once it exists."""
+    job = load_job(ws, job_id)
+    alive = _alive(ws, job)
+    job = load_job(ws, job_id)  # _alive may have recorded the exit status
+    if not job.run:
+        run = _claim_run(ws, job)
+        if run:
+            job = replace(job, run=run)
+            _save(ws, job)
+    return JobStatus(job, _state(ws, job, alive), log_tail(ws, job))
+
+
+def active_job(ws: Workspace) -> JobStatus | None:
+    """The job of this workspace that is still running (the newest), or None."""
+    for job in reversed(list_jobs(ws)):
+        if job.returncode is None and _alive(ws, job):
+            return job_status(ws, job.id)
+    return None
+
+
+def job_for_run(ws: Workspace, run: str) -> JobStatus | None:
+    """The newest job that trained ``run`` (None for runs started on the command line)."""
+    for job in reversed(list_jobs(ws)):
+        if job.run == run:
+            return job_status(ws, job.id)
+    return None
+
+
+def _state(ws: Workspace, job: Job, alive: bool) -> str:
+    run_dir = ws.runs_dir / job.run if job.run else None
+    if alive:
+        return RUNNING if run_dir else STARTING
+    if job.stopped:
+        return STOPPED
+    if run_dir is not None and (run_dir / "result.json").is_file() and job.returncode in (0, None):
+        return FINISHED
+    return FAILED
+
+
+def log_tail(ws: Workspace, job: Job, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines the job printed."""
+    path = jobs_dir(ws) / job.id / LOG_FILE
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _claim_run(ws: Workspace, job: Job) -> str:
+    """The run directory this job made: not older than the job, claimed by no other job."""
+    claimed = {other.run for other in list_jobs(ws) if other.id != job.id and other.run}
+    for run_dir in list_runs(ws):
+        made = _run_time(run_dir.name)
+        if made is not None and made >= job.started - CLOCK_SLACK_S and \
+                run_dir.name not in claimed:
+            return run_dir.name
+    return ""
+
+
+def _run_time(name: str) -> float | None:
+    """Unix time from a run name ``YYYYmmdd-HHMMSS-<model>`` (None for other names)."""
+    try:
+        stamp = datetime.strptime(name[:15], RUN_STAMP).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return stamp.timestamp()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _alive(ws: Workspace, job: Job) -> bool:
+    """Whether the job's process still runs; records its exit status when we can see it."""
+    if job.returncode is not None:
+        return False
+    try:
+        pid, status = os.waitpid(job.pid, os.WNOHANG)  # reaps it if it is our child
+    except ChildProcessError:
+        return _foreign_alive(job)  # started by an earlier UI process, or already reaped
+    if pid == 0:
+        return True
+    _save(ws, replace(job, returncode=os.waitstatus_to_exitcode(status)))
+    return False
+
+
+def _foreign_alive(job: Job) -> bool:
+    """Whether a process that is not our child is alive and is still this job."""
+    try:
+        os.kill(job.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # someone else's process: the pid was reused
+    proc = Path("/proc") / str(job.pid)
+    if not proc.is_dir():
+        return True  # no /proc to check against (macOS): trust the pid
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    if state == "Z":
+        return False
+    return [part.decode(errors="replace") for part in cmdline if part] == job.command
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def _save(ws: Workspace, job: Job) -> None:
+    write_json_atomic(jobs_dir(ws) / job.id / JOB_FILE, asdict(job))
+
+
+def _new_job_dir(ws: Workspace) -> Path:
+    stamp = datetime.now(timezone.utc).strftime(RUN_STAMP)
+    folder = jobs_dir(ws) / stamp
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = jobs_dir(ws) / f"{stamp}-{suffix}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _project_root() -> Path:
+    """The folder holding the ``workbench`` package, so the job imports the same code."""
+    import workbench
+
+    return Path(workbench.__file__).resolve().parent.parent
+

@@ -1,0 +1,106 @@
+"""What every tab shares: the session's workspace, error display, and refresh hooks.
+
+Lists of runs, uploads, models and columns change while a page is open, so their dropdowns
+accept any value (``allow_custom_value``); the handlers check every value against what
+exists before using it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from ui.workspaces import WorkspaceRoot
+from workbench.errors import WorkbenchError
+from workbench.workspace import Workspace
+
+log = logging.getLogger("workbench.ui")
+
+
+def shows_errors(fn: Callable) -> Callable:
+    """Turn a handler's exceptions into a message in the page.
+
+    A :class:`WorkbenchError` is shown as it is; anything else as an unexpected error, with
+    the traceback in the server's log. The wrapper keeps ``fn``'s signature, which Gradio
+    reads to name the API parameters.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except WorkbenchError as err:
+            raise gr.Error(str(err), print_exception=False) from err
+        except Exception as err:  # noqa: BLE001 - the page gets a message, the log the trace
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"Unexpected {type(err).__name__}: {err}. This is a bug in the "
+                           "workbench; the server's log has the details.") from err
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class Refresher:
+    """How a tab redraws itself for the session's workspace: ``fn(*inputs)``, the first
+    input being the workspace name."""
+
+    fn: Callable
+    inputs: list
+    outputs: list
+
+
+@dataclass
+class Context:
+    """What tabs need from the app: the served root and the session's workspace state.
+
+    Attributes:
+        root: The workspaces this server serves.
+        workspace: ``gr.State`` holding the name of the session's open workspace.
+        overview: Markdown at the top of the page saying where the workspace stands.
+        refreshers: Filled by the tabs; the app runs them when the workspace changes.
+    """
+
+    root: WorkspaceRoot
+    workspace: gr.State
+    overview: gr.Markdown
+    refreshers: list[Refresher] = field(default_factory=list)
+
+    def ws(self, name: str | None) -> Workspace:
+        """The session's workspace (a readable error when none is open)."""
+        return self.root.resolve(name)
+
+    def register(self, tab: gr.Tab, fn: Callable, outputs: list) -> None:
+        """Redraw ``outputs`` with ``fn`` when the tab is opened or the workspace changes."""
+        wrapped = shows_errors(fn)
+        self.refreshers.append(Refresher(wrapped, [self.workspace], outputs))
+        tab.select(wrapped, inputs=[self.workspace], outputs=outputs,
+                   api_visibility="private", show_progress="hidden")
+
+    def on_workspace(self, fn: Callable, inputs: list, outputs: list) -> None:
+        """Redraw ``outputs`` with ``fn(workspace_name, *inputs)`` when the workspace changes
+        or the page loads (not when the tab is opened: that would undo the user's edits)."""
+        self.refreshers.append(Refresher(shows_errors(fn), [self.workspace, *inputs], outputs))
+
+    def then_overview(self, event: Any) -> Any:
+        """Chain a redraw of the overview after a successful step."""
+        from ui.handlers import overview_markdown
+
+        def redraw(name: str) -> str:
+            return overview_markdown(self.ws(name)) if name else ""
+
+        return event.success(shows_errors(redraw), inputs=[self.workspace],
+                             outputs=[self.overview], api_visibility="private",
+                             show_progress="hidden")
+
+
+def frame_or_empty(frame: Any, columns: list[str]) -> Any:
+    """A DataFrame, or an empty one with ``columns`` (Gradio needs headers to draw a table)."""
+    import pandas as pd
+
+    return frame if frame is not None else pd.DataFrame(columns=columns)

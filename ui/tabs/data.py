@@ -1,0 +1,154 @@
+"""Step 1, Data: upload sources, choose how to read them, import, see what came in."""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from data_recipes import READERS
+from ui import handlers, uploads
+from ui.tabs.common import Context, shows_errors
+from workbench.workspace import Workspace
+
+AUTOMATIC = ("(automatic)", "")
+TABLE_FORMATS = ("csv", "tsv", "audiofolder")
+TIER_FORMATS = ("elan", "textgrid")
+INTRO = """Upload **one zip archive** of a corpus folder, or **audio files together with their
+transcripts**: a CSV/TSV table (columns such as `file_name,transcription,speaker`), ELAN
+`.eaf` files or Praat `.TextGrid` files. Supported sources: an audiofolder
+(`metadata.csv` beside the audio), CSV/TSV tables, ELAN, TextGrid, Common Voice and Kaldi
+folders (zipped). Uploads are kept in the workspace; importing replaces the workspace's data
+with the uploads you choose."""
+
+
+def build(ctx: Context) -> None:
+    """The Data tab."""
+    with gr.Tab("1. Data") as tab:
+        gr.Markdown(INTRO)
+        files = gr.File(label="Files to upload", file_count="multiple", type="filepath")
+        upload_button = gr.Button("Upload", variant="primary")
+        upload_info = gr.Markdown()
+        with gr.Accordion("Import options", open=True):
+            chosen = gr.Dropdown(label="Uploads to import", multiselect=True, choices=[],
+                                 value=None, allow_custom_value=True,
+                                 info="newest first; several are imported together")
+            fmt = gr.Dropdown(label="Format", value="",
+                              choices=[("detect automatically", ""), *[(n, n) for n in READERS]])
+            with gr.Row(visible=False) as table_row:
+                audio_column = _choice("Audio column")
+                text_column = _choice("Transcript column")
+                speaker_column = _choice("Speaker column")
+            with gr.Row(visible=False) as tier_row:
+                tier = _choice("Tier", info="the tier holding the transcription")
+                participant = _choice("Participant", info="ELAN: every tier of this speaker")
+                linguistic_type = _choice("Linguistic type",
+                                          info="ELAN: the tiers of this type, one per speaker")
+            with gr.Row(visible=False) as speaker_row:
+                speaker = gr.Textbox(label="Speaker of every segment (TextGrid)", value="")
+                speaker_from_tier = gr.Checkbox(label="Use the tier name as the speaker",
+                                                value=False)
+            seed = gr.Number(label="Seed of the train/dev/test split", value=0, precision=0)
+        import_button = gr.Button("Import", variant="primary")
+        summary = gr.Markdown()
+        splits = gr.Dataframe(label="Imported, per split", interactive=False)
+        issues = gr.Dataframe(label="Set aside during the import", interactive=False, wrap=True)
+
+    option_outputs = [table_row, tier_row, speaker_row, audio_column, text_column,
+                      speaker_column, tier, participant, linguistic_type]
+
+    @shows_errors
+    def upload(name: str, files: list[str] | None):
+        ws = ctx.ws(name)
+        upload_name = uploads.stage_upload(ws, files or [])
+        names = uploads.list_uploads(ws)
+        return (_describe(ws, [upload_name]), gr.Dropdown(choices=names, value=[upload_name]),
+                *_options(ws, [upload_name], ""))
+
+    @shows_errors
+    def options(name: str, selected: list[str], fmt: str):
+        ws = ctx.ws(name)
+        return (_describe(ws, selected or []), *_options(ws, selected or [], fmt))
+
+    @shows_errors
+    def import_data(name: str, selected: list[str], fmt: str = "", audio_column: str = "",
+                    text_column: str = "", speaker_column: str = "", tier: str = "",
+                    participant: str = "", linguistic_type: str = "", speaker: str = "",
+                    speaker_from_tier: bool = False, seed: float = 0):
+        ws = ctx.ws(name)
+        choice = uploads.ImportOptions(
+            fmt=fmt or None, audio_column=audio_column or None, text_column=text_column or None,
+            speaker_column=speaker_column or None, tier=tier or None,
+            participant=participant or None, linguistic_type=linguistic_type or None,
+            speaker=speaker or None, speaker_from_tier=bool(speaker_from_tier),
+            seed=int(seed or 0))
+        result = uploads.import_uploads(ws, selected or [], choice)
+        _, split_frame, issue_frame = handlers.data_summary(ws)
+        return handlers.import_summary_markdown(result), split_frame, issue_frame
+
+    def refresh(name: str):
+        if not name:
+            return ("", gr.Dropdown(choices=[], value=None), "", None, None,
+                    *_options(None, [], ""))
+        ws = ctx.ws(name)
+        names = uploads.list_uploads(ws)
+        text, split_frame, issue_frame = handlers.data_summary(ws)
+        selected = names[:1]
+        return (_describe(ws, selected), gr.Dropdown(choices=names, value=selected or None), text,
+                split_frame, issue_frame, *_options(ws, selected, ""))
+
+    event = upload_button.click(upload, inputs=[ctx.workspace, files],
+                                outputs=[upload_info, chosen, *option_outputs], api_name="upload")
+    ctx.then_overview(event)
+    for trigger in (chosen.input, fmt.input):
+        trigger(options, inputs=[ctx.workspace, chosen, fmt],
+                outputs=[upload_info, *option_outputs], api_visibility="private")
+    event = import_button.click(
+        import_data,
+        inputs=[ctx.workspace, chosen, fmt, audio_column, text_column, speaker_column, tier,
+                participant, linguistic_type, speaker, speaker_from_tier, seed],
+        outputs=[summary, splits, issues], api_name="import_data")
+    ctx.then_overview(event)
+    ctx.register(tab, refresh, [upload_info, chosen, summary, splits, issues, *option_outputs])
+
+
+def _choice(label: str, info: str | None = None) -> gr.Dropdown:
+    return gr.Dropdown(label=label, choices=[AUTOMATIC], value="", info=info,
+                       allow_custom_value=True)
+
+
+def _describe(ws: Workspace, names: list[str]) -> str:
+    """Markdown listing what the chosen uploads hold."""
+    if not names:
+        return "No upload chosen yet."
+    lines = []
+    for name in names:
+        info = uploads.inspect_upload(ws, name)
+        lines.append(f"**Upload {name}**: {len(info.files)} file(s)")
+        for source in info.sources:
+            what = (f"read as **{source.fmt}**" if source.fmt
+                    else f"⚠️ {html.escape(source.problem)}")
+            lines.append(f"- `{html.escape(source.label)}`: {what}")
+    return "\n".join(lines)
+
+
+def _options(ws: Workspace | None, names: list[str], fmt: str) -> tuple:
+    """Visibility and choices of the import options for the chosen uploads."""
+    infos = [uploads.inspect_upload(ws, n) for n in names] if ws is not None else []
+    formats = {fmt} if fmt else {f for info in infos for f in info.formats}
+
+    def values(attribute: str) -> list[str]:
+        seen: dict[str, None] = {}
+        for info in infos:
+            seen.update(dict.fromkeys(info.choices(attribute)))
+        return list(seen)
+
+    def dropdown(choices: list[str]) -> gr.Dropdown:
+        return gr.Dropdown(choices=[AUTOMATIC, *[(c, c) for c in choices]], value="")
+
+    columns, tiers = values("columns"), values("tiers")
+    return (gr.Row(visible=bool(formats & set(TABLE_FORMATS))),
+            gr.Row(visible=bool(formats & set(TIER_FORMATS))),
+            gr.Row(visible="textgrid" in formats),
+            dropdown(columns), dropdown(columns), dropdown(columns), dropdown(tiers),
+            dropdown(values("participants")), dropdown(values("linguistic_types")))

@@ -1,0 +1,79 @@
+"""Step 5, Evaluate: WER/CER on a split, worst utterances first, differences marked."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ui import handlers
+from ui.tabs.common import Context, shows_errors
+from workbench.workspace import Workspace
+
+INTRO = """Transcribe the **test** split (speakers the model never heard, when the data has
+at least three) with a run's best model and score it. **WER**: share of words wrong;
+**CER**: share of characters wrong. In the table, words missing from the output are
+<del>struck through</del> and wrong or extra words are <ins>underlined</ins>, with the
+differing letters <mark>marked</mark>. Click a row to hear the clip."""
+
+
+def build(ctx: Context) -> None:
+    """The Evaluate tab."""
+    with gr.Tab("5. Evaluate") as tab:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            run = gr.Dropdown(label="Run", choices=[], value=None, scale=3,
+                              allow_custom_value=True)
+            split = gr.Radio(["test", "dev", "train"], value="test", label="Split", scale=2)
+            evaluate_button = gr.Button("Evaluate", variant="primary", scale=1)
+        summary = gr.Markdown()
+        table = gr.Dataframe(label="Utterances, worst first (click a row to listen)",
+                             headers=handlers.EVAL_COLUMNS, interactive=False, wrap=True,
+                             datatype=["str", "number", "number", "str", "str", "html"],
+                             max_height=520)
+        with gr.Row():
+            audio = gr.Audio(label="Clip", type="numpy", interactive=False)
+            transcript = gr.Markdown()
+
+    @shows_errors
+    def evaluate(name: str, run: str | None, split: str):
+        if not run:
+            raise gr.Error("Choose a run first (runs appear here once they have a model).")
+        view = handlers.evaluate(ctx.ws(name), run, split or "test")
+        return view.summary, view.table
+
+    @shows_errors
+    def show_saved(name: str, run: str | None, split: str):
+        return _saved(ctx.ws(name), run, split)
+
+    @shows_errors
+    def play_row(name: str, evt: gr.SelectData):
+        row = list(evt.row_value or [])
+        if not row:
+            return gr.skip(), gr.skip()
+        return handlers.utterance_audio(ctx.ws(name), str(row[0]))
+
+    def refresh(name: str):
+        if not name:
+            return gr.Dropdown(choices=[], value=None), "", None
+        ws = ctx.ws(name)
+        runs = handlers.finished_runs(ws)
+        value = runs[0] if runs else None
+        return (gr.Dropdown(choices=runs, value=value), *_saved(ws, value, "test"))
+
+    event = evaluate_button.click(evaluate, inputs=[ctx.workspace, run, split],
+                                  outputs=[summary, table], api_name="evaluate")
+    ctx.then_overview(event)
+    for trigger in (run.input, split.input):
+        trigger(show_saved, inputs=[ctx.workspace, run, split], outputs=[summary, table],
+                api_visibility="private")
+    table.select(play_row, inputs=[ctx.workspace], outputs=[audio, transcript],
+                 api_visibility="private")
+    ctx.register(tab, refresh, [run, summary, table])
+
+
+def _saved(ws: Workspace, run: str | None, split: str) -> tuple:
+    if not run:
+        return "No run has a model yet: train one in step 4.", None
+    view = handlers.saved_evaluation(ws, run, split or "test")
+    if view is None:
+        return f"Run {run} has not been evaluated on {split} yet: press **Evaluate**.", None
+    return view.summary, view.table

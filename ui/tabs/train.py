@@ -1,0 +1,225 @@
+"""Step 4, Train: model, preset and settings; start, stop, resume; live progress and curves.
+
+Training never runs in the UI process: Start launches `workbench train` as a job
+(``ui/jobs.py``). The page follows the job with a timer and finds it again after a reload or a
+restart of the UI, since everything about it is on disk.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ui import handlers, jobs, training
+from ui.tabs.common import Context, shows_errors
+from workbench.config import DEFAULT_MODEL, PRESETS, TrainConfig
+from workbench.workspace import Workspace
+
+DEFAULT_CHOICE = "xls-r-300m"
+POLL_SECONDS = 2.0
+INTRO = f"""Fine-tune a pretrained speech model on your training split. **XLS-R 300M**
+({DEFAULT_MODEL}, 128 languages) is the default; it is downloaded from the Hugging Face Hub
+the first time, or put a downloaded checkpoint folder in the models folder and choose it as
+`local:`. The offline models (`tiny`, `small`, `demo-base`) need no download and show the
+flow on a CPU but do not make a useful recogniser. Training runs as its own process: you can
+close this page and come back."""
+
+
+def build(ctx: Context) -> None:
+    """The Train tab."""
+    with gr.Tab("4. Train") as tab:
+        gr.Markdown(INTRO)
+        readiness = gr.Markdown()
+        with gr.Row():
+            model = gr.Dropdown(label="Model", value=DEFAULT_CHOICE, scale=3,
+                                choices=training.model_choices(ctx.root.models_folder),
+                                allow_custom_value=True,
+                                info="or type a Hugging Face Hub id, e.g. facebook/mms-300m")
+            preset = gr.Radio(["auto", *PRESETS], value="auto", label="Preset", scale=2,
+                              info="sized for the amount of training audio")
+        preset_note = gr.Markdown()
+        with gr.Accordion("Settings: resolved for this preset and model, edit any", open=False):
+            gr.Markdown("Changing the model or the preset resets these to its values.")
+            settings = _setting_widgets()
+        with gr.Row():
+            start_button = gr.Button("Start training", variant="primary")
+            stop_button = gr.Button("Stop", variant="stop")
+            resume_button = gr.Button("Resume the chosen run")
+        gr.Markdown("### Progress")
+        run = gr.Dropdown(label="Run", choices=[], value=None, allow_custom_value=True)
+        status = gr.Markdown()
+        progress = gr.HTML()
+        with gr.Row():
+            loss_plot = gr.LinePlot(x="step", y="loss", title="Training loss")
+            score_plot = gr.LinePlot(x="step", y="value", color="metric", y_lim=[0, None],
+                                     title="Dev CER and WER (lower is better)")
+        with gr.Accordion("Log of the job", open=False):
+            log = gr.Textbox(lines=10, max_lines=20, show_label=False, interactive=False)
+        job = gr.State("")
+        # What the settings widgets show (dotted key -> value): the user's edits are the
+        # differences, applied on top of the preset when training starts.
+        shown = gr.State(_defaults())
+        timer = gr.Timer(POLL_SECONDS, active=False)
+
+    view_outputs = [run, status, progress, loss_plot, score_plot, log, timer]
+
+    @shows_errors
+    def resolve(name: str, model: str, preset: str):
+        ws = ctx.ws(name)
+        if not ws.manifest_path("train").exists():
+            return ("Import data first (step 1).",) + (gr.skip(),) * (len(resolve_outputs) - 1)
+        return _resolved(ctx, ws, model, preset)
+
+    @shows_errors
+    def start(name: str, model: str, preset: str, shown: dict, **values):
+        ws = ctx.ws(name)
+        chosen = {key: values[training.parameter_name(key)] for key in settings
+                  if training.parameter_name(key) in values}
+        edits = training.changed_settings(shown or {}, chosen)
+        started = training.start_training(ws, model, preset, edits, ctx.root.models_folder)
+        gr.Info("Training started. It goes on if you close this page.")
+        return started.job.id, *_view(ws, "", started.job.id, force_run=True)
+
+    @shows_errors
+    def stop(name: str, job_id: str, run: str | None):
+        ws = ctx.ws(name)
+        target = job_id or _active_id(ws)
+        if not target:
+            raise gr.Error("No training job is running in this workspace.")
+        jobs.stop_job(ws, target)
+        return target, *_view(ws, run, target, force_run=True)
+
+    @shows_errors
+    def resume(name: str, run: str | None):
+        ws = ctx.ws(name)
+        if not run:
+            raise gr.Error("Choose the run to resume first.")
+        started = training.resume_training(ws, run)
+        return started.job.id, *_view(ws, run, started.job.id, force_run=True)
+
+    @shows_errors
+    def poll(name: str, run: str | None, job_id: str):
+        if not name:
+            return (gr.skip(),) * len(view_outputs)
+        return _view(ctx.ws(name), run, job_id)
+
+    @shows_errors
+    def choose_run(name: str, run: str | None):
+        ws = ctx.ws(name)
+        followed = jobs.job_for_run(ws, run) if run else None
+        job_id = followed.job.id if followed and followed.active else ""
+        return job_id, *_view(ws, run, job_id)
+
+    def refresh(name: str):
+        if not name:
+            return (gr.skip(),) * 2 + ("",) + (gr.skip(),) * len(view_outputs)
+        ws = ctx.ws(name)
+        active = jobs.active_job(ws)
+        job_id = active.job.id if active else ""
+        latest = handlers.run_names(ws)[:1]
+        model_update = gr.Dropdown(choices=training.model_choices(ctx.root.models_folder))
+        return (model_update, _readiness(ws), job_id,
+                *_view(ws, latest[0] if latest else None, job_id, force_run=True))
+
+    def resolve_for_workspace(name: str, model: str, preset: str):
+        if not name:
+            return (gr.skip(),) * len(resolve_outputs)
+        return resolve(name, model, preset)
+
+    def resolve_once(name: str, model: str, preset: str, shown: dict):
+        """On opening the tab: fill the settings if they never were (data came later)."""
+        if not name or shown != _defaults():
+            return (gr.skip(),) * len(resolve_outputs)
+        return resolve(name, model, preset)
+
+    widgets = list(settings.values())
+    resolve_outputs = [readiness, preset_note, *widgets, shown]
+    model.input(resolve, inputs=[ctx.workspace, model, preset], outputs=resolve_outputs,
+                api_name="resolve_settings")
+    preset.input(resolve, inputs=[ctx.workspace, model, preset], outputs=resolve_outputs,
+                 api_visibility="private")
+    event = start_button.click(
+        start, inputs=[ctx.workspace, model, preset, shown], outputs=[job, *view_outputs],
+        inputs_kwargs={training.parameter_name(k): w for k, w in settings.items()},
+        api_name="start_training")
+    ctx.then_overview(event)
+    stop_button.click(stop, inputs=[ctx.workspace, job, run], outputs=[job, *view_outputs],
+                      api_name="stop_training")
+    resume_button.click(resume, inputs=[ctx.workspace, run], outputs=[job, *view_outputs],
+                        api_name="resume_training")
+    timer.tick(poll, inputs=[ctx.workspace, run, job], outputs=view_outputs,
+               api_name="training_status", show_progress="hidden")
+    run.input(choose_run, inputs=[ctx.workspace, run], outputs=[job, *view_outputs],
+              api_visibility="private")
+    ctx.register(tab, refresh, [model, readiness, job, *view_outputs])
+    ctx.on_workspace(resolve_for_workspace, [model, preset], resolve_outputs)
+    tab.select(shows_errors(resolve_once), inputs=[ctx.workspace, model, preset, shown],
+               outputs=resolve_outputs, api_visibility="private", show_progress="hidden")
+
+
+def _defaults() -> dict:
+    """Every setting's default (dotted key -> value), what the widgets show at first."""
+    defaults = TrainConfig()
+    return {key: getattr(getattr(defaults, key.split(".")[0]), item.name)
+            for key, item in training.setting_fields()}
+
+
+def _setting_widgets() -> dict:
+    """One widget per run setting, generated from the config dataclasses (key -> widget)."""
+    widgets = {}
+    section = ""
+    defaults = _defaults()
+    for key, item in training.setting_fields():
+        if key.split(".")[0] != section:
+            section = key.split(".")[0]
+            gr.Markdown(f"**{section}**")
+        value = defaults[key]
+        help_text = item.metadata.get("help", "")
+        if isinstance(value, bool):
+            widgets[key] = gr.Checkbox(label=key, value=value, info=help_text)
+        elif isinstance(value, int):
+            widgets[key] = gr.Number(label=key, value=value, precision=0, info=help_text)
+        elif isinstance(value, float):
+            widgets[key] = gr.Number(label=key, value=value, info=help_text)
+        else:
+            widgets[key] = gr.Textbox(label=key, value=str(value), info=help_text)
+    return widgets
+
+
+def _resolved(ctx: Context, ws: Workspace, model: str | None, preset: str) -> tuple:
+    """Readiness text, the preset note and every setting's value for this model and preset."""
+    model = model or DEFAULT_CHOICE
+    argument = training.model_argument(model, ctx.root.models_folder)
+    resolved_preset, values = training.resolved_settings(ws, preset, argument)
+    minutes = training.train_minutes(ws)
+    note = (f"Preset **{resolved_preset}**" + (" (chosen by auto)" if preset == "auto" else "")
+            + f" for {minutes:.1f} min of training audio.")
+    return (_readiness(ws), note, *values.values(), values)
+
+
+def _readiness(ws: Workspace) -> str:
+    import torch
+
+    lines = []
+    if not ws.vocab_path.is_file():
+        lines.append("⚠️ No vocabulary yet: build it in step 3, Alphabet, first.")
+    device = ("a GPU" if torch.cuda.is_available() else
+              "the CPU (no GPU found: only the offline models train in minutes here)")
+    lines.append(f"Training will run on {device}.")
+    return "\n\n".join(lines)
+
+
+def _active_id(ws: Workspace) -> str:
+    active = jobs.active_job(ws)
+    return active.job.id if active else ""
+
+
+def _view(ws: Workspace, run: str | None, job_id: str, *,
+          force_run: bool = False) -> tuple:
+    """Outputs for the progress widgets (the run list only when the run changed)."""
+    view = training.training_view(ws, run, job_id or None)
+    if force_run or (view.run or None) != (run or None):
+        run_update = gr.Dropdown(choices=handlers.run_names(ws), value=view.run or None)
+    else:
+        run_update = gr.skip()
+    return (run_update, view.status, training.progress_html(view), view.loss, view.scores,
+            view.log, gr.Timer(active=view.active))

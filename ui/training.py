@@ -1,0 +1,347 @@
+"""Step 4, Train, as plain functions: models offered, settings, and a run's progress.
+
+The settings the page shows are generated from the run configuration's dataclasses
+(``workbench.config.SECTIONS``); what the user changed becomes ``key=value`` overrides of
+`workbench train`, which runs as a job (``ui/jobs.py``). A run's progress is read from its
+``metrics.jsonl`` (events start, train, eval, diverged, end).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ui.handlers import run_dir, vocab_is_stale
+from workbench.errors import WorkbenchError
+from workbench.workspace import Workspace
+
+if TYPE_CHECKING:  # ui.jobs imports workbench.train (torch): loaded when first needed
+    from ui.jobs import JobStatus
+
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")  # org/name
+EXTERNAL = "external"  # a run being trained outside the page (on the command line)
+EXTERNAL_IDLE_S = 600  # a run without a job counts as training while its metrics are fresher
+LOG_EVENTS = ("train", "eval")
+
+
+# --------------------------------------------------------------------------- models, settings
+
+
+def model_choices(models_folder: Path) -> list[tuple[str, str]]:
+    """(label, value) of every model the Train step offers, XLS-R 300M first.
+
+    Values are registry names, or ``local:<folder>`` for a checkpoint folder found in
+    ``models_folder``.
+    """
+    from workbench.models import REGISTRY
+
+    offline = {name for name, m in REGISTRY.items() if not m.hub_id}
+    choices = [(f"{name} — {m.description}", name)
+               for name, m in REGISTRY.items() if name not in offline]
+    choices += [(f"{name} — offline: {m.description}", name)
+                for name, m in REGISTRY.items() if name in offline]
+    choices += [(f"local: {name} (in {models_folder})", f"local:{name}")
+                for name in local_models(models_folder)]
+    return choices
+
+
+def local_models(models_folder: Path) -> list[str]:
+    """Names of the checkpoint folders (with a config.json) in ``models_folder``."""
+    if not models_folder.is_dir():
+        return []
+    return sorted(p.name for p in models_folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file())
+
+
+def model_argument(choice: str, models_folder: Path) -> str:
+    """What `workbench train --model` gets for a choice of :func:`model_choices`.
+
+    Raises:
+        WorkbenchError: The choice is not one of those offered.
+    """
+    from workbench.models import REGISTRY
+
+    if choice in REGISTRY:
+        return choice
+    if choice.startswith("local:") and choice[len("local:"):] in local_models(models_folder):
+        return str(models_folder / choice[len("local:"):])
+    if HUB_ID.fullmatch(choice) and ".." not in choice:
+        return choice
+    raise WorkbenchError(f"Unknown model {choice!r}: choose one from the list, or type a "
+                         "Hugging Face Hub id such as facebook/mms-300m (local checkpoints go "
+                         f"in {models_folder}, one folder each).")
+
+
+def setting_fields() -> list[tuple[str, Any]]:
+    """(dotted key, dataclass field) of every run setting the page shows (not model.name)."""
+    from workbench.config import SECTIONS
+
+    return [(f"{section}.{f.name}", f) for section, cls in SECTIONS.items()
+            for f in fields(cls) if (section, f.name) != ("model", "name")]
+
+
+def parameter_name(key: str) -> str:
+    """The widget/API parameter name of a dotted setting key (``optim.learning_rate`` ->
+    ``optim_learning_rate``)."""
+    return key.replace(".", "_")
+
+
+def train_minutes(ws: Workspace) -> float:
+    """Minutes of training audio (what `auto` sizes the preset by)."""
+    ws.require_prepared()
+    return sum(u.duration for u in ws.read_split("train")) / 60
+
+
+def resolved_settings(ws: Workspace, preset: str, model: str) -> tuple[str, dict[str, Any]]:
+    """The preset `auto` resolves to, and every setting's value for this preset and model."""
+    from workbench.config import build_config
+
+    config = build_config(preset=preset, train_minutes=train_minutes(ws),
+                          overrides=[f"model.name={model}"])
+    values = {}
+    for key, _ in setting_fields():
+        section, name = key.split(".")
+        values[key] = getattr(getattr(config, section), name)
+    return config.preset, values
+
+
+def changed_settings(shown: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The settings whose value differs from what the page showed (the user's edits)."""
+    return {key: value for key, value in values.items()
+            if value is not None and (key not in shown or not _same(shown[key], value))}
+
+
+def settings_overrides(resolved: dict[str, Any], values: dict[str, Any]) -> list[str]:
+    """``key=value`` for each setting whose value differs from the resolved one."""
+    overrides = []
+    for key, default in resolved.items():
+        value = values.get(key, default)
+        if value is None or _same(default, value):
+            continue
+        overrides.append(f"{key}={_format_value(default, value)}")
+    return overrides
+
+
+def _same(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(default, str):
+        return default == value
+    try:
+        return math.isclose(float(default), float(value), rel_tol=1e-9, abs_tol=1e-12)
+    except (TypeError, ValueError):
+        return False
+
+
+def _format_value(default: Any, value: Any) -> str:
+    if isinstance(default, bool):
+        return "true" if value else "false"
+    if isinstance(default, int):
+        number = float(value)
+        if not number.is_integer():
+            raise WorkbenchError(f"{value!r} is not a whole number.")
+        return str(int(number))
+    if isinstance(default, float):
+        return repr(float(value))
+    return str(value)
+
+
+def start_training(ws: Workspace, model_choice: str, preset: str, edits: dict[str, Any],
+                   models_folder: Path) -> JobStatus:
+    """Start `workbench train` as a job: the preset's settings for this model and data, with
+    the user's edits on top.
+
+    Args:
+        ws: The workspace.
+        model_choice: A value of :func:`model_choices`, or a Hub id.
+        preset: "auto" or a preset name.
+        edits: Settings the user changed (dotted key -> value).
+        models_folder: Where ``local:`` models are.
+
+    Returns:
+        The new job's :class:`~ui.jobs.JobStatus`.
+    """
+    from ui import jobs
+
+    if not ws.vocab_path.is_file():
+        raise WorkbenchError("There is no vocabulary yet: build it in step 3, Alphabet, first.")
+    if vocab_is_stale(ws):
+        raise WorkbenchError("The data or the orthography profile changed after the vocabulary "
+                             "was built: build it again in step 3, Alphabet.")
+    model = model_argument(model_choice, models_folder)
+    resolved_preset, resolved = resolved_settings(ws, preset, model)
+    overrides = settings_overrides(resolved, {**resolved, **edits})
+    command = jobs.train_command(ws, model=model, preset=resolved_preset, overrides=overrides)
+    job = jobs.start_job(ws, command)
+    return jobs.job_status(ws, job.id)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@dataclass(frozen=True)
+class TrainingView:
+    """Where one run (or the job making it) stands, with its curves."""
+
+    run: str
+    state: str
+    status: str
+    step: int
+    max_steps: int
+    loss: pd.DataFrame
+    scores: pd.DataFrame
+    log: str
+    active: bool
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.max_steps) if self.max_steps else 0.0
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The records of ``metrics.jsonl`` (a line being written is skipped)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def training_view(ws: Workspace, run: str | None, job_id: str | None = None) -> TrainingView:
+    """The progress of a job's run, or of the chosen run when no job is followed."""
+    from ui import jobs
+
+    status = jobs.job_status(ws, job_id) if job_id else None
+    if status is None and run:
+        status = jobs.job_for_run(ws, run)
+    if status is not None:
+        run = status.job.run  # "" while the job is still loading the model
+    records = read_metrics(run_dir(ws, run)) if run else []
+    state = status.state if status else run_state(ws, run)
+    step, max_steps = _steps(records)
+    active = bool(status and status.active) or state == EXTERNAL
+    return TrainingView(
+        run=run or "", state=state, status=_status_text(state, records, step, max_steps),
+        step=step, max_steps=max_steps, loss=_loss_frame(records), scores=_score_frame(records),
+        log=status.log_tail if status else "", active=active)
+
+
+def run_state(ws: Workspace, run: str | None) -> str:
+    """The state of a run from its files (for runs no page job made): finished, being
+    trained elsewhere (its metrics are fresh), or stopped."""
+    from ui import jobs
+
+    if not run:
+        return ""
+    folder = ws.runs_dir / run
+    if (folder / "result.json").is_file():
+        return jobs.FINISHED
+    metrics = folder / "metrics.jsonl"
+    if metrics.is_file() and time.time() - metrics.stat().st_mtime < EXTERNAL_IDLE_S:
+        return EXTERNAL
+    return jobs.STOPPED
+
+
+def resume_training(ws: Workspace, run: str) -> JobStatus:
+    """Continue a stopped run from its last checkpoint, as a job.
+
+    Raises:
+        WorkbenchError: The run finished, is still training, or has no checkpoint yet.
+    """
+    from ui import jobs
+
+    folder = run_dir(ws, run)
+    current = jobs.job_for_run(ws, run)
+    state = current.state if current else run_state(ws, run)
+    if state in (*jobs.ACTIVE, EXTERNAL):
+        raise WorkbenchError(f"Run {run} is still training; there is nothing to resume.")
+    if (folder / "result.json").is_file():
+        raise WorkbenchError(f"Run {run} has finished. Start a new run to train again.")
+    if not (folder / "checkpoints" / "last").is_dir():
+        raise WorkbenchError(f"Run {run} stopped before its first checkpoint (saved at each dev "
+                             "evaluation), so it cannot be resumed; start a new run.")
+    job = jobs.start_job(ws, jobs.resume_command(ws, run), run=run)
+    return jobs.job_status(ws, job.id)
+
+
+def _steps(records: list[dict]) -> tuple[int, int]:
+    max_steps = max((r.get("max_steps", 0) for r in records if r.get("event") == "start"),
+                    default=0)
+    step = max((int(r.get("step", 0)) for r in records if r.get("event") in (*LOG_EVENTS, "end")),
+               default=0)
+    return step, int(max_steps)
+
+
+def _best(records: list[dict]) -> dict | None:
+    evals = [r for r in records if r.get("event") == "eval" and _finite(r.get("dev_cer"))]
+    return min(evals, key=lambda r: r["dev_cer"]) if evals else None
+
+
+def _status_text(state: str, records: list[dict], step: int, max_steps: int) -> str:
+    from ui import jobs
+
+    if not state:
+        return "No training run yet. Choose a model and press **Start training**."
+    best = _best(records)
+    scores = (f" Best dev CER {best['dev_cer']:.3f}, WER {best['dev_wer']:.3f} at step "
+              f"{best['step']}." if best else "")
+    losses = [r for r in records if r.get("event") == "train"]
+    loss = f", loss {losses[-1]['loss']:.3f}" if losses else ""
+    where = f"step {step} of {max_steps}" if max_steps else "no step yet"
+    diverged = next((r for r in records if r.get("event") == "diverged"), None)
+    texts = {
+        jobs.STARTING: "**Starting**: loading the model and the data (a large model can take "
+                       "minutes). Training goes on if you close this page.",
+        jobs.RUNNING: f"**Training**: {where}{loss}.{scores} Training goes on if you close "
+                      "this page; come back any time.",
+        jobs.FINISHED: f"**Finished**: {where}{loss}.{scores} **Next:** step 5, Evaluate.",
+        jobs.STOPPED: f"**Stopped** at {where}.{scores} Press **Resume** to continue from the "
+                      "last checkpoint.",
+        jobs.FAILED: f"**Failed** at {where}.{scores} The end of its log says why (below).",
+        EXTERNAL: f"**Training outside this page** (e.g. on the command line): {where}{loss}."
+                  f"{scores}",
+    }
+    text = texts.get(state, state)
+    if diverged:
+        text += (f" The loss became {diverged.get('loss')} at step {diverged.get('step')}: "
+                 "try a lower optim.learning_rate.")
+    return text
+
+
+def _loss_frame(records: list[dict]) -> pd.DataFrame:
+    rows = [{"step": r["step"], "loss": r["loss"]} for r in records
+            if r.get("event") == "train" and _finite(r.get("loss"))]
+    return pd.DataFrame(rows, columns=["step", "loss"])
+
+
+def _score_frame(records: list[dict]) -> pd.DataFrame:
+    rows = [{"step": r["step"], "metric": name, "value": r[key]}
+            for r in records if r.get("event") == "eval"
+            for key, name in (("dev_cer", "dev CER"), ("dev_wer", "dev WER"))
+            if _finite(r.get(key))]
+    return pd.DataFrame(rows, columns=["step", "metric", "value"])
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def progress_html(view: TrainingView) -> str:
+    """A progress bar for the run."""
+    percent = 100 * view.fraction
+    label = f"{view.step} / {view.max_steps} steps" if view.max_steps else "waiting for step 1"
+    return (f'<div class="wb-progress"><div class="wb-bar" style="width:{percent:.1f}%"></div>'
+            f'<span>{html.escape(label)} ({percent:.0f}%)</span></div>')
