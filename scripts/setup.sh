@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything the workbench needs on a fresh Debian machine (idempotent).
 #   - a virtual environment in .venv with the CPU build of PyTorch and the workbench
-#   - with --test: the dev tools and the system programs the tests use (ffmpeg, espeak-ng)
+#   - with --test: the dev tools and the system programs the tests use (ffmpeg, espeak-ng, and
+#     Debian's chromium for the browser test, which Playwright drives: Playwright's own
+#     browser downloads are never used, so never run `playwright install`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,12 +14,14 @@ if [ "$want_test_tools" = 1 ]; then
   missing=()
   command -v ffmpeg >/dev/null || missing+=(ffmpeg)
   command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "Installing ${missing[*]} (Debian packages)..."
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-      echo "warning: ${missing[*]} not installed; tests that need them will be skipped." >&2
+      echo "warning: ${missing[*]} not installed; tests that need them will be skipped" \
+        "(the browser test fails without chromium when CI is set)." >&2
     fi
   fi
 fi
