@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from workbench.errors import WorkbenchError
-from workbench.models import is_from_scratch
+from workbench.models import DEMO_BASE, is_from_scratch
 
 DEFAULT_MODEL = "facebook/wav2vec2-xls-r-300m"
 
@@ -67,6 +67,7 @@ class RunSettings:
     device: str = _f("auto", "auto, cpu or cuda")
     precision: str = _f("auto", "auto (bf16/fp16 on GPU, fp32 on CPU), fp32, bf16 or fp16")
     threads: int = _f(0, "CPU threads for torch (0: torch's default)")
+    stop_at_step: int = _f(0, "end the run after this step, keeping the schedule (0: never)")
 
 
 @dataclass
@@ -100,6 +101,24 @@ FROM_SCRATCH: dict[str, Any] = {
     "model.freeze_feature_encoder": False, "optim.learning_rate": 2e-3,
     "model.mask_time_prob": 0.0, "model.layerdrop": 0.0, "data.max_batch_seconds": 40.0,
 }
+# The bundled demo-base (about 3M parameters) fine-tunes on a laptop CPU: short batches, a
+# higher learning rate than a 300M model takes, and a schedule that fits ten minutes of
+# training on 2 cores for ten minutes of audio.
+SMALL_PRETRAINED: dict[str, Any] = {
+    "data.max_batch_seconds": 20.0, "optim.learning_rate": 1e-3, "optim.epochs": 30.0,
+    "optim.min_steps": 200, "model.layerdrop": 0.0, "model.mask_time_prob": 0.05,
+}
+
+
+def model_defaults(name: str) -> dict[str, Any]:
+    """Settings a model needs on top of the preset (before the user's own overrides)."""
+    if is_from_scratch(name):
+        return FROM_SCRATCH
+    if name == DEMO_BASE:
+        return SMALL_PRETRAINED
+    return {}
+
+
 PRESET_LIMITS_MINUTES = (("10min", 30.0), ("1h", 300.0), ("10h", math.inf))
 
 
@@ -121,8 +140,8 @@ def build_config(
         raise WorkbenchError(f"Unknown preset {preset!r}; choose auto, {', '.join(PRESETS)}.")
     config = apply_overrides(TrainConfig(preset=resolved), PRESETS[resolved])
     user = parse_overrides(overrides)
-    if is_from_scratch(str(user.get("model.name", user.get("name", "")))):
-        config = apply_overrides(config, FROM_SCRATCH)
+    config = apply_overrides(config, model_defaults(str(user.get("model.name",
+                                                                 user.get("name", "")))))
     return apply_overrides(config, user)
 
 

@@ -404,6 +404,8 @@ class _Loop:
         self.last_loss: float | None = None
         self.best: dict = {}
         self.last_eval_step = -1
+        # run.stop_at_step ends a run early while keeping the longer schedule's learning rates.
+        self.last_step = min(schedule.max_steps, config.run.stop_at_step or schedule.max_steps)
 
     def run(self, state: TrainState, *, max_minutes: float, progress: bool) -> TrainResult:
         self.log({"event": "start", "step": state.step, "max_steps": self.schedule.max_steps,
@@ -412,9 +414,9 @@ class _Loop:
         bar = tqdm(total=self.schedule.max_steps, initial=state.step, desc="Training",
                    unit="step", disable=not progress or not self.accelerator.is_main_process)
         started = time.monotonic() - state.elapsed_s
-        stopped = "max_steps"
+        stopped = "max_steps" if self.last_step == self.schedule.max_steps else "stop_at_step"
         self.model.train()
-        while state.step < self.schedule.max_steps:
+        while state.step < self.last_step:
             if max_minutes and time.monotonic() - started > max_minutes * 60:
                 stopped = "time_limit"
                 break
@@ -436,7 +438,7 @@ class _Loop:
             state.elapsed_s = time.monotonic() - started
             if state.step % self.schedule.eval_every == 0:
                 self._evaluate(state)
-            if state.step >= self.schedule.max_steps or (
+            if state.step >= self.last_step or (
                     max_minutes and state.elapsed_s > max_minutes * 60):
                 return
         state.epoch += 1

@@ -103,3 +103,14 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(ws):
     weights = load_file(run_dir / "checkpoints" / "last" / "model.safetensors")
     assert all(torch.isfinite(w).all() for w in weights.values())
     assert f"step {state['step']}" in str(caught.value)
+
+
+def test_stop_at_step_ends_early_on_the_longer_schedule(ws):
+    config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=10",
+                                                     "optim.warmup_fraction=0",
+                                                     "run.stop_at_step=4"])
+    result = train(ws, config, progress=False)
+    assert result.steps == 4 and result.stopped == "stop_at_step"
+    records = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    lr_at_4 = next(r["lr"] for r in records if r["event"] == "train" and r["step"] == 4)
+    assert lr_at_4 == pytest.approx(config.optim.learning_rate * 6 / 10)
