@@ -137,6 +137,14 @@ def _path_id(audio: Path, root: Path | None) -> str:
     return str(relative.with_suffix("")).replace("/", "__")
 
 
+def read_utf8_lines(path: Path, advice: str) -> list[str]:
+    """Lines of a UTF-8 text file (BOM allowed); ``advice`` says what to do when it is not."""
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise WorkbenchError(f"{path}: not UTF-8 text (byte {err.start}). {advice}") from err
+
+
 def audio_files_under(folder: Path) -> list[Path]:
     """Audio files anywhere under ``folder`` (by extension), sorted."""
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS

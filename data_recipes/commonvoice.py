@@ -24,7 +24,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from data_recipes.common import ImportIssue, ImportResult, SourceRead, SourceRow, import_sources
+from data_recipes.common import (
+    ImportIssue,
+    ImportResult,
+    SourceRead,
+    SourceRow,
+    import_sources,
+    read_utf8_lines,
+)
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
 
@@ -179,13 +186,8 @@ def read_cv_tsv(table: Path, *, split: str = "") -> tuple[list[SourceRow], list[
 
 
 def _read_lines(table: Path) -> list[str]:
-    try:
-        return table.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as err:
-        raise WorkbenchError(
-            f"{table}: not UTF-8 text (byte {err.start}); Common Voice TSVs are UTF-8, so "
-            "the file may be damaged: download the release again."
-        ) from err
+    return read_utf8_lines(table, "Common Voice TSVs are UTF-8, so the file may be "
+                                  "damaged: download the release again.")
 
 
 def _row(record: list[str], header: list[str], table: Path, line_number: int,

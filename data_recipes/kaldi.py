@@ -29,7 +29,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_recipes.common import ImportIssue, ImportResult, SourceRead, SourceRow, import_sources
+from data_recipes.common import (
+    ImportIssue,
+    ImportResult,
+    SourceRead,
+    SourceRow,
+    import_sources,
+    read_utf8_lines,
+)
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
 
@@ -124,13 +131,8 @@ def _read_table(path: Path, issues: list[ImportIssue], *, min_fields: int = 2
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as err:
-        raise WorkbenchError(
-            f"{path}: not UTF-8 text (byte {err.start}). Convert it to UTF-8 (iconv -f "
-            "<encoding> -t utf-8) and import again."
-        ) from err
+    return read_utf8_lines(
+        path, 'Convert it to UTF-8 (iconv -f <encoding> -t utf-8) and import again.')
 
 
 @dataclass(frozen=True)

@@ -45,3 +45,25 @@ def make_subset(demo_corpus: Path, dest: Path, count: int) -> Path:
 def small_corpus(demo_corpus, tmp_path) -> Path:
     """48 clips (about 2.5 minutes, every voice) in audiofolder layout."""
     return make_subset(demo_corpus, tmp_path / "corpus", 48)
+
+
+def prepared_workspace(demo_corpus: Path, root: Path, count: int, *, vocab: bool = False):
+    """A workspace with the first ``count`` demo clips imported (and its vocabulary)."""
+    from data_recipes import prepare_sources
+    from workbench.vocab import build_workspace_vocab
+    from workbench.workspace import Workspace
+
+    ws = Workspace.at(root / "ws")
+    prepare_sources([make_subset(demo_corpus, root / "corpus", count)], ws, progress=False)
+    if vocab:
+        build_workspace_vocab(ws)
+    return ws
+
+
+def private_copy(ws, dest: Path):
+    """A copy of a shared workspace, so one test's runs never show up in another."""
+    from workbench.workspace import Workspace
+
+    copy = Workspace.at(dest)
+    shutil.copytree(ws.root, copy.root)
+    return copy

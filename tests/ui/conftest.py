@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from data_recipes import prepare_sources
-from tests.conftest import make_subset
+from tests.conftest import prepared_workspace, private_copy
 from tests.workbench.ctc_fixtures import save_tiny_model
 from workbench.config import build_config, save_config
 from workbench.workspace import Workspace
@@ -21,19 +19,13 @@ RUN = "20240101-000000-tiny"
 @pytest.fixture(scope="session")
 def ui_prepared(demo_corpus, tmp_path_factory) -> Workspace:
     """24 clips of the demo corpus imported, once per session (copy it before changing it)."""
-    root = tmp_path_factory.mktemp("ui")
-    corpus = make_subset(demo_corpus, root / "corpus", 24)
-    ws = Workspace.at(root / "ws")
-    prepare_sources([corpus], ws, progress=False)
-    return ws
+    return prepared_workspace(demo_corpus, tmp_path_factory.mktemp("ui"), 24)
 
 
 @pytest.fixture
 def ws(ui_prepared, tmp_path) -> Workspace:
     """A private copy of the prepared workspace."""
-    copy = Workspace.at(tmp_path / "ws")
-    shutil.copytree(ui_prepared.root, copy.root)
-    return copy
+    return private_copy(ui_prepared, tmp_path / "ws")
 
 
 @pytest.fixture

@@ -1,15 +1,12 @@
 import json
-import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from data_recipes.table import prepare_audiofolder
-from tests.conftest import make_subset
+from tests.conftest import prepared_workspace, private_copy
 from workbench.config import build_config
 from workbench.train import TrainingDiverged, find_run, resume_run, train
-from workbench.vocab import build_workspace_vocab
 from workbench.workspace import Workspace
 
 FAST = ["model.name=tiny", "data.max_batch_seconds=12", "run.log_every=1", "run.threads=2"]
@@ -17,20 +14,12 @@ FAST = ["model.name=tiny", "data.max_batch_seconds=12", "run.log_every=1", "run.
 
 @pytest.fixture(scope="module")
 def prepared(demo_corpus, tmp_path_factory) -> Workspace:
-    root = tmp_path_factory.mktemp("train")
-    corpus = make_subset(demo_corpus, root / "corpus", 48)
-    ws = Workspace.at(root / "ws")
-    prepare_audiofolder(corpus, ws, progress=False)
-    build_workspace_vocab(ws)
-    return ws
+    return prepared_workspace(demo_corpus, tmp_path_factory.mktemp("train"), 48, vocab=True)
 
 
 @pytest.fixture
 def ws(prepared, tmp_path) -> Workspace:
-    """A private copy, so runs of one test never show up in another."""
-    copy = Workspace.at(tmp_path / "ws")
-    shutil.copytree(prepared.root, copy.root)
-    return copy
+    return private_copy(prepared, tmp_path / "ws")
 
 
 def losses(run_dir):
