@@ -6,6 +6,7 @@ it could not read; ``import_rows`` does the rest the same way for every format.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterable
@@ -19,10 +20,11 @@ from workbench.audio import (
     SAMPLE_RATE,
     AudioDecodeError,
     DecodedAudio,
-    content_hash,
     decode_audio,
+    pcm16,
+    pcm16_hash,
     signal_stats,
-    write_clip,
+    write_pcm16,
 )
 from workbench.errors import WorkbenchError
 from workbench.manifest import SPLITS, Utterance, write_json_atomic, write_manifest
@@ -32,7 +34,19 @@ from workbench.workspace import Workspace
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aif", ".aiff", ".webm"}
 )
-DECODE_WORKERS = 2  # decoding and resampling release the GIL; more threads than cores won't help
+# Threads decoding files at once. libsndfile, soxr, hashing and file writes release the GIL
+# (about three quarters of an import's time), so threads use the cores without the start-up
+# and pickling of processes; more threads than cores would not help.
+MAX_DECODE_WORKERS = 8
+
+
+def decode_workers() -> int:
+    """Threads for decoding: the CPUs this process may use, at most MAX_DECODE_WORKERS."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DECODE_WORKERS))
 
 
 @dataclass(frozen=True)
@@ -120,8 +134,9 @@ def unique_ids(rows: list[SourceRow], root: Path | None = None) -> list[str]:
     """
     seen: dict[str, int] = {}
     ids = []
+    resolved_root = root.resolve() if root else None
     for row in rows:
-        base = row.utterance_id or _path_id(row.audio, root)
+        base = row.utterance_id or _path_id(row.audio, resolved_root)
         candidate = safe_id(base)
         count = seen.get(candidate, 0)
         seen[candidate] = count + 1
@@ -129,9 +144,10 @@ def unique_ids(rows: list[SourceRow], root: Path | None = None) -> list[str]:
     return ids
 
 
-def _path_id(audio: Path, root: Path | None) -> str:
+def _path_id(audio: Path, resolved_root: Path | None) -> str:
     try:
-        relative = audio.resolve().relative_to(root.resolve()) if root else Path(audio.name)
+        relative = (audio.resolve().relative_to(resolved_root) if resolved_root
+                    else Path(audio.name))
     except ValueError:
         relative = Path(audio.name)
     return str(relative.with_suffix("")).replace("/", "__")
@@ -161,6 +177,7 @@ def import_rows(
     dev_fraction: float = 0.1,
     test_fraction: float = 0.1,
     progress: bool = True,
+    workers: int | None = None,
 ) -> ImportResult:
     """Decode, cache and split ``rows``; write the manifests and import.json.
 
@@ -168,7 +185,7 @@ def import_rows(
     """
     read = SourceRead(list(rows), list(issues), id_root)
     return import_sources([read], ws, seed=seed, dev_fraction=dev_fraction,
-                          test_fraction=test_fraction, progress=progress)
+                          test_fraction=test_fraction, progress=progress, workers=workers)
 
 
 def import_sources(
@@ -179,16 +196,23 @@ def import_sources(
     dev_fraction: float = 0.1,
     test_fraction: float = 0.1,
     progress: bool = True,
+    workers: int | None = None,
 ) -> ImportResult:
-    """Import one or several sources into one workspace (ids kept unique across sources)."""
+    """Import one or several sources into one workspace (ids kept unique across sources).
+
+    Each audio file is decoded once, by one of ``workers`` threads (default:
+    :func:`decode_workers`), and only its 16 kHz clips' statistics are kept; the outcome does
+    not depend on the number of workers.
+    """
     rows, ids, issues = _merge_sources(reads)
     _reset_cache(ws)
     by_file: dict[Path, list[tuple[SourceRow, str]]] = {}
     for row, utterance_id in zip(rows, ids, strict=True):
         by_file.setdefault(row.audio, []).append((row, utterance_id))
     outcomes: list[Utterance | ImportIssue] = []
-    with ThreadPoolExecutor(DECODE_WORKERS) as pool, tqdm(
+    with ThreadPoolExecutor(workers or decode_workers()) as pool, tqdm(
             total=len(rows), desc="Importing audio", unit="utt", disable=not progress) as bar:
+        # map() keeps the rows' order whatever finishes first; a result holds no audio.
         for results in pool.map(lambda item: _import_file(item[0], item[1], ws),
                                 by_file.items()):
             outcomes += results
@@ -273,13 +297,14 @@ def _cache_row(row: SourceRow, utterance_id: str, decoded: DecodedAudio,
                                f"segment {row.start:.2f}-{end:.2f} s has no length")
         samples = samples[int(row.start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
     relative = Path("audio") / f"{utterance_id}.wav"
-    write_clip(ws.root / relative, samples)
+    pcm = pcm16(samples)  # converted once: written, and hashed as written
+    write_pcm16(ws.root / relative, pcm)
     extra = {"start": row.start, "end": row.end} if row.is_segment else {}
     return Utterance(
         id=utterance_id, audio=str(relative), text=row.text, speaker=row.speaker,
         duration=round(len(samples) / SAMPLE_RATE, 4), source=str(row.audio),
         source_line=row.line, orig_sample_rate=decoded.orig_sample_rate,
-        orig_channels=decoded.orig_channels, sha1=content_hash(samples),
+        orig_channels=decoded.orig_channels, sha1=pcm16_hash(pcm),
         nan_count=decoded.nan_count, truncated=decoded.truncated, split=row.split,
         extra=extra, **signal_stats(samples),
     )
