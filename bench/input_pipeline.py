@@ -23,8 +23,7 @@ Usage (the first epoch, 15 steps on the demo corpus, is not timed)::
 
     python bench/input_pipeline.py                      # both parts, bundled demo corpus
     python bench/input_pipeline.py padding --split all  # padding over all 180 demo clips
-    python bench/input_pipeline.py throughput --steps 45 --rounds 2 --threads 2 \
-        --preview-encoder-cache                         # also time the EncoderCache
+    python bench/input_pipeline.py throughput --steps 45 --rounds 2 --threads 2
 """
 
 from __future__ import annotations
@@ -260,7 +259,7 @@ class TimedCollator:
         return batch
 
 
-def workbench_config(max_seconds: float, args):
+def workbench_config(max_seconds: float, args, *, encoder_cache: bool = True):
     """The workbench's run configuration for the demo-base model (eval out of the way)."""
     from workbench.config import build_config
 
@@ -268,23 +267,20 @@ def workbench_config(max_seconds: float, args):
         "model.name=demo-base", f"data.max_batch_seconds={max_seconds}",
         f"optim.max_steps={args.steps}", "run.eval_every=1000000", "run.log_every=1",
         f"run.threads={args.threads}", f"run.seed={args.seed}",
+        f"data.cache_encoder_features={str(encoder_cache).lower()}",
     ])
 
 
-def run_workbench(ws: Workspace, config, args, *, encoder_cache: bool = False) -> StepLog:
+def run_workbench(ws: Workspace, config, args) -> StepLog:
     """``workbench.train.train()``, timing each step and the data reads and collation.
 
     The loop runs as is; the bench only wraps the dataset and collator classes ``train()``
     builds, to time them (the loader reads in the training process, so that time is waited).
-    ``encoder_cache`` previews handing the collator an ``EncoderCache`` of the model when
-    ``train()`` does not do so itself.
     """
     import workbench.train as wt
-    from workbench.data import EncoderCache
 
     log = StepLog()
-    originals = wt.ManifestDataset, wt.CTCCollator, wt.build_processor
-    built = {}
+    originals = wt.ManifestDataset, wt.CTCCollator
 
     class TimedDataset(originals[0]):
         def __getitem__(self, index):
@@ -294,14 +290,8 @@ def run_workbench(ws: Workspace, config, args, *, encoder_cache: bool = False) -
             return item
 
     def collator(feature_extractor, **kwargs):
-        if encoder_cache and kwargs.get("encoder_cache") is None:
-            kwargs["encoder_cache"] = EncoderCache.for_model(built["model"], feature_extractor)
         return TimedCollator(originals[1](feature_extractor, **kwargs), log,
                              lambda items: sum(len(e.samples) for e in items) / SAMPLE_RATE)
-
-    def build_processor(workspace, model):
-        built["model"] = model
-        return originals[2](workspace, model)
 
     def on_event(record: dict) -> None:
         if record.get("event") == "train":
@@ -309,13 +299,12 @@ def run_workbench(ws: Workspace, config, args, *, encoder_cache: bool = False) -
             if "data_wait_s" in record:  # the loop's own figure, when it reports one
                 log.loop_wait_s.append(record["data_wait_s"])
 
-    wt.ManifestDataset, wt.CTCCollator, wt.build_processor = TimedDataset, collator, \
-        build_processor
+    wt.ManifestDataset, wt.CTCCollator = TimedDataset, collator
     try:
         with tempfile.TemporaryDirectory(dir=ws.root) as run_dir:
             wt.train(ws, config, run_dir=Path(run_dir), progress=False, on_event=on_event)
     finally:
-        wt.ManifestDataset, wt.CTCCollator, wt.build_processor = originals
+        wt.ManifestDataset, wt.CTCCollator = originals
     return log
 
 
@@ -420,17 +409,17 @@ def run_throughput(ws: Workspace, args) -> None:
     count = -(-len(samples) // args.batch_size)
     max_seconds = args.max_batch_seconds or matched_max_seconds(durations, count)
     warmup = args.warmup or count
-    config = workbench_config(max_seconds, args)
+    configs = {"workbench": workbench_config(max_seconds, args),
+               "workbench-nocache": workbench_config(max_seconds, args, encoder_cache=False)}
     torch.set_num_threads(args.threads)
-    setup = ReferenceSetup(ws, config)
-    sides = ["reference", "workbench"] + (["workbench+cache"] if args.preview_encoder_cache
-                                          else [])
+    setup = ReferenceSetup(ws, configs["workbench"])
+    sides = ["reference", "workbench-nocache", "workbench"]
     results: dict[str, list[tuple[float, ...]]] = {side: [] for side in sides}
     for round_ in range(args.rounds):
         for side in sides if round_ % 2 == 0 else sides[::-1]:
             torch.set_num_threads(args.threads)
             log = run_reference(setup, args) if side == "reference" else run_workbench(
-                ws, config, args, encoder_cache=side == "workbench+cache")
+                ws, configs[side], args)
             results[side].append(log.steady(warmup))
             rate, wait, loop_wait, step = results[side][-1]
             print(f"  round {round_ + 1} {side:15}: {rate:6.1f} audio-s/s, "
@@ -449,8 +438,9 @@ def print_throughput(args, count: int, max_seconds: float, warmup: int,
     print(head)
     print("-" * len(head))
     names = {"reference": f"reference: Trainer group_by_length, batch {args.batch_size}",
-             "workbench": f"workbench: train(), max_batch_seconds={max_seconds:g}",
-             "workbench+cache": "workbench + EncoderCache in the collator (preview)"}
+             "workbench-nocache": f"workbench: train(), max_batch_seconds={max_seconds:g}, "
+                                  "encoder run every step",
+             "workbench": "workbench: the same with its frozen-encoder cache (default)"}
     medians = {side: [statistics.median(column) for column in zip(*rows, strict=True)]
                for side, rows in results.items()}
     for side, (rate, wait, loop_wait, step) in medians.items():
@@ -483,9 +473,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="throughput: interleaved rounds")
     parser.add_argument("--threads", type=int, default=2, help="torch threads, both sides")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--preview-encoder-cache", action="store_true",
-                        help="also time the workbench with an EncoderCache handed to its "
-                        "collator (for when train() does not yet do so itself)")
     parser.add_argument("--max-batch-seconds", type=float, default=0.0,
                         help="workbench batch budget (0: matched to the reference's count)")
     return parser.parse_args(argv)

@@ -116,7 +116,8 @@ def cmd_train(args) -> None:
                                   overrides=overrides)
         result = train(ws, config, **options)
     summary = result.to_dict()
-    _emit(args, summary, _train_text(summary))
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun / accelerate launch
+        _emit(args, summary, _train_text(summary))
 
 
 def _train_text(summary: dict) -> str:
@@ -157,11 +158,39 @@ def cmd_transcribe(args) -> None:
 def _resolve_model_arg(args) -> Path:
     """--model is a model or run directory, or a run id in the workspace (-w)."""
     candidate = Path(args.model).expanduser() if args.model else None
-    if candidate is not None and candidate.is_dir():
+    if candidate is not None and (candidate.is_dir() or candidate.is_file()):
         return candidate
     from workbench.train import find_run
 
     return find_run(_workspace(args), args.model)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def cmd_export(args) -> None:
+    from workbench.onnx_export import export_onnx
+
+    if not args.onnx:
+        raise WorkbenchError(
+            "Say which format to export to: `workbench export RUN --onnx [--int8]` (ONNX is "
+            "the one offered; the run's model/ folder is already in Hugging Face format).")
+    model = _resolve_model_arg(args)
+    result = export_onnx(model, args.out, int8=args.int8)
+    summary = result.to_dict()
+    _emit(args, summary, _export_text(summary))
+
+
+def _export_text(summary: dict) -> str:
+    if summary["int8"]:
+        check = (f"int8 weights; best token agrees with fp32 on "
+                 f"{100 * summary['greedy_agreement']:.1f}% of check frames")
+    else:
+        check = f"fp32; logits match torch within {summary['max_logit_diff']:.1e}"
+    return (f"Exported {summary['source']} to {summary['out_dir']} "
+            f"({summary['size_mb']:.1f} MB, {check}, {summary['seconds']:.0f} s).\n"
+            f"Transcribe with ONNX Runtime: workbench transcribe FILE --model "
+            f"{summary['out_dir']}")
 
 
 # --------------------------------------------------------------------------- demo
@@ -220,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", cmd_train, "fine-tune a CTC model on the workspace"),
         ("evaluate", cmd_evaluate, "WER/CER of a trained run on a split"),
         ("transcribe", cmd_transcribe, "transcribe audio files with a trained model"),
+        ("export", cmd_export, "export a trained model to ONNX (optionally int8) for fast "
+                               "CPU inference"),
         ("demo", cmd_demo, "the whole flow offline on the bundled Quechua demo corpus"),
         ("models", cmd_models, "list the registered checkpoints"),
         ("ui", cmd_ui, "the whole flow in the browser (a local web page)"),
@@ -239,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["evaluate"].add_argument("--run", help="run id (default: the latest run)")
     parsers["evaluate"].add_argument("--split", default="test", choices=["train", "dev", "test"])
     _transcribe_args(parsers["transcribe"])
+    _export_args(parsers["export"])
     _demo_args(parsers["demo"])
     _ui_args(parsers["ui"])
     _common(parsers["models"], workspace=False)
@@ -301,6 +333,21 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--workspace", default=".", help="workspace holding the run")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="RUN_OR_MODEL",
+                   help="run folder, model folder, run id in the workspace (-w), or (with "
+                   "--int8) an fp32 ONNX export folder")
+    p.add_argument("--onnx", action="store_true",
+                   help="export to ONNX for ONNX Runtime (model.onnx with the processor files)")
+    p.add_argument("--int8", action="store_true",
+                   help="int8 weights on the matrix multiplications (smaller, faster on CPU)")
+    p.add_argument("-o", "--out", help="output folder (default: RUN/onnx or RUN/onnx-int8, "
+                   "or MODEL-onnx[-int8] beside a model folder)")
+    p.add_argument("-w", "--workspace", default=".", help="workspace holding the run")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:

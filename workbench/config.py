@@ -46,6 +46,8 @@ class DataSettings:
     max_batch_seconds: float = _f(100.0, "audio seconds per batch, padding included")
     max_utterance_seconds: float = _f(20.0, "longer clips are set aside by the audit")
     shuffle_buckets: bool = _f(True, "shuffle the order of duration-grouped batches each epoch")
+    cache_encoder_features: bool = _f(
+        True, "on CPU, keep a frozen feature encoder's outputs (it then runs once per clip)")
 
 
 @dataclass

@@ -94,7 +94,7 @@ def local_config(name: str, vocab_size: int, pad_token_id: int = 0) -> Pretraine
 
 def load_for_finetuning(
     name: str, *, vocab_size: int, pad_token_id: int = 0, settings: dict | None = None,
-    reset_head: bool = True,
+    reset_head: bool = True, attn_implementation: str | None = None,
 ) -> PreTrainedModel:
     """Load ``name`` as an AutoModelForCTC with a fresh CTC head of ``vocab_size`` outputs.
 
@@ -105,6 +105,8 @@ def load_for_finetuning(
         pad_token_id: Id of the padding token, which is the CTC blank.
         settings: Model settings (masking, dropout, layerdrop) to set on the config.
         reset_head: Re-initialise the CTC head even when its shape already fits.
+        attn_implementation: Attention kernel to use ("sdpa", "eager") where the
+            architecture has it; None or an unsupported one keeps transformers' default.
 
     Raises:
         WorkbenchError: the checkpoint cannot be found or fetched, has no safetensors weights,
@@ -116,10 +118,11 @@ def load_for_finetuning(
         for key, value in overrides.items():
             setattr(config, key, value)
         torch.manual_seed(0)
-        return AutoModelForCTC.from_config(config)
+        return AutoModelForCTC.from_config(
+            config, **_attention(config, attn_implementation))
     source = resolve_model_name(name)
     config = _load_config(source, vocab_size, pad_token_id, overrides)
-    model = _load_weights(source, config)
+    model = _load_weights(source, config, _attention(config, attn_implementation))
     if reset_head:
         model.lm_head.reset_parameters()
     return model
@@ -135,7 +138,22 @@ def _load_config(source: str, vocab_size: int, pad_token_id: int, overrides: dic
     return config
 
 
-def _load_weights(source: str, config) -> PreTrainedModel:
+def _attention(config, wanted: str | None) -> dict:
+    """``{"attn_implementation": wanted}`` if the CTC class of ``config`` supports it, else {}.
+
+    wav2vec2, HuBERT and data2vec-audio have SDPA attention; WavLM (relative position bias)
+    does not and keeps its own.
+    """
+    if wanted is None:
+        return {}
+    model_class = AutoModelForCTC._model_mapping.get(type(config), None)
+    flag = {"sdpa": "_supports_sdpa", "flash_attention_2": "_supports_flash_attn"}.get(wanted)
+    if wanted != "eager" and not (model_class and flag and getattr(model_class, flag, False)):
+        return {}
+    return {"attn_implementation": wanted}
+
+
+def _load_weights(source: str, config, attention: dict | None = None) -> PreTrainedModel:
     local = Path(source)
     if source == str(DEMO_BASE_DIR) and not local.is_dir():
         raise WorkbenchError(f"The bundled demo-base checkpoint is missing from {local}; "
@@ -149,7 +167,7 @@ def _load_weights(source: str, config) -> PreTrainedModel:
     try:
         return AutoModelForCTC.from_pretrained(
             source, config=config, use_safetensors=True, trust_remote_code=False,
-            ignore_mismatched_sizes=True,
+            ignore_mismatched_sizes=True, **(attention or {}),
         )
     except ValueError as err:
         if "Unrecognized configuration" in str(err) or "AutoModelForCTC" in str(err):

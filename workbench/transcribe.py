@@ -15,6 +15,11 @@ feature encoder:
   other clips run one by one. That keeps the results exact at the price of speed (wav2vec2-base
   style models are rarely fine-tuned for new languages; XLS-R and MMS use layer norm).
 
+Backends. A model folder (or run) runs in torch; an ONNX export (``workbench export --onnx``,
+a folder with ``model.onnx``) runs in ONNX Runtime on the CPU with as many threads as torch
+uses. Both get the same processor output, batches and windows, and the same greedy decoding;
+only the forward pass differs (:meth:`Recognizer.batch_logits`).
+
 Long recordings. A clip longer than ``chunk_s`` is cut into windows of ``chunk_s`` seconds
 that overlap by ``stride_s = (left, right)`` seconds, as the transformers ASR pipeline does
 with ``chunk_length_s`` / ``stride_length_s``. Each window's logits lose the frames of its
@@ -52,16 +57,27 @@ class Recognizer:
     """A CTC model ready for inference.
 
     Attributes:
-        model: The ``AutoModelForCTC`` model, in eval mode, on ``device``.
+        model: The ``AutoModelForCTC`` model, in eval mode, on ``device``; or an exported
+            model in an ONNX Runtime session (:class:`workbench.onnx_inference.OnnxCTC`).
         processor: Its processor (feature extractor + ``Wav2Vec2CTCTokenizer``).
-        device: Where the model runs.
-        model_dir: The Hugging Face directory it was loaded from.
+        device: Where the model runs (the CPU for ONNX models).
+        model_dir: The directory it was loaded from.
     """
 
     model: Any
     processor: Any
     device: torch.device
     model_dir: Path | None = None
+
+    @property
+    def config(self) -> Any:
+        """The transformers config of the model."""
+        return self.model.config
+
+    @property
+    def is_onnx(self) -> bool:
+        """True when the model runs in ONNX Runtime rather than torch."""
+        return not isinstance(self.model, torch.nn.Module)
 
     @property
     def tokenizer(self) -> Any:
@@ -74,23 +90,49 @@ class Recognizer:
     @property
     def pads_safely(self) -> bool:
         """True when padded batches give the same output as single clips (layer norm)."""
-        return getattr(self.model.config, "feat_extract_norm", None) == "layer"
+        return getattr(self.config, "feat_extract_norm", None) == "layer"
 
     @property
     def hop(self) -> int:
         """Input samples per output frame (320 for every wav2vec2-family model)."""
-        ratio = getattr(self.model.config, "inputs_to_logits_ratio", None)
+        ratio = getattr(self.config, "inputs_to_logits_ratio", None)
         if ratio:
             return int(ratio)
-        return int(math.prod(getattr(self.model.config, "conv_stride", (320,))))
+        return int(math.prod(getattr(self.config, "conv_stride", (320,))))
 
     def output_frames(self, num_samples: int) -> int:
         """Number of logit frames the model makes from ``num_samples`` samples."""
         lengths_fn = getattr(self.model, "_get_feat_extract_output_lengths", None)
         if lengths_fn is None:
-            return ctc_output_frames(num_samples)
+            return config_output_frames(self.config, num_samples)
         frames = lengths_fn(torch.tensor([num_samples]))
         return max(int(frames[0]), 0)
+
+    def batch_logits(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """``(batch, frames, vocab)`` float32 logits of a batch the processor made."""
+        if self.is_onnx:
+            return self.model.logits(inputs["input_values"], inputs.get("attention_mask"))
+        tensors = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
+        with torch.inference_mode():
+            logits = self.model(**tensors).logits
+        return logits.float().cpu().numpy()
+
+
+def config_output_frames(config: Any, num_samples: int) -> int:
+    """Output frames of a wav2vec2-family model, from its config (conv stack and adapter).
+
+    The same arithmetic as transformers' ``_get_feat_extract_output_lengths``, for models
+    that run without their torch module (ONNX).
+    """
+    kernels = tuple(getattr(config, "conv_kernel", ()))
+    strides = tuple(getattr(config, "conv_stride", ()))
+    if not kernels:
+        return ctc_output_frames(num_samples)
+    frames = ctc_output_frames(num_samples, kernels, strides)
+    if frames and getattr(config, "add_adapter", False):
+        for _ in range(int(config.num_adapter_layers)):
+            frames = (frames - 1) // int(config.adapter_stride) + 1
+    return frames
 
 
 @dataclass(frozen=True)
@@ -123,37 +165,42 @@ class TranscriptionResult:
 # Loading
 
 
-def load_recognizer(model: str | Path, *, device: str | torch.device | None = None) -> Recognizer:
+def load_recognizer(
+    model: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    threads: int | None = None,
+) -> Recognizer:
     """Load a trained CTC model for inference, from local files only.
 
     Args:
-        model: A Hugging Face model directory, or a run directory (its ``model/`` is used).
-        device: ``"cpu"``, ``"cuda"``, ...; None picks CUDA when available.
+        model: A Hugging Face model directory, a run directory (its ``model/`` is used), or
+            an ONNX export (a folder with ``model.onnx``, or the ``.onnx`` file itself) from
+            ``workbench export --onnx``, which runs in ONNX Runtime on the CPU.
+        device: ``"cpu"``, ``"cuda"``, ...; None picks CUDA when available (torch models).
+        threads: ONNX Runtime intra-op threads; None means ``torch.get_num_threads()``, so
+            both backends use the same number of cores.
 
     Returns:
         The recognizer, with the model in eval mode on ``device``.
 
     Raises:
-        WorkbenchError: The directory does not exist, has no safetensors weights, lacks its
-            processor files, or does not hold a CTC model.
+        WorkbenchError: The directory does not exist, has no safetensors weights (nor
+            ``model.onnx``), lacks its processor files, or does not hold a CTC model;
+            onnxruntime is missing or the ``.onnx`` file is not an ONNX model.
     """
-    from transformers import AutoConfig, AutoModelForCTC, AutoProcessor
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
+    from transformers import AutoModelForCTC, AutoProcessor
 
+    from workbench.onnx_inference import find_onnx_file, load_onnx_model
+
+    onnx_file = find_onnx_file(Path(model).expanduser())
+    if onnx_file is not None:
+        config = load_ctc_config(onnx_file.parent)
+        processor = _load_processor(onnx_file.parent, AutoProcessor)
+        runner = load_onnx_model(onnx_file, config, threads or torch.get_num_threads())
+        return Recognizer(runner, processor, torch.device("cpu"), onnx_file.parent)
     model_dir = find_model_dir(model)
-    config = _load_config(model_dir, AutoConfig)
-    if config.model_type not in MODEL_FOR_CTC_MAPPING_NAMES:
-        raise WorkbenchError(
-            f"{model_dir} holds a {config.model_type!r} model, which is not a CTC speech "
-            "recogniser. Point to the model/ folder of a workbench run, or to a wav2vec2, "
-            "XLS-R, MMS, HuBERT, WavLM or data2vec-audio CTC model."
-        )
-    if not hasattr(config, "conv_stride"):
-        raise WorkbenchError(
-            f"{model_dir} holds a {config.model_type!r} CTC model, which reads spectrogram "
-            "features rather than raw audio; the workbench transcribes with wav2vec2-family "
-            "models (wav2vec2, XLS-R, MMS, HuBERT, WavLM, data2vec-audio) only."
-        )
+    config = load_ctc_config(model_dir)
     processor = _load_processor(model_dir, AutoProcessor)
     try:
         ctc_model = AutoModelForCTC.from_pretrained(
@@ -168,6 +215,31 @@ def load_recognizer(model: str | Path, *, device: str | torch.device | None = No
     return Recognizer(ctc_model, processor, target, model_dir)
 
 
+def load_ctc_config(model_dir: Path) -> Any:
+    """The config in ``model_dir``, checked to be a raw-audio CTC model (wav2vec2 family).
+
+    Raises:
+        WorkbenchError: config.json is missing or unreadable, or describes another model.
+    """
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CTC_MAPPING_NAMES
+
+    config = _load_config(model_dir, AutoConfig)
+    if config.model_type not in MODEL_FOR_CTC_MAPPING_NAMES:
+        raise WorkbenchError(
+            f"{model_dir} holds a {config.model_type!r} model, which is not a CTC speech "
+            "recogniser. Point to the model/ folder of a workbench run, or to a wav2vec2, "
+            "XLS-R, MMS, HuBERT, WavLM or data2vec-audio CTC model."
+        )
+    if not hasattr(config, "conv_stride"):
+        raise WorkbenchError(
+            f"{model_dir} holds a {config.model_type!r} CTC model, which reads spectrogram "
+            "features rather than raw audio; the workbench transcribes with wav2vec2-family "
+            "models (wav2vec2, XLS-R, MMS, HuBERT, WavLM, data2vec-audio) only."
+        )
+    return config
+
+
 def find_model_dir(model: str | Path) -> Path:
     """The Hugging Face directory behind ``model`` (a model or a run directory).
 
@@ -176,9 +248,11 @@ def find_model_dir(model: str | Path) -> Path:
     """
     path = Path(model).expanduser()
     if not path.is_dir():
+        what = "is a file, not a model folder" if path.is_file() else "is not a folder"
         raise WorkbenchError(
-            f"{path} is not a folder. Give the folder of a trained model (with config.json "
-            "and model.safetensors) or a run folder (runs/<run-id>)."
+            f"{path} {what}. Give the folder of a trained model (with "
+            "config.json and model.safetensors), a run folder (runs/<run-id>), or an ONNX "
+            "export (a folder with model.onnx, or the .onnx file)."
         )
     if not (path / "config.json").exists() and (path / "model").is_dir():
         path = path / "model"
@@ -283,7 +357,7 @@ def clip_logits(
         arrays: 1-D float arrays at 16 kHz, run whole (no windowing).
         batch_seconds: Most padded audio per forward pass.
     """
-    vocab = int(recognizer.model.config.vocab_size)
+    vocab = int(recognizer.config.vocab_size)
     out = [np.zeros((0, vocab), dtype=np.float32) for _ in arrays]
     lengths = [len(a) if recognizer.output_frames(len(a)) > 0 else 0 for a in arrays]
     batch_samples = int(batch_seconds * SAMPLE_RATE)
@@ -327,12 +401,9 @@ def _forward(recognizer: Recognizer, arrays: list[np.ndarray]) -> list[np.ndarra
         sampling_rate=SAMPLE_RATE,
         padding=True,
         return_attention_mask=recognizer.pads_safely,
-        return_tensors="pt",
+        return_tensors="np",
     )
-    inputs = {k: v.to(recognizer.device) for k, v in inputs.items()}
-    with torch.inference_mode():
-        logits = recognizer.model(**inputs).logits
-    logits = logits.float().cpu().numpy()
+    logits = recognizer.batch_logits(dict(inputs))
     return [logits[b, : recognizer.output_frames(len(a))] for b, a in enumerate(arrays)]
 
 

@@ -103,3 +103,20 @@ def test_stop_at_step_ends_early_on_the_longer_schedule(ws):
     records = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     lr_at_4 = next(r["lr"] for r in records if r["event"] == "train" and r["step"] == 4)
     assert lr_at_4 == pytest.approx(config.optim.learning_rate * 6 / 10)
+
+
+def test_start_logs_the_runtime_and_steps_log_their_wait_for_data(ws):
+    config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=4",
+                                                     "run.log_every=2", "run.eval_every=4"])
+    result = train(ws, config, progress=False)
+    records = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    [start] = [r for r in records if r["event"] == "start"]
+    assert start["world_size"] == 1 and start["attn_implementation"] == "sdpa"
+    assert start["runtime"]["device_type"] == "cpu" and start["runtime"]["num_workers"] == 0
+    steps = [r for r in records if r["event"] == "train"]
+    assert [r["step"] for r in steps] == [1, 2, 4]
+    assert all(0 < r["data_wait_s"] and 0 < r["data_wait_share"] < 1 for r in steps)
+    saved = json.loads((result.run_dir / "result.json").read_text())
+    assert saved["data_wait_s"] == pytest.approx(result.data_wait_s)
+    assert saved["data_wait_s"] >= sum(r["data_wait_s"] for r in steps) - 1e-3
+    assert 0 < saved["data_wait_share"] < 1
