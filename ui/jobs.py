@@ -159,7 +159,9 @@ def _start_lock(ws: Workspace) -> Iterator[None]:
 
 def _launch(ws: Workspace, command: list[str], run: str) -> Job:
     folder = _new_job_dir(ws)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # WORKBENCH_JOB: the job takes SIGINT as a clean stop even when the UI was started with
+    # SIGINT ignored (`workbench ui &` from a script), which its children would inherit.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WORKBENCH_JOB": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_project_root()),
                                                     env.get("PYTHONPATH", "")) if p)
     started = time.time()

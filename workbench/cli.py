@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -376,6 +377,8 @@ def _ui_args(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``workbench`` console script."""
+    if os.environ.get("WORKBENCH_JOB"):  # a UI job (own session): SIGINT stops it cleanly
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)

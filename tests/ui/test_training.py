@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import time
 
 import pytest
@@ -105,7 +106,13 @@ def test_a_training_job_stops_cleanly_and_resumes(ws, tmp_path):
     _, resolved = training.resolved_settings(ws, "10min", "tiny")
     values = {**resolved, "optim.max_steps": 400, "run.eval_every": 5, "run.log_every": 1,
               "run.threads": 1, "data.max_batch_seconds": 10}
-    started = training.start_training(ws, "tiny", "10min", values, tmp_path / "models")
+    # As from a UI started in the background (`workbench ui &`): SIGINT ignored, which the
+    # job inherits; the job must still take SIGINT as a clean, resumable stop.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        started = training.start_training(ws, "tiny", "10min", values, tmp_path / "models")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert "optim.max_steps=400" in started.job.command
 
     def until(job_id, condition, seconds=300):
