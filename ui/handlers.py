@@ -605,6 +605,30 @@ def export_model(ws: Workspace, run: str, dest: Path) -> Path:
     return target
 
 
+def export_onnx_model(ws: Workspace, run: str, dest: Path, *, int8: bool = True) -> Path:
+    """Export the run's model to ONNX (int8 matrix products by default) and zip the folder.
+
+    The export is kept in the run (``onnx`` or ``onnx-int8``), so `workbench transcribe
+    --model RUN/onnx-int8` uses it too; the zip holds ``model.onnx`` with the processor files.
+
+    Raises:
+        WorkbenchError: The run has no model yet, or the export fails its check.
+    """
+    from workbench.onnx_export import export_onnx
+
+    folder = run_dir(ws, run)
+    if not (folder / "model").is_dir():
+        raise WorkbenchError(f"Run {run} has no model yet; wait for its first dev evaluation.")
+    result = export_onnx(folder, int8=int8)
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / f"{run}-{result.out_dir.name}.zip"
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(result.out_dir.rglob("*")):
+            if path.is_file():
+                archive.write(path, f"{run}/{path.relative_to(folder)}")
+    return target
+
+
 def export_report(ws: Workspace, run: str, dest: Path) -> list[Path]:
     """The run's evaluation report as JSON plus one CSV per evaluated split.
 

@@ -164,3 +164,16 @@ def test_exports_hold_the_model_and_the_report(ws_with_run, tmp_path):
     files = handlers.export_report(ws_with_run, RUN, tmp_path / "out")
     assert [p.name for p in files] == [f"{RUN}-report.json", f"{RUN}-test-utterances.csv"]
     assert files[1].read_text(encoding="utf-8").startswith("id,wer,cer,reference")
+
+
+def test_onnx_export_is_zipped_and_kept_in_the_run(ws_with_run, tmp_path):
+    from workbench.transcribe import load_recognizer
+
+    archive = handlers.export_onnx_model(ws_with_run, RUN, tmp_path / "out", int8=False)
+    names = zipfile.ZipFile(archive).namelist()
+    assert f"{RUN}/onnx/model.onnx" in names and f"{RUN}/onnx/vocab.json" in names
+    kept = ws_with_run.runs_dir / RUN / "onnx"
+    assert load_recognizer(kept).is_onnx
+    (ws_with_run.runs_dir / RUN / "model").rename(tmp_path / "moved")
+    with pytest.raises(WorkbenchError, match="no model yet"):
+        handlers.export_onnx_model(ws_with_run, RUN, tmp_path / "out")
