@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from workbench.evaluate import error_rates  # noqa: E402
-from workbench.onnx_export import Int8Options, export_onnx  # noqa: E402
+from workbench.onnx_export import METADATA_FILE, Int8Options, export_onnx  # noqa: E402
 from workbench.transcribe import load_recognizer, transcribe_files  # noqa: E402
 from workbench.workspace import Workspace  # noqa: E402
 
@@ -107,14 +108,25 @@ def cache_key(model_dir: Path) -> str:
 
 
 def exports(model_dir: Path, cache: Path, int8_options: Int8Options) -> tuple[Path, Path]:
-    """fp32 and int8 ONNX exports of ``model_dir`` in ``cache`` (reused when present)."""
+    """fp32 and int8 ONNX exports of ``model_dir`` in ``cache`` (reused when present; the
+    int8 one is made again when it was quantized with other settings)."""
     fp32, int8 = cache / "onnx", cache / "onnx-int8"
     if not (fp32 / "model.onnx").is_file():
         print(f"exporting {model_dir} to ONNX ...", flush=True)
         export_onnx(model_dir, fp32)
-    if not (int8 / "model.onnx").is_file():
+    if not (int8 / "model.onnx").is_file() or not same_int8_settings(int8, int8_options):
+        print(f"quantizing {fp32} to int8 ...", flush=True)
         export_onnx(fp32, int8, int8=True, int8_options=int8_options)
     return fp32, int8
+
+
+def same_int8_settings(export_dir: Path, options: Int8Options) -> bool:
+    """Whether the export's metadata records ``options`` (JSON keeps tuples as lists)."""
+    path = export_dir / METADATA_FILE
+    if not path.is_file():
+        return False
+    recorded = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
+    return recorded == json.loads(json.dumps(asdict(options)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,16 +18,20 @@ padded batch of other lengths than the one traced, and the logits must agree.
 
 Int8 (``int8=True``): ONNX Runtime dynamic quantization of the matrix multiplications
 (transformer projections and feed-forward, the output layer). Weights are stored as int8
-once; activations are quantized per batch at run time. The convolutional feature encoder
-and the positional convolution stay fp32: they are a small share of the work and the most
-sensitive to rounding. An int8 export is made from the fp32 one (kept alongside when both
-are asked for), or from an existing fp32 export folder without torch. The activation scale
+once; activations are quantized per batch at run time. The erf GELUs are fused into single
+operators first (about 7% faster on XLS-R-300M). The convolutional feature encoder and the
+positional convolution stay fp32: ONNX Runtime's x86 ConvInteger is slower than its fp32
+Conv (the whole XLS-R-300M graph ran 1.8x slower with it, AVX2), and a MatMul rewrite of the
+encoder convolutions was no faster. An int8 export is made from the fp32 one (kept alongside
+when both are asked for), or from an existing fp32 export folder without torch. The activation scale
 is taken over the whole padded batch, so an int8 model's text can depend slightly on which
 clips share a batch (fp32 exports give the torch text whatever the batching).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import tempfile
@@ -58,11 +62,14 @@ class Int8Options:
         per_channel: One scale per output channel (more accurate) instead of per tensor.
         reduce_range: 7-bit weights: avoids int16 overflow in the AVX2 u8s8 kernels of CPUs
             without VNNI, at a small cost in precision.
+        fuse_gelu: Fuse the erf GELUs into single operators first (about 7% faster on
+            XLS-R-300M, same arithmetic).
     """
 
     op_types: tuple[str, ...] = ("MatMul", "Gemm")
     per_channel: bool = True
     reduce_range: bool = False
+    fuse_gelu: bool = True
 
 
 @dataclass
@@ -353,16 +360,52 @@ def _quantize_export(fp32_dir: Path, out: Path, options: Int8Options) -> ExportR
 
 
 def quantize_int8(src: Path, dst: Path, options: Int8Options) -> None:
-    """Dynamic int8 quantization of the weights of ``options.op_types`` in ``src``."""
+    """Dynamic int8 quantization of the weights of ``options.op_types`` in ``src``.
+
+    With ``options.fuse_gelu`` the erf GELUs are first fused into single operators.
+    """
     import_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(src), str(dst), op_types_to_quantize=list(options.op_types),
-        per_channel=options.per_channel, reduce_range=options.reduce_range,
-        weight_type=QuantType.QInt8,
-        extra_options={"MatMulConstBOnly": True},
-    )
+    with tempfile.TemporaryDirectory(prefix="workbench-onnx-fuse-") as tmp:
+        if options.fuse_gelu:
+            src = fuse_gelu(src, Path(tmp) / ONNX_FILE)
+        quantize_dynamic(
+            str(src), str(dst), op_types_to_quantize=list(options.op_types),
+            per_channel=options.per_channel, reduce_range=options.reduce_range,
+            weight_type=QuantType.QInt8,
+            extra_options={"MatMulConstBOnly": True},
+        )
+
+
+def fuse_gelu(src: Path, dst: Path) -> Path:
+    """Save ``src`` to ``dst`` with each erf GELU (``x * 0.5 * (1 + erf(x / sqrt 2))``, seven
+    operators) fused into one ``Gelu``/``BiasGelu`` (onnxruntime.transformers; the graph
+    optimizations of a session do not match the exporter's pattern). Nothing else changes.
+    """
+    import logging
+
+    from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    fusions = FusionOptions("bert")
+    for name in ("enable_attention", "enable_skip_layer_norm", "enable_embed_layer_norm",
+                 "enable_bias_skip_layer_norm", "enable_layer_norm", "enable_rotary_embeddings"):
+        if hasattr(fusions, name):
+            setattr(fusions, name, False)
+    quiet = logging.getLogger("onnxruntime.transformers")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "shape inference failed" notes: shapes are not needed
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = optimizer.optimize_model(str(src), model_type="bert", num_heads=0,
+                                             hidden_size=0, opt_level=0,
+                                             optimization_options=fusions)
+    finally:
+        quiet.setLevel(level)
+    model.save_model_to_file(str(dst), use_external_data_format=True,
+                             all_tensors_to_one_file=True)
+    return dst
 
 
 def greedy_agreement(reference: Any, other: Any) -> float:

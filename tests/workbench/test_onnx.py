@@ -108,12 +108,16 @@ def test_onnx_recognizer_gives_the_torch_text(torch_recognizer, onnx_recognizer,
                                                           progress=False)[0].text
 
 
-def test_int8_export_quantizes_matmuls_and_mostly_agrees(int8_dir, onnx_recognizer):
+def test_int8_export_quantizes_matmuls_and_mostly_agrees(int8_dir, onnx_recognizer,
+                                                         export_run):
     import onnx
 
     graph = onnx.load(str(int8_dir / "model.onnx")).graph
     ops = {node.op_type for node in graph.node}
     assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
+    fp32_ops = {node.op_type for node in onnx.load(str(export_run[2] / "model.onnx")).graph.node}
+    assert "Erf" in fp32_ops and "Erf" not in ops  # the erf GELUs are fused before quantizing
+    assert ops & {"Gelu", "BiasGelu"}
     int8_weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert int8_weights
     summary = json.loads((int8_dir / "onnx_export.json").read_text())
