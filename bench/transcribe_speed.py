@@ -38,7 +38,7 @@ import torch  # noqa: E402
 
 from workbench.evaluate import error_rates  # noqa: E402
 from workbench.onnx_export import METADATA_FILE, Int8Options, export_onnx  # noqa: E402
-from workbench.transcribe import load_recognizer, transcribe_files  # noqa: E402
+from workbench.transcribe import BATCH_S, load_recognizer, transcribe_files  # noqa: E402
 from workbench.workspace import Workspace  # noqa: E402
 
 SPLITS = ("train", "dev", "test")
@@ -248,7 +248,7 @@ def main() -> None:
     parser.add_argument("--splits", default="train,dev,test",
                         help="clips to transcribe (default: all 180 of the demo corpus)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for every backend")
-    parser.add_argument("--batch-seconds", type=float, default=60.0)
+    parser.add_argument("--batch-seconds", type=float, default=BATCH_S)
     parser.add_argument("--cache", type=Path,
                         default=Path(tempfile.gettempdir()) / "workbench-bench-transcribe",
                         help="where ONNX exports and the XLS-R model are kept between runs")

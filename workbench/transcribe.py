@@ -48,7 +48,10 @@ from workbench.errors import WorkbenchError
 WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json")
 CHUNK_S = 20.0  # window length for long recordings (XLS-R was pretrained on <= 15-30 s crops)
 STRIDE_S = (4.0, 2.0)  # left / right context dropped from each window's output
-BATCH_S = 60.0  # padded audio per forward pass; about 1-2 GB of activations for XLS-R 300M
+# Padded audio per forward pass. 20 s beat 60 s on 2 CPU cores (bench/transcribe_speed.py:
+# less padding among length-sorted clips, activations stay in cache): XLS-R int8 RTF 0.23
+# against 0.27, demo-base torch 6.5 s against 8.8-10.9 s for 10 minutes of audio.
+BATCH_S = 20.0
 GROUP_S = 600.0  # audio read from disk before it is transcribed (bounds memory for many files)
 
 
