@@ -30,12 +30,11 @@ from pathlib import Path
 from workbench.errors import WorkbenchError
 from workbench.manifest import write_json_atomic
 from workbench.train import list_runs
-from workbench.workspace import Workspace
+from workbench.workspace import STAMP, Workspace, new_stamped_dir
 
 JOBS_DIR = "jobs"
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"
-RUN_STAMP = "%Y%m%d-%H%M%S"  # how workbench.train names run directories (UTC)
 CLOCK_SLACK_S = 2.0  # a run named up to this long before the job's start is still its own
 STOP_GRACE_S = 20.0  # after SIGINT, wait this long for a clean exit before SIGTERM
 KILL_GRACE_S = 5.0  # after SIGTERM, wait this long before SIGKILL
@@ -322,7 +321,7 @@ def _claim_run(ws: Workspace, job: Job) -> str:
 def _run_time(name: str) -> float | None:
     """Unix time from a run name ``YYYYmmdd-HHMMSS-<model>`` (None for other names)."""
     try:
-        stamp = datetime.strptime(name[:15], RUN_STAMP).replace(tzinfo=timezone.utc)
+        stamp = datetime.strptime(name[:15], STAMP).replace(tzinfo=timezone.utc)
     except ValueError:
         return None
     return stamp.timestamp()
@@ -374,14 +373,7 @@ def _save(ws: Workspace, job: Job) -> None:
 
 
 def _new_job_dir(ws: Workspace) -> Path:
-    stamp = datetime.now(timezone.utc).strftime(RUN_STAMP)
-    folder = jobs_dir(ws) / stamp
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = jobs_dir(ws) / f"{stamp}-{suffix}"
-    folder.mkdir(parents=True)
-    return folder
+    return new_stamped_dir(jobs_dir(ws))
 
 
 def _project_root() -> Path:

@@ -21,7 +21,6 @@ import re
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 
 from data_recipes import READERS, SOURCES_DIR, detect_format, read_source
@@ -30,7 +29,7 @@ from data_recipes.common import AUDIO_EXTENSIONS, ImportIssue, SourceRead, impor
 from data_recipes.elan import annotation_files, parse_eaf
 from data_recipes.table import METADATA_NAMES
 from workbench.errors import WorkbenchError
-from workbench.workspace import Workspace
+from workbench.workspace import Workspace, new_stamped_dir
 
 UPLOADS_DIR = "uploads"
 TABLE_SUFFIXES = (".csv", ".tsv")
@@ -166,14 +165,7 @@ def _archive_folder(ws: Workspace, upload: str, archive: Path) -> str:
 
 
 def _new_upload_dir(ws: Workspace) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = uploads_dir(ws) / stamp
-    count = 1
-    while folder.exists():
-        count += 1
-        folder = uploads_dir(ws) / f"{stamp}-{count}"
-    folder.mkdir(parents=True)
-    return folder
+    return new_stamped_dir(uploads_dir(ws))
 
 
 def list_uploads(ws: Workspace) -> list[str]:

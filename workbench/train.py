@@ -17,7 +17,6 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import jiwer
@@ -55,7 +54,7 @@ from workbench.manifest import Utterance, write_json_atomic
 from workbench.models import load_for_finetuning
 from workbench.text import OrthographyProfile, load_profile, normalize
 from workbench.vocab import PAD, encode_labels, load_vocab, make_processor
-from workbench.workspace import Workspace
+from workbench.workspace import Workspace, new_stamped_dir
 
 EventHandler = Callable[[dict], None]
 LAST = "last"
@@ -113,15 +112,8 @@ class TrainingData:
 
 def new_run_dir(ws: Workspace, model_name: str) -> Path:
     """A fresh, uniquely named run directory (sortable by start time)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     short = Path(model_name.rstrip("/")).name.replace("wav2vec2-", "")[:24] or "model"
-    run_dir = ws.runs_dir / f"{stamp}-{short}"
-    suffix = 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = ws.runs_dir / f"{stamp}-{short}-{suffix}"
-    run_dir.mkdir(parents=True)
-    return run_dir
+    return new_stamped_dir(ws.runs_dir, short)
 
 
 def list_runs(ws: Workspace) -> list[Path]:

@@ -17,12 +17,26 @@ Layout::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
 from workbench.errors import WorkbenchError
 from workbench.manifest import SPLITS, Utterance, read_manifest
+
+STAMP = "%Y%m%d-%H%M%S"  # UTC start time that names runs, jobs and uploads (sortable)
+
+
+def new_stamped_dir(parent: Path, tail: str = "") -> Path:
+    """Create ``parent/<UTC stamp>[-tail]``, with ``-2``, ``-3``... when the name is taken."""
+    base = datetime.now(timezone.utc).strftime(STAMP) + (f"-{tail}" if tail else "")
+    folder, suffix = parent / base, 1
+    while folder.exists():
+        suffix += 1
+        folder = parent / f"{base}-{suffix}"
+    folder.mkdir(parents=True)
+    return folder
 
 
 @dataclass(frozen=True)
