@@ -180,12 +180,17 @@ def _archive_folders(sources: list[Path]) -> list[str | None]:
 
 
 def prepare_sources(sources: list[Path], workspace: Workspace, *, fmt: str | None = None,
-                    seed: int = 0, progress: bool = True, **options) -> ImportResult:
+                    seed: int = 0, progress: bool = True, settings: dict | None = None,
+                    **options) -> ImportResult:
     """Import ``sources`` (each of ``fmt``, or detected) into one workspace.
 
     Archives among them are extracted into ``<workspace>/sources/<archive stem>`` first
-    (``<stem>-2``... when two archives share a stem).
+    (``<stem>-2``... when two archives share a stem). The new data replaces the workspace's
+    in one step (an interrupted import leaves it as it was).
+
+    Args:
+        settings: Choices recorded in workbench.yaml together with the new data.
     """
     reads = [read_source(source, fmt, workspace=workspace, archive_folder=folder, **options)
              for source, folder in zip(sources, _archive_folders(sources), strict=True)]
-    return import_sources(reads, workspace, seed=seed, progress=progress)
+    return import_sources(reads, workspace, seed=seed, progress=progress, settings=settings)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from workbench.audio import (
     write_pcm16,
 )
 from workbench.errors import WorkbenchError
+from workbench.fsio import disk_full_error, fault_point, is_disk_full
 from workbench.manifest import SPLITS, Utterance, write_json_atomic, write_manifest
 from workbench.split import split_utterances
 from workbench.workspace import Workspace
@@ -38,6 +38,7 @@ AUDIO_EXTENSIONS = frozenset(
 # (about three quarters of an import's time), so threads use the cores without the start-up
 # and pickling of processes; more threads than cores would not help.
 MAX_DECODE_WORKERS = 8
+WAV_HEADER_BYTES = 44
 
 
 def decode_workers() -> int:
@@ -197,33 +198,58 @@ def import_sources(
     test_fraction: float = 0.1,
     progress: bool = True,
     workers: int | None = None,
+    settings: dict | None = None,
 ) -> ImportResult:
     """Import one or several sources into one workspace (ids kept unique across sources).
 
     Each audio file is decoded once, by one of ``workers`` threads (default:
     :func:`decode_workers`), and only its 16 kHz clips' statistics are kept; the outcome does
-    not depend on the number of workers.
+    not depend on the number of workers. Everything is written to a staging folder and
+    replaces the workspace's data in one step at the end (``Workspace.importing``): an import
+    that fails, fills the disk or is killed leaves the workspace as it was.
+
+    Args:
+        settings: Choices to record in workbench.yaml with the new data (sources, seed).
     """
     rows, ids, issues = _merge_sources(reads)
-    _reset_cache(ws)
+    with ws.importing(settings) as staging:
+        outcomes = _decode_all(rows, ids, staging, workers, progress)
+        utterances = [o for o in outcomes if isinstance(o, Utterance)]
+        issues += [o for o in outcomes if isinstance(o, ImportIssue)]
+        if not utterances:
+            raise WorkbenchError(_nothing_imported_message(rows, issues))
+        result = _split(utterances, issues, seed, dev_fraction, test_fraction)
+        _write_outputs(staging, result)
+    return result
+
+
+def _decode_all(rows: list[SourceRow], ids: list[str], staging: Workspace,
+                workers: int | None, progress: bool) -> list[Utterance | ImportIssue]:
+    """Decode every file once (in threads) and cache its clips under ``staging``."""
     by_file: dict[Path, list[tuple[SourceRow, str]]] = {}
     for row, utterance_id in zip(rows, ids, strict=True):
         by_file.setdefault(row.audio, []).append((row, utterance_id))
     outcomes: list[Utterance | ImportIssue] = []
-    with ThreadPoolExecutor(workers or decode_workers()) as pool, tqdm(
-            total=len(rows), desc="Importing audio", unit="utt", disable=not progress) as bar:
-        # map() keeps the rows' order whatever finishes first; a result holds no audio.
-        for results in pool.map(lambda item: _import_file(item[0], item[1], ws),
-                                by_file.items()):
-            outcomes += results
-            bar.update(len(results))
-    utterances = [o for o in outcomes if isinstance(o, Utterance)]
-    issues += [o for o in outcomes if isinstance(o, ImportIssue)]
-    if not utterances:
-        raise WorkbenchError(_nothing_imported_message(rows, issues))
-    result = _split(utterances, issues, seed, dev_fraction, test_fraction)
-    _write_outputs(ws, result)
-    return result
+    written = 0.0
+    try:
+        with ThreadPoolExecutor(workers or decode_workers()) as pool, tqdm(
+                total=len(rows), desc="Importing audio", unit="utt",
+                disable=not progress) as bar:
+            # map() keeps the rows' order whatever finishes first; a result holds no audio.
+            for results in pool.map(lambda item: _import_file(item[0], item[1], staging),
+                                    by_file.items()):
+                outcomes += results
+                written += sum(WAV_HEADER_BYTES + o.duration * SAMPLE_RATE * 2
+                               for o in results if isinstance(o, Utterance))
+                bar.update(len(results))
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        done = max(len(outcomes), 1)
+        needed = int(written * len(rows) / done) if outcomes else None
+        raise disk_full_error(staging.root.parent, "the import", needed,
+                              "import again (the workspace was left as it was)") from err
+    return outcomes
 
 
 def _merge_sources(reads: list[SourceRead]):
@@ -260,13 +286,6 @@ def _speakers_disjoint(utterances: list[Utterance]) -> bool:
     return all(u.speaker for u in utterances) and not train & held
 
 
-def _reset_cache(ws: Workspace) -> None:
-    # The cache holds only what imports wrote (never the user's files), so it is safe to clear.
-    if ws.audio_dir.exists():
-        shutil.rmtree(ws.audio_dir)
-    ws.audio_dir.mkdir(parents=True)
-
-
 def _import_file(audio: Path, rows: list[tuple[SourceRow, str]],
                  ws: Workspace) -> list[Utterance | ImportIssue]:
     """Decode one audio file once and cache each row (whole file or segment) it holds."""
@@ -298,6 +317,7 @@ def _cache_row(row: SourceRow, utterance_id: str, decoded: DecodedAudio,
         samples = samples[int(row.start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
     relative = Path("audio") / f"{utterance_id}.wav"
     pcm = pcm16(samples)  # converted once: written, and hashed as written
+    fault_point("import.clip")
     write_pcm16(ws.root / relative, pcm)
     extra = {"start": row.start, "end": row.end} if row.is_segment else {}
     return Utterance(
@@ -318,6 +338,7 @@ def _nothing_imported_message(rows: list[SourceRow], issues: list[ImportIssue]) 
 
 
 def _write_outputs(ws: Workspace, result: ImportResult) -> None:
+    """Manifests and import.json (into the staging workspace; the old audit goes on commit)."""
     for split in SPLITS:
         write_manifest(ws.manifest_path(split), [u for u in result.utterances if u.split == split])
     write_json_atomic(ws.import_report_path, {
@@ -326,5 +347,3 @@ def _write_outputs(ws: Workspace, result: ImportResult) -> None:
         "speaker_disjoint": result.speaker_disjoint,
         "summary": {k: v for k, v in result.summary().items() if k not in ("issues", "warnings")},
     })
-    # A new import invalidates an older audit.
-    ws.audit_path.unlink(missing_ok=True)

@@ -353,12 +353,13 @@ def import_uploads(ws: Workspace, names: Sequence[str], options: ImportOptions) 
         reads = [read_source(source, options.fmt, workspace=ws, **options.reader_options())
                  for source in sources]
         reads = [confine_rows(read, allowed) for read in reads]
-        result = import_sources(reads, ws, seed=options.seed, progress=False)
+        settings = {"seed": options.seed,
+                    "sources": [{"path": str(s), "format": options.fmt or AUTO}
+                                for s in sources]}
+        result = import_sources(reads, ws, seed=options.seed, progress=False,
+                                settings=settings)
     except WorkbenchError as err:
         raise WorkbenchError(ui_message(str(err))) from err
-    ws.write_settings({**ws.read_settings(), "seed": options.seed,
-                       "sources": [{"path": str(s), "format": options.fmt or AUTO}
-                                   for s in sources]})
     return result.summary()
 
 

@@ -47,11 +47,10 @@ def cmd_prepare(args) -> None:
                "participant": args.participant, "linguistic_type": args.linguistic_type,
                "speaker": args.speaker, "speaker_from_tier": args.speaker_from_tier,
                "media": args.media, "use_splits": not args.no_source_splits}
+    settings = {"seed": args.seed, "sources": [{"path": str(s), "format": args.format or "auto"}
+                                               for s in sources]}
     result = prepare_sources(sources, ws, fmt=args.format, seed=args.seed,
-                             progress=not args.quiet, **options)
-    ws.write_settings({**ws.read_settings(), "seed": args.seed,
-                       "sources": [{"path": str(s), "format": args.format or "auto"}
-                                   for s in sources]})
+                             progress=not args.quiet, settings=settings, **options)
     summary = {"workspace": str(ws.root), "sources": [str(s) for s in sources],
                **result.summary()}
     _emit(args, summary, _prepare_text(summary))

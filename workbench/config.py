@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from workbench.errors import WorkbenchError
+from workbench.fsio import write_text_atomic
 from workbench.models import DEMO_BASE, is_from_scratch
 
 DEFAULT_MODEL = "facebook/wav2vec2-xls-r-300m"
@@ -230,7 +231,8 @@ def to_yaml(config: TrainConfig) -> str:
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(to_yaml(config), encoding="utf-8")
+    """Write ``config`` as YAML, atomically."""
+    write_text_atomic(path, to_yaml(config))
 
 
 def load_config(path: Path) -> TrainConfig:

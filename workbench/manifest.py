@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+
+from workbench.fsio import write_json_atomic, write_jsonl_atomic
+
+__all__ = ["write_json_atomic", "write_jsonl_atomic"]  # re-exported: older imports
 
 SPLITS = ("train", "dev", "test")
 
@@ -68,34 +70,6 @@ def utterance_from_dict(record: dict) -> Utterance:
     if unknown:
         known["extra"] = {**known.get("extra", {}), **unknown}
     return Utterance(**known)
-
-
-def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> None:
-    """Write JSON lines to ``path`` through a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for record in records:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write one JSON document to ``path`` atomically (pretty-printed, UTF-8)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, ensure_ascii=False, indent=2)
-            out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_manifest(path: Path, utterances: Iterable[Utterance]) -> None:

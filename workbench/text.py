@@ -31,9 +31,7 @@ A profile lives in the workspace as ``orthography.yaml``, for example::
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -42,6 +40,7 @@ from pathlib import Path
 import yaml
 
 from workbench.errors import WorkbenchError
+from workbench.fsio import write_text_atomic
 
 # Punctuation removed by default. Apostrophes and their look-alikes (' ’ ‘ ʼ ʻ `) are kept on
 # purpose: in many orthographies (Quechua ch', Hawaiian ʻokina, Guarani puso) they are letters.
@@ -528,14 +527,5 @@ def profile_to_dict(profile: OrthographyProfile) -> dict:
 
 def save_profile(profile: OrthographyProfile, path: Path) -> None:
     """Write a profile as YAML, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(profile_to_dict(profile), allow_unicode=True, sort_keys=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(Path(path), text)

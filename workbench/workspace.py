@@ -16,6 +16,10 @@ Layout::
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,20 +27,32 @@ from pathlib import Path
 import yaml
 
 from workbench.errors import WorkbenchError
+from workbench.fsio import HeldLock, Replacement, lock_holder, recover, write_text_atomic
 from workbench.manifest import SPLITS, Utterance, read_manifest
 
+IMPORT = "import"  # name of the staged replacement an import makes (fsio.Replacement)
+IMPORT_LOCK = ".import.lock"
+AUDIT_FILE = "audit.json"
+# What an import replaces, all together: the clips, the manifests, its report, the settings.
+IMPORTED = ("audio", "manifests", "import.json", "workbench.yaml")
 STAMP = "%Y%m%d-%H%M%S"  # UTC start time that names runs, jobs and uploads (sortable)
 
 
 def new_stamped_dir(parent: Path, tail: str = "") -> Path:
-    """Create ``parent/<UTC stamp>[-tail]``, with ``-2``, ``-3``... when the name is taken."""
+    """Create ``parent/<UTC stamp>[-tail]``, with ``-2``, ``-3``... when the name is taken.
+
+    The folder is claimed by ``mkdir`` itself, so two processes never get the same one.
+    """
     base = datetime.now(timezone.utc).strftime(STAMP) + (f"-{tail}" if tail else "")
-    folder, suffix = parent / base, 1
-    while folder.exists():
-        suffix += 1
-        folder = parent / f"{base}-{suffix}"
-    folder.mkdir(parents=True)
-    return folder
+    parent.mkdir(parents=True, exist_ok=True)
+    for suffix in itertools.count(1):
+        folder = parent / (base if suffix == 1 else f"{base}-{suffix}")
+        try:
+            folder.mkdir()  # atomic: of two callers in the same second, one gets -2
+        except FileExistsError:
+            continue
+        return folder
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,7 @@ class Workspace:
 
     @property
     def audit_path(self) -> Path:
-        return self.root / "audit.json"
+        return self.root / AUDIT_FILE
 
     @property
     def vocab_path(self) -> Path:
@@ -94,7 +110,46 @@ class Workspace:
 
     def read_split(self, split: str) -> list[Utterance]:
         """Utterances of one split (empty if the split has none)."""
+        self.recover()
         return read_manifest(self.manifest_path(split))
+
+    def recover(self) -> None:
+        """Undo an import a crash cut short in its last step (see :meth:`importing`)."""
+        recover(self.root, IMPORT)
+
+    @contextmanager
+    def importing(self, settings: dict | None = None) -> Iterator[Workspace]:
+        """A staging workspace for a new import; on success its data replaces this one's.
+
+        The new audio cache, manifests and import report (and ``settings`` merged into
+        workbench.yaml) are written under a staging folder and swapped in together; the old
+        audit goes with the old data. An import that fails, runs out of disk or is killed
+        leaves the workspace exactly as it was. One import at a time per workspace.
+
+        Raises:
+            WorkbenchError: Another import into this workspace is running.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = HeldLock.try_acquire(self.root / IMPORT_LOCK, {"pid": os.getpid()})
+        if lock is None:
+            raise WorkbenchError(
+                f"Another import into {self.root.name} is running (process "
+                f"{(lock_holder(self.root / IMPORT_LOCK) or {}).get('pid', '?')}); wait for it "
+                "to finish, then import again.")
+        replacement = Replacement(self.root, IMPORT)
+        try:
+            staging = Workspace(replacement.begin())
+            staging.audio_dir.mkdir()
+            yield staging
+            if settings is not None:
+                staging.write_settings({**self.read_settings(), **settings})
+            paths = [p for p in IMPORTED if (staging.root / p).exists()]
+            replacement.commit(paths, remove=[AUDIT_FILE])
+        except BaseException:
+            replacement.abort()
+            raise
+        finally:
+            lock.release()
 
     def read_all(self) -> dict[str, list[Utterance]]:
         """All splits, keyed by split name."""
@@ -102,6 +157,7 @@ class Workspace:
 
     def require_prepared(self) -> None:
         """Raise a readable error when `workbench prepare` has not been run here."""
+        self.recover()
         if not self.manifest_path("train").exists():
             raise WorkbenchError(
                 f"{self.root} has no prepared data (manifests/train.jsonl is missing). "
@@ -120,7 +176,5 @@ class Workspace:
 
     def write_settings(self, settings: dict) -> None:
         """Record the user's choices in workbench.yaml."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), encoding="utf-8"
-        )
+        write_text_atomic(self.config_path,
+                          yaml.safe_dump(settings, allow_unicode=True, sort_keys=False))
