@@ -36,6 +36,7 @@ from workbench.text import (
     save_profile,
     tokenize,
 )
+from workbench.vocab import vocab_is_stale
 from workbench.workspace import Workspace
 
 PREVIEW_UTTERANCES = 8  # transcripts shown before/after normalisation in the Alphabet step
@@ -75,15 +76,6 @@ def overview(ws: Workspace) -> list[StepState]:
         StepState("Evaluate", bool(evaluated), f"{len(evaluated)} run(s) evaluated"
                   if evaluated else "score a run on the test split"),
     ]
-
-
-def vocab_is_stale(ws: Workspace) -> bool:
-    """Whether vocab.json is older than the training data or the orthography profile."""
-    if not ws.vocab_path.is_file():
-        return False
-    built = ws.vocab_path.stat().st_mtime_ns
-    inputs = (ws.manifest_path("train"), ws.profile_path)
-    return any(p.is_file() and p.stat().st_mtime_ns > built for p in inputs)
 
 
 def _vocab_detail(ws: Workspace) -> str:

@@ -8,8 +8,8 @@ instead lists what they contain that train lacks, and how much of them would bec
 
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from workbench.audio import SAMPLE_RATE
 from workbench.errors import WorkbenchError
+from workbench.fsio import write_bytes_atomic
 from workbench.manifest import Utterance, write_json_atomic
 from workbench.text import (
     APOSTROPHE_LOOK_ALIKES,
@@ -27,6 +28,7 @@ from workbench.text import (
     apostrophe_folding,
     load_profile,
     normalize,
+    profile_to_dict,
     remove_format_characters,
     tokenize,
 )
@@ -352,10 +354,47 @@ def install_profile(ws: Workspace, profile_path: Path) -> None:
     target = ws.profile_path
     if target.exists() and target.samefile(profile_path):
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(profile_path, tmp)
-    tmp.replace(target)
+    write_bytes_atomic(target, Path(profile_path).read_bytes())
+
+
+def vocab_inputs(ws: Workspace) -> str:
+    """Fingerprint of what the vocabulary is built from: train transcripts and the profile."""
+    digest = hashlib.sha1()
+    for utt in ws.read_split("train"):
+        digest.update(utt.text.encode("utf-8") + b"\0")
+    digest.update(json.dumps(profile_to_dict(load_profile(ws.profile_path)),
+                             sort_keys=True).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def vocab_is_stale(ws: Workspace) -> bool:
+    """Whether the training transcripts or the orthography profile changed since the
+    vocabulary was built (False when there is no vocabulary yet)."""
+    if not ws.vocab_path.is_file():
+        return False
+    try:
+        built_from = json.loads(ws.vocab_report_path.read_text(encoding="utf-8"))["inputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        built = ws.vocab_path.stat().st_mtime_ns  # a report from before fingerprints
+        sources = (ws.manifest_path("train"), ws.profile_path)
+        return any(p.is_file() and p.stat().st_mtime_ns > built for p in sources)
+    return built_from != vocab_inputs(ws)
+
+
+def require_current_vocab(ws: Workspace) -> None:
+    """Refuse to train on a missing or out-of-date vocabulary.
+
+    Raises:
+        WorkbenchError: There is no vocab.json, or the data or profile changed since.
+    """
+    if not ws.vocab_path.is_file():
+        raise WorkbenchError(f"{ws.root.name} has no vocabulary yet. Build it with "
+                             f"`workbench vocab -w {ws.root}` (step 3, Alphabet, in the page).")
+    if vocab_is_stale(ws):
+        raise WorkbenchError(
+            "The training transcripts or the orthography profile changed after the vocabulary "
+            f"was built, so its labels no longer match the data. Build it again with "
+            f"`workbench vocab -w {ws.root}` (step 3, Alphabet, in the page), then train.")
 
 
 def build_workspace_vocab(ws: Workspace, profile_path: Path | None = None) -> VocabReport:
@@ -391,7 +430,7 @@ def build_workspace_vocab(ws: Workspace, profile_path: Path | None = None) -> Vo
         install_profile(ws, Path(profile_path))  # later steps normalise the same way
     report = vocab_report(splits, vocab, profile)
     write_json_atomic(ws.vocab_path, vocab)
-    write_json_atomic(ws.vocab_report_path, report.to_dict())
+    write_json_atomic(ws.vocab_report_path, {**report.to_dict(), "inputs": vocab_inputs(ws)})
     return report
 
 
