@@ -1,4 +1,11 @@
-"""Shared fixtures: small corpora cut from the bundled demo corpus (no apt package needed)."""
+"""Shared fixtures: small corpora cut from the bundled demo corpus (no apt package needed).
+
+Also the policy for tests that run system programs (ffmpeg, espeak-ng): mark them
+``@pytest.mark.needs_tool("ffmpeg")``. Without the program such a test is skipped on a
+developer's machine, with the reason and the fix, and fails in CI (where ``CI`` is set, as
+tests/ui/test_browser.py does for chromium), so CI never skips it unnoticed.
+`bash scripts/setup.sh --test` installs every program the tests use.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,50 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import csv  # noqa: E402
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import NoReturn  # noqa: E402
 
 import pytest  # noqa: E402
 
 from data_recipes.synthetic import DEMO_ARCHIVE, DEMO_NAME, unpack_corpus  # noqa: E402
+
+# Debian package of each system program the tests run (what setup.sh --test installs).
+TOOL_PACKAGES = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "espeak-ng": "espeak-ng"}
+
+
+def in_ci() -> bool:
+    """Whether the tests run in CI (the ``CI`` variable is set, whatever its value)."""
+    return "CI" in os.environ
+
+
+def skip_or_fail(message: str) -> NoReturn:
+    """Skip with ``message`` on a developer's machine; fail with it in CI."""
+    if in_ci():
+        pytest.fail(f"{message} (CI is set, so this fails instead of being skipped)",
+                    pytrace=False)
+    pytest.skip(message)
+
+
+def require_tools(*names: str) -> None:
+    """Skip (developer's machine) or fail (CI) unless every program in ``names`` is on PATH."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if missing:
+        packages = " ".join(sorted({TOOL_PACKAGES.get(name, name) for name in missing}))
+        skip_or_fail(f"This test runs {' and '.join(missing)}: not found on PATH. To fix, run "
+                     f"`bash scripts/setup.sh --test` as root (or `apt-get install {packages}`).")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``needs_tool`` marker."""
+    config.addinivalue_line(
+        "markers", "needs_tool(*names): runs these system programs; skipped without them on a "
+        "developer's machine, failed without them when CI is set")
+
+
+@pytest.hookimpl(tryfirst=True)  # before fixtures are set up (they may run the program)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Apply ``@pytest.mark.needs_tool(...)``: see :func:`require_tools`."""
+    for mark in item.iter_markers(name="needs_tool"):
+        require_tools(*mark.args)
 
 
 @pytest.fixture(scope="session")
