@@ -3,25 +3,41 @@
 #   - a virtual environment in .venv with the CPU build of PyTorch and the workbench
 #   - with --test: the dev tools and the system programs the tests use (ffmpeg, espeak-ng, and
 #     Debian's chromium for the browser test, which Playwright drives: Playwright's own
-#     browser downloads are never used, so never run `playwright install`)
+#     browser downloads are never used, so never run `playwright install`). Tests that need a
+#     missing program are skipped on a developer's machine but fail when CI is set, so under
+#     CI this script stops here if it cannot install them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test_tools=0
 [ "${1:-}" = "--test" ] && want_test_tools=1
 
-if [ "$want_test_tools" = 1 ]; then
+missing_test_tools() {  # Debian packages of the programs the tests run that are not here
   missing=()
-  command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+  { command -v ffmpeg && command -v ffprobe; } >/dev/null || missing+=(ffmpeg)  # both in one
   command -v espeak-ng >/dev/null || missing+=(espeak-ng)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+}
+
+if [ "$want_test_tools" = 1 ]; then
+  missing_test_tools
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "Installing ${missing[*]} (Debian packages)..."
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+      missing_test_tools
+      if [ "${#missing[@]}" -gt 0 ]; then
+        echo "error: ${missing[*]} still missing after apt-get install." >&2
+        exit 1
+      fi
+    elif [ -n "${CI+set}" ]; then
+      echo "error: ${missing[*]} not installed and not root; the tests that need them fail" \
+        "when CI is set. Run this script as root, or apt-get install ${missing[*]}." >&2
+      exit 1
     else
       echo "warning: ${missing[*]} not installed; tests that need them will be skipped" \
-        "(the browser test fails without chromium when CI is set)." >&2
+        "(and fail when CI is set). As root: apt-get install ${missing[*]}." >&2
     fi
   fi
 fi
