@@ -1,9 +1,9 @@
 """Gradio front end: the whole flow in the browser, a thin layer over ``workbench``.
 
-``app.py`` builds the page from ``tabs/`` (one module per step); ``handlers.py``,
-``uploads.py`` (step 1) and ``training.py`` (step 4) hold the plain functions the tabs call;
-``jobs.py`` runs training as separate processes; ``workspaces.py`` maps the names a session
-may open to folders.
+``app.py`` builds the page from ``tabs/`` (one module per step); ``steps/`` (one module per
+step, named as its tab) and ``uploads.py`` (step 1's uploads) hold the plain functions the
+tabs call; ``jobs.py`` runs training as separate processes; ``workspaces.py`` maps the names a
+session may open to folders.
 """
 
 import os

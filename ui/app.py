@@ -17,7 +17,7 @@ from dataclasses import dataclass
 # ui/__init__.py, imported before this module, has turned Gradio's telemetry off.
 import gradio as gr
 
-from ui.handlers import overview_markdown
+from ui.steps.overview import overview_markdown
 from ui.tabs import alphabet, check, data, evaluate, export, train, try_it
 from ui.tabs.common import Context, shows_errors
 from ui.workspaces import WorkspaceRoot

@@ -8,9 +8,11 @@ browser or a restarted UI finds it again::
       job.json      pid, command, start time, the run it created, how it ended
       train.log     what the command printed (the error message if it failed)
 
-The run directory is made by `workbench train` itself (``runs/<UTC time>-<model>``); a job
-claims the first run whose name is not older than the job and that no other job claimed.
-Progress is read from that run's ``metrics.jsonl``.
+The run folder is made by `workbench train` itself (``workbench.run.new_run``); a job claims
+the run its process holds the workspace's training lock for, or else the first run whose name
+is not older than the job and that no other job claimed. Progress is read from that run
+(``workbench.run.Run``). One training at a time per workspace: a start is refused while a page
+job or any other process (the command line) is training there.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.manifest import write_json_atomic
-from workbench.train import list_runs
+from workbench.fsio import write_json_atomic
+from workbench.run import busy_error, find_run, list_runs, training_now
 from workbench.workspace import STAMP, Workspace, new_stamped_dir
 
 JOBS_DIR = "jobs"
@@ -115,7 +117,7 @@ def jobs_dir(ws: Workspace) -> Path:
 
 
 def start_job(ws: Workspace, command: list[str], *, run: str = "") -> Job:
-    """Start ``command`` as a detached job of ``ws``; one active job per workspace.
+    """Start ``command`` as a detached job of ``ws``; one training per workspace.
 
     Args:
         ws: The workspace.
@@ -123,16 +125,30 @@ def start_job(ws: Workspace, command: list[str], *, run: str = "") -> Job:
         run: The run it trains, when known in advance (resuming).
 
     Raises:
-        WorkbenchError: Another job of this workspace is still running.
+        WorkbenchError: A job of this page, or another process (`workbench train` on the
+            command line), is training in this workspace; the message names the run.
     """
     with _start_lock(ws):
-        current = active_job(ws)
-        if current is not None:
-            raise WorkbenchError(
-                f"A training job is already running in this workspace (job {current.job.id}, "
-                f"run {current.job.run or 'starting'}). Stop it or wait for it to finish first."
-            )
+        refuse_if_training(ws)
         return _launch(ws, command, run)
+
+
+def refuse_if_training(ws: Workspace) -> None:
+    """Raise when something trains in ``ws`` now: a page job or any holder of its lock.
+
+    Raises:
+        WorkbenchError: The message names the run being trained (see
+            :func:`workbench.run.busy_error`).
+    """
+    if training_now(ws) is not None:
+        raise busy_error(ws)
+    current = active_job(ws)
+    if current is not None:  # started, but not holding the lock yet (still loading)
+        run = current.job.run or "(a new run, still loading)"
+        raise WorkbenchError(
+            f"Run {run} is being trained in workspace {ws.root.name} (job {current.job.id}). "
+            "One training at a time per workspace: wait for it to finish or stop it, then "
+            "start again (or train in another workspace).")
 
 
 @contextmanager
@@ -287,14 +303,22 @@ def job_for_run(ws: Workspace, run: str) -> JobStatus | None:
 
 
 def _state(ws: Workspace, job: Job, alive: bool) -> str:
-    run_dir = ws.runs_dir / job.run if job.run else None
     if alive:
-        return RUNNING if run_dir else STARTING
+        return RUNNING if job.run else STARTING
     if job.stopped:
         return STOPPED
-    if run_dir is not None and (run_dir / "result.json").is_file() and job.returncode in (0, None):
+    if job.returncode in (0, None) and _run_finished(ws, job.run):
         return FINISHED
     return FAILED
+
+
+def _run_finished(ws: Workspace, run: str) -> bool:
+    if not run:
+        return False
+    try:
+        return find_run(ws, run, allow_path=False).finished
+    except WorkbenchError:  # the run folder was deleted
+        return False
 
 
 def log_tail(ws: Workspace, job: Job, lines: int = LOG_TAIL_LINES) -> str:
@@ -308,13 +332,16 @@ def log_tail(ws: Workspace, job: Job, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def _claim_run(ws: Workspace, job: Job) -> str:
-    """The run directory this job made: not older than the job, claimed by no other job."""
+    """The run this job trains: the one its process holds the training lock for, or else the
+    first run not older than the job that no other job claimed."""
+    holder = training_now(ws)
+    if holder and holder.get("pid") == job.pid and holder.get("run"):
+        return str(holder["run"])
     claimed = {other.run for other in list_jobs(ws) if other.id != job.id and other.run}
-    for run_dir in list_runs(ws):
-        made = _run_time(run_dir.name)
-        if made is not None and made >= job.started - CLOCK_SLACK_S and \
-                run_dir.name not in claimed:
-            return run_dir.name
+    for run in list_runs(ws):
+        made = _run_time(run.name)
+        if made is not None and made >= job.started - CLOCK_SLACK_S and run.name not in claimed:
+            return run.name
     return ""
 
 

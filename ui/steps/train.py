@@ -2,34 +2,41 @@
 
 The settings the page shows are generated from the run configuration's dataclasses
 (``workbench.config.SECTIONS``); what the user changed becomes ``key=value`` overrides of
-`workbench train`, which runs as a job (``ui/jobs.py``). A run's progress is read from its
-``metrics.jsonl`` (events start, train, eval, diverged, end).
+`workbench train`, which runs as a job (``ui/jobs.py``). A run's progress comes from its
+metrics (``workbench.run.Run.read_metrics``: events start, train, eval, diverged, end); whether
+it is being trained, finished or stopped from ``workbench.run`` too. A run trained outside the
+page (on the command line) is one that holds the workspace's training lock while no page job
+runs it.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import math
 import re
-import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ui.handlers import run_dir, vocab_is_stale
+from ui import jobs
+from ui.steps import chosen_run
+from workbench import run as runs
 from workbench.errors import WorkbenchError
+from workbench.vocab import require_current_vocab, vocab_is_stale
 from workbench.workspace import Workspace
 
-if TYPE_CHECKING:  # ui.jobs imports workbench.train (torch): loaded when first needed
+if TYPE_CHECKING:
     from ui.jobs import JobStatus
 
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")  # org/name
 EXTERNAL = "external"  # a run being trained outside the page (on the command line)
-EXTERNAL_IDLE_S = 600  # a run without a job counts as training while its metrics are fresher
+NOT_STARTED = runs.NOT_STARTED  # a run that ended before its first checkpoint
 LOG_EVENTS = ("train", "eval")
+# A run no page job follows: its state from workbench.run, as the page names it.
+RUN_STATES = {runs.TRAINING: EXTERNAL, runs.FINISHED: jobs.FINISHED,
+              runs.STOPPED: jobs.STOPPED, runs.NOT_STARTED: NOT_STARTED}
 
 
 # --------------------------------------------------------------------------- models, settings
@@ -152,6 +159,25 @@ def _format_value(default: Any, value: Any) -> str:
     return str(value)
 
 
+def readiness(ws: Workspace) -> str:
+    """What stands in the way of training now (vocabulary, another training), and where it
+    will run."""
+    import torch
+
+    lines = []
+    if not ws.vocab_path.is_file():
+        lines.append("⚠️ No vocabulary yet: build it in step 3, Alphabet, first.")
+    elif vocab_is_stale(ws):
+        lines.append("⚠️ The data or the orthography profile changed after the vocabulary was "
+                     "built: build it again in step 3, Alphabet.")
+    if runs.training_now(ws) is not None:
+        lines.append(f"⚠️ {runs.busy_error(ws)}")
+    device = ("a GPU" if torch.cuda.is_available() else
+              "the CPU (no GPU found: only the offline models train in minutes here)")
+    lines.append(f"Training will run on {device}.")
+    return "\n\n".join(lines)
+
+
 def start_training(ws: Workspace, model_choice: str, preset: str, edits: dict[str, Any],
                    models_folder: Path) -> JobStatus:
     """Start `workbench train` as a job: the preset's settings for this model and data, with
@@ -167,13 +193,7 @@ def start_training(ws: Workspace, model_choice: str, preset: str, edits: dict[st
     Returns:
         The new job's :class:`~ui.jobs.JobStatus`.
     """
-    from ui import jobs
-
-    if not ws.vocab_path.is_file():
-        raise WorkbenchError("There is no vocabulary yet: build it in step 3, Alphabet, first.")
-    if vocab_is_stale(ws):
-        raise WorkbenchError("The data or the orthography profile changed after the vocabulary "
-                             "was built: build it again in step 3, Alphabet.")
+    require_current_vocab(ws)
     model = model_argument(model_choice, models_folder)
     resolved_preset, resolved = resolved_settings(ws, preset, model)
     overrides = settings_overrides(resolved, {**resolved, **edits})
@@ -204,73 +224,62 @@ class TrainingView:
         return min(1.0, self.step / self.max_steps) if self.max_steps else 0.0
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    """The records of ``metrics.jsonl`` (a line being written is skipped)."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
 def training_view(ws: Workspace, run: str | None, job_id: str | None = None) -> TrainingView:
     """The progress of a job's run, or of the chosen run when no job is followed."""
-    from ui import jobs
-
     status = jobs.job_status(ws, job_id) if job_id else None
     if status is None and run:
         status = jobs.job_for_run(ws, run)
     if status is not None:
         run = status.job.run  # "" while the job is still loading the model
-    records = read_metrics(run_dir(ws, run)) if run else []
-    state = status.state if status else run_state(ws, run)
+    found = chosen_run(ws, run) if run else None
+    records = found.read_metrics() if found else []
+    state = _page_state(ws, status, found)
     step, max_steps = _steps(records)
+    best = found.best() if found else None
     active = bool(status and status.active) or state == EXTERNAL
     return TrainingView(
-        run=run or "", state=state, status=_status_text(state, records, step, max_steps),
+        run=run or "", state=state, status=_status_text(state, records, best, step, max_steps),
         step=step, max_steps=max_steps, loss=_loss_frame(records), scores=_score_frame(records),
         log=status.log_tail if status else "", active=active)
 
 
 def run_state(ws: Workspace, run: str | None) -> str:
-    """The state of a run from its files (for runs no page job made): finished, being
-    trained elsewhere (its metrics are fresh), or stopped."""
-    from ui import jobs
-
+    """The state of a run no page job is running, as the page names it: being trained outside
+    the page (:data:`EXTERNAL`), finished, stopped (resumable), or :data:`NOT_STARTED`."""
     if not run:
         return ""
-    folder = ws.runs_dir / run
-    if (folder / "result.json").is_file():
-        return jobs.FINISHED
-    metrics = folder / "metrics.jsonl"
-    if metrics.is_file() and time.time() - metrics.stat().st_mtime < EXTERNAL_IDLE_S:
-        return EXTERNAL
-    return jobs.STOPPED
+    return RUN_STATES[chosen_run(ws, run).state(ws)]
+
+
+def _page_state(ws: Workspace, status: JobStatus | None, found: runs.Run | None) -> str:
+    """A live page job's state; else the run's own, unless the job's ending says more.
+
+    A run is trained outside the page when another process (`workbench train` on the
+    command line) holds the workspace's training lock for it while no page job runs it.
+    """
+    if status is not None and (status.active or found is None):
+        return status.state
+    if found is None:
+        return ""
+    state = RUN_STATES[found.state(ws)]
+    return status.state if status is not None and state != EXTERNAL else state
 
 
 def resume_training(ws: Workspace, run: str) -> JobStatus:
     """Continue a stopped run from its last checkpoint, as a job.
 
     Raises:
-        WorkbenchError: The run finished, is still training, or has no checkpoint yet.
+        WorkbenchError: The run finished, is still training, has no checkpoint yet, or
+            another run is being trained in the workspace.
     """
-    from ui import jobs
-
-    folder = run_dir(ws, run)
+    found = chosen_run(ws, run)
     current = jobs.job_for_run(ws, run)
-    state = current.state if current else run_state(ws, run)
-    if state in (*jobs.ACTIVE, EXTERNAL):
+    state = runs.TRAINING if current and current.active else found.state(ws)
+    if state == runs.TRAINING:
         raise WorkbenchError(f"Run {run} is still training; there is nothing to resume.")
-    if (folder / "result.json").is_file():
+    if state == runs.FINISHED:
         raise WorkbenchError(f"Run {run} has finished. Start a new run to train again.")
-    if not (folder / "checkpoints" / "last").is_dir():
+    if state == runs.NOT_STARTED:
         raise WorkbenchError(f"Run {run} stopped before its first checkpoint (saved at each dev "
                              "evaluation), so it cannot be resumed; start a new run.")
     job = jobs.start_job(ws, jobs.resume_command(ws, run), run=run)
@@ -285,19 +294,14 @@ def _steps(records: list[dict]) -> tuple[int, int]:
     return step, int(max_steps)
 
 
-def _best(records: list[dict]) -> dict | None:
-    evals = [r for r in records if r.get("event") == "eval" and _finite(r.get("dev_cer"))]
-    return min(evals, key=lambda r: r["dev_cer"]) if evals else None
-
-
-def _status_text(state: str, records: list[dict], step: int, max_steps: int) -> str:
-    from ui import jobs
-
+def _status_text(state: str, records: list[dict], best: dict | None, step: int,
+                 max_steps: int) -> str:
     if not state:
         return "No training run yet. Choose a model and press **Start training**."
-    best = _best(records)
-    scores = (f" Best dev CER {best['dev_cer']:.3f}, WER {best['dev_wer']:.3f} at step "
-              f"{best['step']}." if best else "")
+    scores = ""
+    if best:
+        wer = f", WER {best['dev_wer']:.3f}" if _finite(best.get("dev_wer")) else ""
+        scores = f" Best dev CER {best['dev_cer']:.3f}{wer} at step {best['step']}."
     losses = [r for r in records if r.get("event") == "train"]
     loss = f", loss {losses[-1]['loss']:.3f}" if losses else ""
     where = f"step {step} of {max_steps}" if max_steps else "no step yet"
@@ -313,6 +317,8 @@ def _status_text(state: str, records: list[dict], step: int, max_steps: int) -> 
         jobs.FAILED: f"**Failed** at {where}.{scores} The end of its log says why (below).",
         EXTERNAL: f"**Training outside this page** (e.g. on the command line): {where}{loss}."
                   f"{scores}",
+        NOT_STARTED: f"**Stopped** at {where}, before its first checkpoint (saved at each dev "
+                     "evaluation): it cannot be resumed; start a new run.",
     }
     text = texts.get(state, state)
     if diverged:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import handlers
+from ui.steps import alphabet as steps
 from ui.tabs.common import Context, shows_errors
 
 INTRO = """How transcripts become the labels the model learns. Apostrophes are kept (in many
@@ -15,7 +15,7 @@ test are shown in red, rare ones in amber."""
 
 def build(ctx: Context) -> None:
     """The Alphabet tab."""
-    defaults = handlers.ProfileForm()
+    defaults = steps.ProfileForm()
     with gr.Tab("3. Alphabet") as tab:
         gr.Markdown(INTRO)
         with gr.Row():
@@ -53,18 +53,18 @@ def build(ctx: Context) -> None:
     @shows_errors
     def build_vocab(name: str, unicode_form: str, lowercase: bool, ignore: str,
                     mappings: list | None, graphemes: str, fold: str, distinct: str):
-        form = handlers.ProfileForm(
+        form = steps.ProfileForm(
             unicode_form=unicode_form, lowercase=bool(lowercase), ignore=ignore or "",
             mappings=tuple(tuple(row) for row in _rows(mappings)), graphemes=graphemes or "",
             fold_apostrophes=fold or "", distinct_letters=distinct or "")
-        return _view(handlers.save_alphabet(ctx.ws(name), form))
+        return _view(steps.save_alphabet(ctx.ws(name), form))
 
     def refresh(name: str):
         if not name:
-            return (*_form(handlers.ProfileForm()), "", "", None, None, None)
+            return (*_form(steps.ProfileForm()), "", "", None, None, None)
         ws = ctx.ws(name)
-        form = handlers.profile_form(ws)
-        view = handlers.saved_alphabet(ws) if ws.vocab_path.is_file() else None
+        form = steps.profile_form(ws)
+        view = steps.saved_alphabet(ws) if ws.vocab_path.is_file() else None
         if view is None:
             note = ("Import data first (step 1)." if not ws.manifest_path("train").exists()
                     else "No vocabulary yet: check the settings and press **Save and build**.")
@@ -85,11 +85,11 @@ def _rows(mappings) -> list[list[str]]:
     return [[str(c or "") for c in row] for row in rows if any(str(c or "") for c in row)]
 
 
-def _form(form: handlers.ProfileForm) -> tuple:
+def _form(form: steps.ProfileForm) -> tuple:
     rows = [list(pair) for pair in form.mappings] + [["", ""]]
     return (form.unicode_form, form.lowercase, form.ignore, rows, form.graphemes,
             form.fold_apostrophes, form.distinct_letters)
 
 
-def _view(view: handlers.VocabView) -> tuple:
+def _view(view: steps.VocabView) -> tuple:
     return view.summary, view.alphabet_html, view.counts, view.unseen, view.preview

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import handlers
+from ui.steps import check
+from ui.steps.utterances import utterance_audio, utterance_table
 from ui.tabs.common import Context, shows_errors
 from workbench.workspace import Workspace
 
@@ -49,11 +50,11 @@ def build(ctx: Context) -> None:
     @shows_errors
     def run_check(name: str, max_seconds: float):
         ws = ctx.ws(name)
-        return _view(handlers.run_check(ws, max_seconds or 20.0), ws)
+        return _view(check.run_check(ws, max_seconds or 20.0), ws)
 
     @shows_errors
     def play(name: str, utterance_id: str):
-        return handlers.utterance_audio(ctx.ws(name), (utterance_id or "").strip())
+        return utterance_audio(ctx.ws(name), (utterance_id or "").strip())
 
     @shows_errors
     def play_row(name: str, evt: gr.SelectData):
@@ -61,7 +62,7 @@ def build(ctx: Context) -> None:
         if not row or (len(row) > 1 and row[1] == "(import)"):
             gr.Info("This item was never imported, so there is no clip to play.")
             return gr.skip(), gr.skip(), gr.skip()
-        clip, text = handlers.utterance_audio(ctx.ws(name), str(row[0]))
+        clip, text = utterance_audio(ctx.ws(name), str(row[0]))
         return str(row[0]), clip, text
 
     def refresh(name: str):
@@ -70,10 +71,10 @@ def build(ctx: Context) -> None:
         ws = ctx.ws(name)
         if not ws.manifest_path("train").exists():
             return ("Import data first (step 1).", None, None, None, None, None, None)
-        view = handlers.saved_check(ws)
+        view = check.saved_check(ws)
         if view is None:
             return ("Not checked yet: press **Run the check**.", None, None, None, None, None,
-                    handlers.utterance_table(ws))
+                    utterance_table(ws))
         return _view(view, ws)
 
     event = run_button.click(run_check, inputs=[ctx.workspace, max_seconds],
@@ -87,10 +88,10 @@ def build(ctx: Context) -> None:
     ctx.register(tab, refresh, check_outputs)
 
 
-def _view(view: handlers.CheckView, ws: Workspace) -> tuple:
+def _view(view: check.CheckView, ws: Workspace) -> tuple:
     labels = list(dict.fromkeys(view.histogram["seconds"]))
     speakers = list(view.speakers.groupby("speaker", sort=False)["minutes"].sum()
                     .sort_values(ascending=False).index)
     return (view.summary, view.splits, gr.BarPlot(value=view.histogram, sort=labels or None),
             gr.BarPlot(value=view.speakers, sort=speakers or None), view.set_aside,
-            view.findings, handlers.utterance_table(ws))
+            view.findings, utterance_table(ws))

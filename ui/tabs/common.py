@@ -89,7 +89,7 @@ class Context:
 
     def then_overview(self, event: Any) -> Any:
         """Chain a redraw of the overview after a successful step."""
-        from ui.handlers import overview_markdown
+        from ui.steps.overview import overview_markdown
 
         def redraw(name: str) -> str:
             return overview_markdown(self.ws(name)) if name else ""

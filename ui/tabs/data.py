@@ -7,7 +7,8 @@ import html
 import gradio as gr
 
 from data_recipes import READERS
-from ui import handlers, uploads
+from ui import uploads
+from ui.steps.data import data_summary, import_summary_markdown
 from ui.tabs.common import Context, shows_errors
 from workbench.workspace import Workspace
 
@@ -83,8 +84,8 @@ def build(ctx: Context) -> None:
             speaker=speaker or None, speaker_from_tier=bool(speaker_from_tier),
             seed=int(seed or 0))
         result = uploads.import_uploads(ws, selected or [], choice)
-        _, split_frame, issue_frame = handlers.data_summary(ws)
-        return handlers.import_summary_markdown(result), split_frame, issue_frame
+        _, split_frame, issue_frame = data_summary(ws)
+        return import_summary_markdown(result), split_frame, issue_frame
 
     def refresh(name: str):
         if not name:
@@ -92,7 +93,7 @@ def build(ctx: Context) -> None:
                     *_options(None, [], ""))
         ws = ctx.ws(name)
         names = uploads.list_uploads(ws)
-        text, split_frame, issue_frame = handlers.data_summary(ws)
+        text, split_frame, issue_frame = data_summary(ws)
         selected = names[:1]
         return (_describe(ws, selected), gr.Dropdown(choices=names, value=selected or None), text,
                 split_frame, issue_frame, *_options(ws, selected, ""))

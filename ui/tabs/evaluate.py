@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import handlers
+from ui.steps import evaluate as steps
+from ui.steps.utterances import utterance_audio
 from ui.tabs.common import Context, shows_errors
+from workbench.run import run_names
 from workbench.workspace import Workspace
 
 INTRO = """Transcribe the **test** split (speakers the model never heard, when the data has
@@ -26,7 +28,7 @@ def build(ctx: Context) -> None:
             evaluate_button = gr.Button("Evaluate", variant="primary", scale=1)
         summary = gr.Markdown()
         table = gr.Dataframe(label="Utterances, worst first (click a row to listen)",
-                             headers=handlers.EVAL_COLUMNS, interactive=False, wrap=True,
+                             headers=steps.EVAL_COLUMNS, interactive=False, wrap=True,
                              datatype=["str", "number", "number", "str", "str", "html"],
                              max_height=520)
         with gr.Row():
@@ -37,7 +39,7 @@ def build(ctx: Context) -> None:
     def evaluate(name: str, run: str | None, split: str):
         if not run:
             raise gr.Error("Choose a run first (runs appear here once they have a model).")
-        view = handlers.evaluate(ctx.ws(name), run, split or "test")
+        view = steps.evaluate(ctx.ws(name), run, split or "test")
         return view.summary, view.table
 
     @shows_errors
@@ -49,13 +51,13 @@ def build(ctx: Context) -> None:
         row = list(evt.row_value or [])
         if not row:
             return gr.skip(), gr.skip()
-        return handlers.utterance_audio(ctx.ws(name), str(row[0]))
+        return utterance_audio(ctx.ws(name), str(row[0]))
 
     def refresh(name: str):
         if not name:
             return gr.Dropdown(choices=[], value=None), "", None
         ws = ctx.ws(name)
-        runs = handlers.finished_runs(ws)
+        runs = run_names(ws, with_model=True)
         value = runs[0] if runs else None
         return (gr.Dropdown(choices=runs, value=value), *_saved(ws, value, "test"))
 
@@ -73,7 +75,7 @@ def build(ctx: Context) -> None:
 def _saved(ws: Workspace, run: str | None, split: str) -> tuple:
     if not run:
         return "No run has a model yet: train one in step 4.", None
-    view = handlers.saved_evaluation(ws, run, split or "test")
+    view = steps.saved_evaluation(ws, run, split or "test")
     if view is None:
         return f"Run {run} has not been evaluated on {split} yet: press **Evaluate**.", None
     return view.summary, view.table

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from ui import handlers
+from ui.steps import export as steps
 from ui.tabs.common import Context, shows_errors
+from workbench.run import run_names
 
 EXPORT_PREFIX = "workbench-export-"
 EXPORT_MAX_AGE_S = 24 * 3600  # staging folders of earlier exports older than this are removed
@@ -42,24 +43,24 @@ def build(ctx: Context) -> None:
     def export_model(name: str, run: str | None):
         if not run:
             raise gr.Error("Choose a run first.")
-        path = handlers.export_model(ctx.ws(name), run, _staging())
+        path = steps.export_model(ctx.ws(name), run, _staging())
         return gr.DownloadButton(f"Download {path.name}", value=str(path), visible=True)
 
     @shows_errors
     def export_onnx(name: str, run: str | None, quantize: bool):
         if not run:
             raise gr.Error("Choose a run first.")
-        path = handlers.export_onnx_model(ctx.ws(name), run, _staging(), int8=quantize)
+        path = steps.export_onnx_model(ctx.ws(name), run, _staging(), int8=quantize)
         return gr.DownloadButton(f"Download {path.name}", value=str(path), visible=True)
 
     @shows_errors
     def export_report(name: str, run: str | None):
         if not run:
             raise gr.Error("Choose a run first.")
-        return [str(p) for p in handlers.export_report(ctx.ws(name), run, _staging())]
+        return [str(p) for p in steps.export_report(ctx.ws(name), run, _staging())]
 
     def refresh(name: str):
-        runs = handlers.finished_runs(ctx.ws(name)) if name else []
+        runs = run_names(ctx.ws(name), with_model=True) if name else []
         return (gr.Dropdown(choices=runs, value=runs[0] if runs else None),
                 gr.DownloadButton(visible=False), gr.DownloadButton(visible=False), None)
 

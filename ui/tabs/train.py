@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import handlers, jobs, training
+from ui import jobs
+from ui.steps import train as training
 from ui.tabs.common import Context, shows_errors
 from workbench.config import DEFAULT_MODEL, PRESETS, TrainConfig
+from workbench.run import run_names
 from workbench.workspace import Workspace
 
 DEFAULT_CHOICE = "xls-r-300m"
@@ -115,9 +117,9 @@ def build(ctx: Context) -> None:
         ws = ctx.ws(name)
         active = jobs.active_job(ws)
         job_id = active.job.id if active else ""
-        latest = handlers.run_names(ws)[:1]
+        latest = run_names(ws)[:1]
         model_update = gr.Dropdown(choices=training.model_choices(ctx.root.models_folder))
-        return (model_update, _readiness(ws), job_id,
+        return (model_update, training.readiness(ws), job_id,
                 *_view(ws, latest[0] if latest else None, job_id, force_run=True))
 
     def resolve_for_workspace(name: str, model: str, preset: str):
@@ -193,19 +195,7 @@ def _resolved(ctx: Context, ws: Workspace, model: str | None, preset: str) -> tu
     minutes = training.train_minutes(ws)
     note = (f"Preset **{resolved_preset}**" + (" (chosen by auto)" if preset == "auto" else "")
             + f" for {minutes:.1f} min of training audio.")
-    return (_readiness(ws), note, *values.values(), values)
-
-
-def _readiness(ws: Workspace) -> str:
-    import torch
-
-    lines = []
-    if not ws.vocab_path.is_file():
-        lines.append("⚠️ No vocabulary yet: build it in step 3, Alphabet, first.")
-    device = ("a GPU" if torch.cuda.is_available() else
-              "the CPU (no GPU found: only the offline models train in minutes here)")
-    lines.append(f"Training will run on {device}.")
-    return "\n\n".join(lines)
+    return (training.readiness(ws), note, *values.values(), values)
 
 
 def _active_id(ws: Workspace) -> str:
@@ -218,7 +208,7 @@ def _view(ws: Workspace, run: str | None, job_id: str, *,
     """Outputs for the progress widgets (the run list only when the run changed)."""
     view = training.training_view(ws, run, job_id or None)
     if force_run or (view.run or None) != (run or None):
-        run_update = gr.Dropdown(choices=handlers.run_names(ws), value=view.run or None)
+        run_update = gr.Dropdown(choices=run_names(ws), value=view.run or None)
     else:
         run_update = gr.skip()
     return (run_update, view.status, training.progress_html(view), view.loss, view.scores,

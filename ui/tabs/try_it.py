@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import handlers
+from ui.steps.try_it import transcribe_recording
 from ui.tabs.common import Context, shows_errors
+from workbench.run import run_names
 
 INTRO = """Record with the microphone or upload a file (any format, sample rate or number of
 channels; long recordings are transcribed in overlapping windows) and read the transcript
@@ -26,10 +27,10 @@ def build(ctx: Context) -> None:
     def transcribe(name: str, run: str | None, recording: str | None):
         if not run:
             raise gr.Error("Choose a run first (runs appear here once they have a model).")
-        return handlers.transcribe_recording(ctx.ws(name), run, recording)
+        return transcribe_recording(ctx.ws(name), run, recording)
 
     def refresh(name: str):
-        runs = handlers.finished_runs(ctx.ws(name)) if name else []
+        runs = run_names(ctx.ws(name), with_model=True) if name else []
         return gr.Dropdown(choices=runs, value=runs[0] if runs else None)
 
     transcribe_button.click(transcribe, inputs=[ctx.workspace, run, recording], outputs=[text],

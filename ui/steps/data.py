@@ -1,0 +1,54 @@
+"""Step 1, Data: what the workspace holds after an import (the uploads are ``ui/uploads.py``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ui.steps import read_json
+from workbench.manifest import Utterance
+from workbench.workspace import Workspace
+
+
+def data_summary(ws: Workspace) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """What the workspace holds now: a sentence, counts per split, and what was set aside."""
+    splits = ws.read_all()
+    total = sum(len(u) for u in splits.values())
+    if not total:
+        return ("Nothing imported yet. Upload a zip archive, or audio files together with "
+                "their CSV/TSV table, ELAN or TextGrid files, then press Import.",
+                split_frame({}), issues_frame([]))
+    report = read_json(ws.import_report_path) or {}
+    speakers = {u.speaker for us in splits.values() for u in us if u.speaker}
+    minutes = sum(u.duration for us in splits.values() for u in us) / 60
+    issues = report.get("issues", []) if isinstance(report, dict) else []
+    text = (f"**{total} utterances** ({minutes:.1f} min, {len(speakers)} speakers) imported; "
+            f"{len(issues)} item(s) set aside during the import (listed below). "
+            "**Next:** step 2, Check.")
+    warnings = report.get("warnings", []) if isinstance(report, dict) else []
+    text += "".join(f"\n\n⚠️ {w}" for w in warnings)
+    return text, split_frame(splits), issues_frame(issues)
+
+
+def split_frame(splits: dict[str, list[Utterance]]) -> pd.DataFrame:
+    """Utterances, minutes and speakers per split."""
+    rows = [{"split": split, "utterances": len(us),
+             "minutes": round(sum(u.duration for u in us) / 60, 2),
+             "speakers": len({u.speaker for u in us if u.speaker})}
+            for split, us in splits.items()]
+    return pd.DataFrame(rows, columns=["split", "utterances", "minutes", "speakers"])
+
+
+def issues_frame(issues: list[dict]) -> pd.DataFrame:
+    """The importer's findings (``import.json``) as a table."""
+    columns = ["item", "check", "detail", "action"]
+    return pd.DataFrame([{c: str(i.get(c, "")) for c in columns} for i in issues],
+                        columns=columns)
+
+
+def import_summary_markdown(summary: dict) -> str:
+    """One paragraph about a finished import."""
+    splits = ", ".join(f"{name} {info['utterances']}" for name, info in summary["splits"].items())
+    text = (f"Imported **{summary['utterances']} utterances** ({summary['seconds'] / 60:.1f} "
+            f"min, {summary['speakers']} speakers): {splits}. {len(summary['issues'])} item(s) "
+            "set aside. **Next:** step 2, Check.")
+    return text + "".join(f"\n\n⚠️ {w}" for w in summary["warnings"])

@@ -1,0 +1,92 @@
+"""Step 5, Evaluate: score a split with a run's model; differences marked word by word."""
+
+from __future__ import annotations
+
+import difflib
+import html
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ui.steps import chosen_run
+from workbench.errors import WorkbenchError
+from workbench.manifest import SPLITS
+from workbench.workspace import Workspace
+
+EVAL_COLUMNS = ["id", "WER", "CER", "reference", "hypothesis", "differences"]
+
+
+@dataclass(frozen=True)
+class EvalView:
+    """An evaluation report as a summary and a worst-first table."""
+
+    summary: str
+    table: pd.DataFrame
+
+
+def evaluate(ws: Workspace, run: str, split: str) -> EvalView:
+    """Transcribe and score a split with a run's model (stored in the run's reports)."""
+    from workbench.evaluate import evaluate_run
+
+    _check_split(split)
+    found = chosen_run(ws, run, with_model=True)
+    report = evaluate_run(ws, found.root, split, progress=False)
+    return eval_view(report.to_dict())
+
+
+def saved_evaluation(ws: Workspace, run: str, split: str) -> EvalView | None:
+    """The stored report of ``run`` on ``split`` (None if it was never evaluated)."""
+    _check_split(split)
+    report = chosen_run(ws, run).read_reports().get(split)
+    return eval_view(report) if isinstance(report, dict) else None
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise WorkbenchError(f"Unknown split {split!r}; choose one of {', '.join(SPLITS)}.")
+
+
+def eval_view(report: dict) -> EvalView:
+    """Summary and per-utterance table (worst first) of a report (``EvalReport.to_dict()``)."""
+    rates = report["rates"]
+    summary = (f"**{report['split']} split of run {report['run']}: WER {report['wer']:.1%}, "
+               f"CER {report['cer']:.1%}** over {rates['utterances']} utterances "
+               f"({report['audio_seconds'] / 60:.1f} min of audio).")
+    if report.get("skipped"):
+        summary += f" {len(report['skipped'])} clip(s) could not be read."
+    summary += " Click a row to hear it. **Next:** step 6, Try it, or step 7, Export."
+    rows = [{"id": u["id"], "WER": round(u["wer"], 3), "CER": round(u["cer"], 3),
+             "reference": u["reference"], "hypothesis": u["hypothesis"],
+             "differences": diff_html(u["reference"], u["hypothesis"])}
+            for u in report["utterances"]]
+    return EvalView(summary, pd.DataFrame(rows, columns=EVAL_COLUMNS))
+
+
+def diff_html(reference: str, hypothesis: str) -> str:
+    """Word-level differences: missing words struck through, wrong or extra words marked.
+
+    Inside a substituted word the differing characters are marked too, so a single wrong
+    letter stands out.
+    """
+    ref, hyp = reference.split(), hypothesis.split()
+    parts = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=ref, b=hyp, autojunk=False).get_opcodes():
+        if op == "equal":
+            parts.append(html.escape(" ".join(ref[i1:i2])))
+            continue
+        if i2 > i1:
+            parts.append(f"<del>{html.escape(' '.join(ref[i1:i2]))}</del>")
+        if j2 > j1:
+            parts.append(f"<ins>{_char_diff(' '.join(ref[i1:i2]), ' '.join(hyp[j1:j2]))}</ins>")
+    return " ".join(parts)
+
+
+def _char_diff(reference: str, hypothesis: str) -> str:
+    if not reference:
+        return html.escape(hypothesis)
+    out = []
+    matcher = difflib.SequenceMatcher(a=reference, b=hypothesis, autojunk=False)
+    for op, _, _, j1, j2 in matcher.get_opcodes():
+        piece = html.escape(hypothesis[j1:j2])
+        out.append(piece if op == "equal" else f"<mark>{piece}</mark>" if piece else "")
+    return "".join(out)

@@ -1,0 +1,97 @@
+"""Step 7, Export: a run's model zipped (Hugging Face or ONNX) and its evaluation as files."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from ui.steps import chosen_run
+from workbench.errors import WorkbenchError
+from workbench.run import MODEL
+from workbench.workspace import Workspace
+
+CSV_COLUMNS = ["id", "wer", "cer", "reference", "hypothesis", "reference_words", "word_errors",
+               "reference_chars", "char_errors", "audio"]
+
+
+def export_model(ws: Workspace, run: str, dest: Path) -> Path:
+    """Zip the run's model (Hugging Face format) with its settings, result and reports.
+
+    Args:
+        ws: The workspace.
+        run: The run's name.
+        dest: Folder the zip is written to.
+
+    Returns:
+        The zip file, ``<run>-model.zip``, holding ``<run>/model/...`` and the run's
+        configuration, result and evaluation reports where they exist.
+    """
+    found = chosen_run(ws, run, with_model=True)
+    entries = [(path, PurePosixPath(MODEL, *path.relative_to(found.model_dir).parts))
+               for path in _files(found.model_dir)]
+    entries += [(path, PurePosixPath(path.name))
+                for path in (found.config_path, found.result_path, found.report_path)
+                if path.is_file()]
+    return _zip(dest / f"{run}-model.zip", run, entries)
+
+
+def export_onnx_model(ws: Workspace, run: str, dest: Path, *, int8: bool = True) -> Path:
+    """Export the run's model to ONNX (int8 matrix products by default) and zip the folder.
+
+    The export is kept in the run (:meth:`~workbench.run.Run.onnx_dir`), so `workbench
+    transcribe` can use it too; the zip holds ``model.onnx`` with the processor files.
+
+    Raises:
+        WorkbenchError: The run has no model yet, or the export fails its check.
+    """
+    from workbench.onnx_export import export_onnx
+
+    found = chosen_run(ws, run, with_model=True)
+    result = export_onnx(found.root, found.onnx_dir(int8=int8), int8=int8)
+    entries = [(path, PurePosixPath(*path.relative_to(found.root).parts))
+               for path in _files(result.out_dir)]
+    return _zip(dest / f"{run}-{result.out_dir.name}.zip", run, entries)
+
+
+def export_report(ws: Workspace, run: str, dest: Path) -> list[Path]:
+    """The run's evaluation reports as JSON plus one CSV of utterances per evaluated split.
+
+    Raises:
+        WorkbenchError: The run was never evaluated.
+    """
+    found = chosen_run(ws, run)
+    reports = found.read_reports()
+    if not reports:
+        raise WorkbenchError(f"Run {run} has not been evaluated yet: evaluate it in step 5.")
+    dest.mkdir(parents=True, exist_ok=True)
+    files = [dest / f"{run}-{found.report_path.name}"]
+    shutil.copyfile(found.report_path, files[0])
+    for split, report in reports.items():
+        path = dest / f"{run}-{split}-utterances.csv"
+        write_utterance_csv(path, report.get("utterances", []))
+        files.append(path)
+    return files
+
+
+def write_utterance_csv(path: Path, utterances: list[dict]) -> None:
+    """One row per scored utterance: scores, reference, hypothesis and counts."""
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(utterances)
+
+
+def _files(folder: Path) -> list[Path]:
+    return [path for path in sorted(folder.rglob("*")) if path.is_file()]
+
+
+def _zip(target: Path, run: str, entries: Iterable[tuple[Path, PurePosixPath]]) -> Path:
+    """Write ``entries`` (file, name inside ``<run>/``) to the zip ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path, name in entries:
+            archive.write(path, f"{run}/{name}")
+    return target
