@@ -8,12 +8,12 @@ from dataclasses import replace
 
 import pytest
 
+from workbench.audio import ctc_output_frames
 from workbench.audit import (
     EXCLUDED,
     WARNED,
     AuditOptions,
     audit_utterances,
-    ctc_output_frames,
     ctc_required_frames,
     duration_histogram,
     format_audit,
