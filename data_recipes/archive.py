@@ -19,6 +19,13 @@ written, and the limits are enforced again while the bytes are written (headers 
   compression ratio per member (zip) and over the whole archive (``max_ratio``), the ratio
   counting only above ``ratio_floor`` bytes so small, very compressible text files pass.
 
+Refusing costs no more than the limit crossed: a tar is read in forward passes over a
+decompressed stream that counts every byte it yields, skipped member data included. The
+headers are checked one by one *before* the data they announce is decompressed (to skip or
+to write it), and the stream itself refuses anything past the limits (for instance a run of
+oversized extended headers). A zip's sizes are in its central directory, read without
+decompressing anything; its members are counted as they are written.
+
 A refused or failed extraction leaves nothing behind: the archive is written into a hidden
 staging folder next to the destination and only renamed into place once complete. macOS
 metadata (``__MACOSX/``, ``.DS_Store``, ``._*`` AppleDouble files) is skipped.
@@ -26,6 +33,9 @@ metadata (``__MACOSX/``, ``.DS_Store``, ``._*`` AppleDouble files) is skipped.
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import os
 import shutil
 import stat
@@ -46,6 +56,19 @@ DEFAULT_MAX_RATIO = 200.0  # uncompressed / compressed; audio hardly compresses 
 DEFAULT_MAX_MEMBERS = 200_000
 RATIO_FLOOR = 100 * 1024**2  # the ratio only counts above 100 MB (text compresses ~10:1)
 CHUNK = 1024**2  # bytes copied at a time while extracting
+MAX_READ = 4 * CHUNK  # one read from a tar stream: data comes CHUNK at a time, headers in KBs
+# Tar bytes outside member data (headers, padding, long-name and pax records) allowed on
+# top of the data: per member seen, and once for a run of records before a member.
+TAR_OVERHEAD_PER_MEMBER = 2048
+TAR_OVERHEAD = 1024**2
+# Compressed tar streams, by their first bytes (uncompressed tar otherwise).
+_COMPRESSED = (
+    (b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb")),
+    (b"BZh", bz2.BZ2File),
+    (b"\xfd7zXZ\x00", lzma.LZMAFile),
+)
+_DAMAGED = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
+            OSError)
 SHOWN_MEMBERS = 10  # refused members named in one error message
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -193,7 +216,7 @@ def _extract_to_staging(archive: Path, parent: Path, limits: Limits) -> Path:
     """Check, then write every member into a new hidden folder under ``parent``."""
     if not archive.is_file():
         raise WorkbenchError(f"{archive}: archive not found.")
-    with _open(archive) as (kind, handle):
+    with _open(archive, limits) as (kind, handle):
         members = _checked_members(archive, kind, handle, limits)
         created = not parent.exists()
         parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +232,7 @@ def _extract_to_staging(archive: Path, parent: Path, limits: Limits) -> Path:
 
 
 @contextmanager
-def _open(archive: Path) -> Iterator[tuple[str, zipfile.ZipFile | tarfile.TarFile]]:
+def _open(archive: Path, limits: Limits) -> Iterator[tuple[str, zipfile.ZipFile | _Tar]]:
     """Open a zip or tar archive, turning a damaged one into a readable error."""
     name = archive.name.lower()
     try:
@@ -218,14 +241,13 @@ def _open(archive: Path) -> Iterator[tuple[str, zipfile.ZipFile | tarfile.TarFil
             with zipfile.ZipFile(archive) as handle:
                 yield "zip", handle
         elif name.endswith(TAR_SUFFIXES) or tarfile.is_tarfile(archive):
-            with tarfile.open(archive, "r:*") as handle:
-                yield "tar", handle
+            yield "tar", _Tar(archive, limits)
         else:
             raise WorkbenchError(
                 f"{archive}: not a zip or tar archive. Give a folder, or an archive ending in "
                 + ", ".join(ARCHIVE_SUFFIXES) + "."
             )
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as err:
+    except _DAMAGED as err:
         raise WorkbenchError(
             f"{archive}: cannot read the archive ({err}). It may be incomplete or damaged: "
             "download or copy it again, or extract it yourself and give the folder."
@@ -234,7 +256,7 @@ def _open(archive: Path) -> Iterator[tuple[str, zipfile.ZipFile | tarfile.TarFil
 
 def _checked_members(archive: Path, kind: str, handle, limits: Limits) -> list[_Member]:
     """Every member to write, after the header checks; raise naming each refused member."""
-    entries = handle.infolist() if kind == "zip" else _tar_entries(handle, limits)
+    entries = handle.infolist() if kind == "zip" else _tar_entries(handle)
     if len(entries) > limits.max_members:
         raise UnsafeArchiveError(
             f"{archive}: refusing the archive: it holds more than {limits.max_members} "
@@ -253,13 +275,104 @@ def _checked_members(archive: Path, kind: str, handle, limits: Limits) -> list[_
     return members
 
 
-def _tar_entries(handle: tarfile.TarFile, limits: Limits) -> list[tarfile.TarInfo]:
-    # Read headers one by one so a tar with millions of members stops early.
-    entries = []
-    while (info := handle.next()) is not None:
-        entries.append(info)
-        if len(entries) > limits.max_members:
-            break
+class _CountedStream:
+    """A tar's decompressed bytes, counted as they come; refused past ``limit``.
+
+    tarfile skips member data by seeking: here a forward seek reads, and counts, what it
+    skips, so nothing is decompressed uncounted; a backward seek (which would decompress
+    everything again) is an error. ``limit`` is raised by the reader as members are
+    accepted.
+    """
+
+    def __init__(self, archive: Path, inner: BinaryIO, limit: int):
+        self.archive = archive
+        self.inner = inner
+        self.limit = limit
+        self.count = 0  # bytes decompressed so far
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or size > MAX_READ:
+            raise UnsafeArchiveError(
+                f"{self.archive}: refusing the archive: it holds a header of more than "
+                f"{_size(MAX_READ)} (a compression bomb, or a damaged archive). Nothing was "
+                "extracted.")
+        data = self.inner.read(min(size, self.limit - self.count + 1))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise UnsafeArchiveError(
+                f"{self.archive}: refusing the archive (a compression bomb: it unpacks to "
+                f"more than {_size(self.limit)} of data and headers). Nothing was "
+                "extracted.")
+        return data
+
+    def tell(self) -> int:
+        return self.count
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or offset < self.count:
+            raise OSError("the archive asks to be read backwards")
+        while self.count < offset:
+            if not self.read(min(CHUNK, offset - self.count)):
+                raise EOFError("unexpected end of data")
+        return self.count
+
+
+class _Tar:
+    """A tar archive (compressed or not), read in forward passes over counted streams."""
+
+    def __init__(self, archive: Path, limits: Limits):
+        self.archive = archive
+        self.limits = limits
+        self.data_limit = min(limits.max_bytes, max(
+            limits.ratio_floor, int(limits.max_ratio * archive.stat().st_size)))
+        self.decompressed = 0  # bytes of the whole stream, once a pass read every header
+
+    @contextmanager
+    def open(self, limit: int = TAR_OVERHEAD) -> Iterator[tuple[tarfile.TarFile,
+                                                             _CountedStream]]:
+        """One pass: the tar file over a fresh stream counted against ``limit``."""
+        with open(self.archive, "rb") as raw:
+            head = raw.read(8)
+            raw.seek(0)
+            opener = next((o for magic, o in _COMPRESSED if head.startswith(magic)), None)
+            inner = opener(raw) if opener else raw
+            with inner:
+                stream = _CountedStream(self.archive, inner, limit)
+                with tarfile.open(fileobj=stream, mode="r:") as tar:
+                    yield tar, stream
+
+    def members(self, tar: tarfile.TarFile, stream: _CountedStream
+                ) -> Iterator[tarfile.TarInfo]:
+        """Each header in turn, its data allowed only once its size passed the limits."""
+        count, declared = 0, 0
+        while (info := tar.next()) is not None:
+            count += 1
+            declared += _data_size(info)
+            if count > self.limits.max_members:
+                raise UnsafeArchiveError(
+                    f"{self.archive}: refusing the archive: it holds more than "
+                    f"{self.limits.max_members} members. Split it into several archives, "
+                    "or raise the member limit.")
+            if declared > self.data_limit:
+                _raise_too_big(self.archive, declared, self.limits)
+            stream.limit = (declared + TAR_OVERHEAD
+                            + TAR_OVERHEAD_PER_MEMBER * count + tarfile.RECORDSIZE)
+            yield info
+
+
+def _data_size(info: tarfile.TarInfo) -> int:
+    """Bytes of data after a tar header (what tarfile reads or skips; padding aside)."""
+    if info.isreg() or info.type not in tarfile.SUPPORTED_TYPES:
+        return info.size
+    return 0
+
+
+def _tar_entries(tar: _Tar) -> list[tarfile.TarInfo]:
+    # Headers one by one: a bomb or a tar with millions of members stops at the first
+    # limit crossed, before the data past it is decompressed.
+    with tar.open() as (handle, stream):
+        entries = list(tar.members(handle, stream))
+        tar.decompressed = stream.count
     return entries
 
 
@@ -348,10 +461,7 @@ def _check_sizes(archive: Path, members: list[_Member], limits: Limits) -> None:
     """Size, ratio and bomb checks from the headers, before anything is written."""
     total = sum(m.size for m in members)
     if total > limits.max_bytes:
-        raise UnsafeArchiveError(
-            f"{archive}: refusing the archive: it would unpack to {_size(total)}, more than "
-            f"the limit of {_size(limits.max_bytes)}. Raise the limit if that is right."
-        )
+        _raise_too_big(archive, total, limits)
     for member in members:
         if member.compressed is not None and _over_ratio(member.size, member.compressed,
                                                          limits):
@@ -360,10 +470,20 @@ def _check_sizes(archive: Path, members: list[_Member], limits: Limits) -> None:
                 f"{_size(member.compressed)} unpacks to {_size(member.size)}). Nothing "
                 "was extracted.", [member.name])
     if _over_ratio(total, archive.stat().st_size, limits):
+        _raise_too_big(archive, total, limits)
+
+
+def _raise_too_big(archive: Path, total: int, limits: Limits) -> None:
+    """Refuse an archive whose headers announce ``total`` bytes, past a limit."""
+    if total > limits.max_bytes:
         raise UnsafeArchiveError(
-            f"{archive}: refusing the archive (a compression bomb: "
-            f"{_size(archive.stat().st_size)} unpacks to {_size(total)}). Nothing was "
-            "extracted.")
+            f"{archive}: refusing the archive: it would unpack to {_size(total)}, more than "
+            f"the limit of {_size(limits.max_bytes)}. Raise the limit if that is right."
+        )
+    raise UnsafeArchiveError(
+        f"{archive}: refusing the archive (a compression bomb: "
+        f"{_size(archive.stat().st_size)} unpacks to {_size(total)} or more). Nothing was "
+        "extracted.")
 
 
 def _over_ratio(uncompressed: int, compressed: int, limits: Limits) -> bool:
@@ -409,6 +529,15 @@ class _Budget:
 
 
 def _write_members(archive: Path, kind: str, handle, members: list[_Member],
+                   staging: Path, limits: Limits) -> None:
+    if kind == "tar":  # a second forward pass, no longer than the first
+        with handle.open(handle.decompressed) as (tar, _):
+            _write_checked(archive, kind, tar, members, staging, limits)
+    else:
+        _write_checked(archive, kind, handle, members, staging, limits)
+
+
+def _write_checked(archive: Path, kind: str, handle, members: list[_Member],
                    staging: Path, limits: Limits) -> None:
     budget = _Budget(archive, limits)
     root = os.path.realpath(staging)

@@ -189,3 +189,115 @@ def test_a_dotted_archive_name_stays_inside_the_destination(sandbox):
     assert extract_archive(archive, dest_root) == dest_root / "archive"
     assert listing(sandbox) == {"...zip", "ws", "ws/sources", "ws/sources/archive",
                                 "ws/sources/archive/a.txt"}
+
+
+# --------------------------------------------------------------------------- bombs, by bytes
+# What a bomb costs is measured by the bytes the decompressors hand out (counted in the
+# standard library's readers, outside the module under test), never by wall time.
+
+MB = 1024**2
+BOMB_FORMATS = ["tar.gz", "tar.xz", "tar.bz2", "zip"]
+
+
+class Zeros(io.RawIOBase):
+    """``size`` zero bytes, streamed (a bomb is made without holding it in memory)."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def bomb_with(path: Path, sizes: list[int], pax: dict[str, str] | None = None) -> Path:
+    """An archive whose members ``corpus/<i>.wav`` hold ``sizes`` zero bytes each."""
+    if path.name.endswith(".zip"):
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for i, size in enumerate(sizes):
+                with zf.open(f"corpus/{i}.wav", "w", force_zip64=True) as out:
+                    for _ in range(size // MB):
+                        out.write(bytes(MB))
+                    out.write(bytes(size % MB))
+        return path
+    mode = "w:" + path.name.rsplit(".", 1)[1]
+    with tarfile.open(path, mode, format=tarfile.PAX_FORMAT) as tar:
+        for i, size in enumerate(sizes):
+            info = tarfile.TarInfo(f"corpus/{i}.wav")
+            info.size, info.pax_headers = size, dict(pax or {})
+            tar.addfile(info, io.BufferedReader(Zeros(size)))
+    return path
+
+
+@pytest.fixture
+def decompressed(monkeypatch) -> dict[str, int]:
+    """Bytes handed out by gzip, bz2, lzma and zip decompression while the test runs."""
+    import _compression
+    import gzip
+
+    counter = {"bytes": 0}
+
+    def counting(cls, name):
+        real = getattr(cls, name)
+
+        def read(self, *args):
+            data = real(self, *args)
+            counter["bytes"] += len(data)
+            return data
+
+        monkeypatch.setattr(cls, name, read)
+
+    counting(_compression.DecompressReader, "read")  # bz2 and lzma (seek reads through it)
+    counting(gzip._GzipReader, "read")
+    counting(zipfile.ZipExtFile, "_read1")
+    return counter
+
+
+@pytest.mark.parametrize("fmt", BOMB_FORMATS)
+def test_a_bomb_is_refused_before_its_data_is_decompressed(sandbox, decompressed, fmt):
+    bomb = bomb_with(sandbox / f"bomb.{fmt}", [16 * MB])
+    decompressed["bytes"] = 0
+    error = refused(bomb, sandbox / "ws" / "sources", ratio_floor=MB, max_ratio=10)
+    assert "compression bomb" in str(error)
+    # The header announcing 16 MB is refused; only the first buffer of the stream was read
+    # (the old code decompressed all 16 MB to list the headers before refusing).
+    assert decompressed["bytes"] <= 64 * 1024
+
+
+@pytest.mark.parametrize("fmt", BOMB_FORMATS)
+def test_the_first_limit_crossed_stops_the_decompression(sandbox, decompressed, fmt):
+    archive = bomb_with(sandbox / f"many.{fmt}", [MB] * 12)
+    decompressed["bytes"] = 0
+    error = refused(archive, sandbox / "ws" / "sources", max_bytes=3 * MB + MB // 2)
+    assert "more than the limit of 3.7 MB" in str(error)
+    # Three members fit the limit; their data is skipped (and counted) on the way to the
+    # fourth header, which crosses it. Nothing past it is decompressed (12 MB before).
+    assert decompressed["bytes"] <= 3 * MB + 64 * 1024
+
+
+def test_an_oversized_tar_header_is_refused_without_reading_it(sandbox, decompressed):
+    archive = bomb_with(sandbox / "pax.tar.xz", [10], pax={"comment": "a" * 8 * MB})
+    decompressed["bytes"] = 0
+    error = refused(archive, sandbox / "ws" / "sources")
+    assert "header of more than" in str(error)
+    assert decompressed["bytes"] <= 64 * 1024
+
+
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz", "tar.xz", "tar.bz2"])
+def test_every_tar_compression_extracts_in_full(sandbox, fmt):
+    long_name = "corpus/" + "a" * 150 + ".txt"  # tar writes long names in a pax header
+    files = {"corpus/metadata.csv": b"file_name,transcription\n" * 50, long_name: b"x" * 3000}
+    archive = sandbox / f"corpus.{fmt}"
+    with tarfile.open(archive, "w" if fmt == "tar" else "w:" + fmt[4:]) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    content = extract_archive(archive, sandbox / "ws" / "sources")
+    assert {str(p.relative_to(content.parent)): p.read_bytes()
+            for p in content.rglob("*")} == files
