@@ -1,5 +1,6 @@
 """The page end to end through its API with gradio_client, as a browser would use it."""
 
+import json
 import os
 import socket
 import time
@@ -10,9 +11,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from ui.app import ServeOptions, parse_auth, serve
-from ui.training import parameter_name, setting_fields
+from ui.steps.train import parameter_name, setting_fields
 from ui.workspaces import WorkspaceRoot
 from workbench.errors import WorkbenchError
+from workbench.run import find_run, list_runs, run_names
+from workbench.workspace import Workspace
 
 TRAINING_TIMEOUT_S = 600
 
@@ -39,50 +42,86 @@ def zipped(folder, dest):
 
 
 def test_whole_flow_in_the_browser(server, small_corpus, tmp_path):
+    """Every figure the page shows is the workspace's own: the manifests, audit.json, the
+    vocabulary, the run's metrics and report, and what the library transcribes."""
+    from workbench.transcribe import transcribe_files
+
     app, root = server
     client = Client(app.local_url, verbose=False)
     client.predict("e2e", api_name="/create_workspace")
-    ws_root = root.root / "e2e"
+    ws = Workspace.at(root.root / "e2e")
 
-    uploaded = client.predict([handle_file(zipped(small_corpus, tmp_path / "corpus.zip"))],
-                              api_name="/upload")
-    assert "read as **audiofolder**" in uploaded[0]
-    upload_name = value_of(uploaded[1])[0]
-    assert (ws_root / "uploads" / upload_name / "corpus.zip").is_file()
+    upload_name = upload(client, zipped(small_corpus, tmp_path / "corpus.zip"))
+    assert (ws.root / "uploads" / upload_name / "corpus.zip").is_file()
 
     summary, splits, _ = client.predict(selected=[upload_name], api_name="/import_data")
-    assert "48 utterances" in summary
+    manifests = ws.read_all()
+    assert summary.startswith("Imported **48 utterances**")
+    assert sum(len(us) for us in manifests.values()) == 48
+    assert splits["data"] == [
+        [split, len(us), round(sum(u.duration for u in us) / 60, 2),
+         len({u.speaker for u in us if u.speaker})] for split, us in manifests.items()]
 
     check = client.predict(20, api_name="/run_check")
-    assert "of 48 utterances kept" in check[0] and (ws_root / "audit.json").is_file()
+    audit = json.loads(ws.audit_path.read_text(encoding="utf-8"))
+    assert check[0].startswith(f"**{audit['total']['kept']} of 48 utterances kept**")
+    assert [row[0] for row in check[6]["data"]] == [
+        u.id for us in manifests.values() for u in us]
 
     alphabet = client.predict(graphemes="ch", api_name="/build_alphabet")
-    assert "labels" in alphabet[0] and (ws_root / "vocab.json").is_file()
-    assert "ch" in alphabet[1]
+    vocab = json.loads(ws.vocab_path.read_text(encoding="utf-8"))
+    assert alphabet[0].startswith(f"**{len(vocab)} labels**") and "ch" in vocab
+    assert "<b>ch</b>" in alphabet[1]
 
-    resolved = client.predict("tiny", "10min", api_name="/resolve_settings")
-    names = [parameter_name(key) for key, _ in setting_fields()]
-    values = dict(zip(names, map(value_of, resolved[2:]), strict=True))
-    values.update(optim_max_steps=6, data_max_batch_seconds=10, run_threads=1,
-                  run_eval_every=3)
-    client.predict(model="tiny", preset="10min", **values, api_name="/start_training")
-
-    run = wait_for_result(ws_root)
+    start_training(client, max_steps=6)
+    run = wait_for_result(ws)
     status = wait_for_status(client, run, "Finished")  # the process exits just after
     assert "6 / 6 steps" in status[2]
+    best = find_run(ws, run).best()
+    assert f"Best dev CER {best['dev_cer']:.3f}" in status[1]
     fresh = Client(app.local_url, verbose=False)  # another tab, after a reload
     fresh.predict("e2e", api_name="/open_workspace")
-    assert "Finished" in fresh.predict(run, api_name="/training_status")[1]
+    assert fresh.predict(run, api_name="/training_status")[1] == status[1]
 
     evaluation = client.predict(run, "test", api_name="/evaluate")
-    assert "WER" in evaluation[0]
+    report = find_run(ws, run).read_reports()["test"]
+    assert evaluation[0].startswith(f"**test split of run {run}: WER {report['wer']:.1%}, "
+                                    f"CER {report['cer']:.1%}** over "
+                                    f"{report['rates']['utterances']} utterances")
+    assert [row[:5] for row in evaluation[1]["data"]] == [
+        [u["id"], round(u["wer"], 3), round(u["cer"], 3), u["reference"], u["hypothesis"]]
+        for u in report["utterances"]]
 
-    clip = next((small_corpus / "clips").iterdir())
+    clip = sorted((small_corpus / "clips").iterdir())[0]
     text = client.predict(run, handle_file(clip), api_name="/transcribe")
-    assert isinstance(text, str)
+    model = find_run(ws, run).model_dir
+    assert text == transcribe_files([clip], model, progress=False)[0].text
 
-    exported = client.predict(run, api_name="/export_model")
-    assert exported  # a download for <run>-model.zip
+    exported = value_of(client.predict(run, api_name="/export_model"))
+    with zipfile.ZipFile(exported) as archive:
+        names = set(archive.namelist())
+        weights = archive.read(f"{run}/model/model.safetensors")
+    assert weights == (model / "model.safetensors").read_bytes()
+    assert {f"{run}/config.yaml", f"{run}/result.json", f"{run}/report.json"} <= names
+    assert run_names(ws) == [run]
+
+
+def upload(client: Client, path) -> str:
+    """Upload one file; the name of the upload the page made for it."""
+    uploaded = client.predict([handle_file(path)], api_name="/upload")
+    assert "read as **audiofolder**" in uploaded[0]
+    return value_of(uploaded[1])[0]
+
+
+def start_training(client: Client, *, max_steps: int, model: str = "tiny"):
+    """Press Start with the tiny model, a few steps and one thread (the settings the page
+    resolved for it, with these edits)."""
+    resolved = client.predict(model, "10min", api_name="/resolve_settings")
+    names = [parameter_name(key) for key, _ in setting_fields()]
+    values = dict(zip(names, map(value_of, resolved[2:]), strict=True))
+    values.update(optim_max_steps=max_steps, data_max_batch_seconds=10, run_threads=1,
+                  run_eval_every=3)
+    return client.predict(model=model, preset="10min", **values, api_name="/start_training")
 
 
 def value_of(output):
@@ -90,13 +129,15 @@ def value_of(output):
     return output["value"] if isinstance(output, dict) and "value" in output else output
 
 
-def wait_for_result(ws_root) -> str:
+def wait_for_result(ws: Workspace) -> str:
+    """The name of the workspace's first finished run, once there is one (a safety limit
+    only: the runs are bounded by their steps)."""
     deadline = time.monotonic() + TRAINING_TIMEOUT_S
     while time.monotonic() < deadline:
-        done = sorted(ws_root.glob("runs/*/result.json"))
+        done = [run.name for run in list_runs(ws) if run.finished]
         if done:
-            return done[0].parent.name
-        logs = list(ws_root.glob("jobs/*/train.log"))
+            return done[0]
+        logs = list(ws.root.glob("jobs/*/train.log"))
         if logs and "error:" in logs[0].read_text():
             raise AssertionError(logs[0].read_text())
         time.sleep(1.0)

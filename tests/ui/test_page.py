@@ -5,8 +5,8 @@ import asyncio
 import gradio as gr
 
 from tests.ui.conftest import RUN
-from ui import handlers
 from ui.app import build_app
+from ui.steps import check
 from ui.workspaces import WorkspaceRoot
 
 REDRAWS = ("refresh", "resolve_for_workspace", "on_load", "redraw")
@@ -27,7 +27,7 @@ def call(block_fn, name):
 
 
 def test_every_redraw_fills_its_outputs(ws_with_run):
-    handlers.run_check(ws_with_run, 20.0)
+    check.run_check(ws_with_run, 20.0)
     root = WorkspaceRoot.create(None, ws_with_run.root)
     app = build_app(root)
     functions = list(redraw_functions(app))
@@ -46,23 +46,55 @@ def test_every_redraw_fills_its_outputs(ws_with_run):
     assert call(refresh_try, ws_with_run.root.name).value == RUN  # "Try it" offers the run
 
 
+def browser_values(app: gr.Blocks, name: str) -> dict:
+    """What the browser gets from each redraw: (tab module, function name) -> the outputs
+    after Gradio's postprocessing, one per output widget (the first such function)."""
+    from gradio.state_holder import SessionState
+
+    values = {}
+    for block_fn in redraw_functions(app):
+        result = call(block_fn, name)
+        predictions = list(result) if len(block_fn.outputs) > 1 else result
+        sent = asyncio.run(app.postprocess_data(block_fn, predictions, SessionState(app)))
+        assert len(sent) == len(block_fn.outputs), block_fn.name
+        values.setdefault((block_fn.fn.__module__.rsplit(".", 1)[-1], block_fn.name), sent)
+    return values
+
+
 def test_a_fresh_workspace_redraws_without_errors(tmp_path):
     root = WorkspaceRoot.create(None, tmp_path / "new")
-    app = build_app(root)
-    for block_fn in redraw_functions(app):
-        call(block_fn, "new")
+    values = browser_values(build_app(root), "new")
+    assert len(values) > 10
+    overview = values[("common", "redraw")][0]
+    assert overview.startswith("**Workspace `new`**") and "**Next:** Data" in overview
+    assert values[("check", "refresh")][0] == "Import data first (step 1)."
+    assert values[("data", "refresh")][2].startswith("Nothing imported yet")
+    for tab in ("evaluate", "try_it", "export"):
+        runs = values[(tab, "refresh")][0]
+        assert (runs["choices"], runs["value"]) == ([], None), tab
+    train = values[("train", "refresh")]
+    assert train[4].startswith("No training run yet") and train[-1]["active"] is False
 
 
 def test_every_redraw_is_accepted_by_its_widgets(ws_with_run):
-    """Gradio turns each returned value into what the browser gets, without complaint."""
-    from gradio.state_holder import SessionState
+    """Gradio turns each returned value into what the browser gets, and it is the workspace's."""
+    from ui.steps.overview import overview_markdown
 
-    handlers.run_check(ws_with_run, 20.0)
-    app = build_app(WorkspaceRoot.create(None, ws_with_run.root))
-    for block_fn in redraw_functions(app):
-        result = call(block_fn, ws_with_run.root.name)
-        predictions = list(result) if len(block_fn.outputs) > 1 else result
-        asyncio.run(app.postprocess_data(block_fn, predictions, SessionState(app)))
+    check.run_check(ws_with_run, 20.0)
+    values = browser_values(build_app(WorkspaceRoot.create(None, ws_with_run.root)),
+                            ws_with_run.root.name)
+    assert values[("common", "redraw")][0] == overview_markdown(ws_with_run)
+    summary, *_, table = values[("check", "refresh")]
+    assert summary == check.saved_check(ws_with_run).summary
+    assert [row[0] for row in table["data"]] == [
+        u.id for us in ws_with_run.read_all().values() for u in us]
+    for tab in ("evaluate", "try_it", "export"):
+        runs = values[(tab, "refresh")][0]
+        assert (runs["choices"], runs["value"]) == ([[RUN, RUN]], RUN), tab
+    assert values[("evaluate", "refresh")][1] == (
+        f"Run {RUN} has not been evaluated on test yet: press **Evaluate**.")
+    train = values[("train", "refresh")]
+    assert train[3]["value"] == RUN and train[4].startswith("**Finished**")
 
 
 def test_clicking_a_row_plays_its_clip(ws_with_run):

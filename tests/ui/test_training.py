@@ -1,15 +1,19 @@
 """Step 4 as plain functions: models, settings, overrides, progress, stop and resume."""
 
 import json
-import os
 import signal
 import time
+from dataclasses import replace
 
 import pytest
 
 from tests.ui.conftest import RUN
-from ui import handlers, training
+from ui import jobs
+from ui.steps import overview
+from ui.steps import train as training
 from workbench.errors import WorkbenchError
+from workbench.manifest import write_manifest
+from workbench.run import TrainingLock, find_run, training_now
 
 
 def test_models_offered_are_registered_or_in_the_models_folder(tmp_path):
@@ -48,58 +52,108 @@ def test_the_users_edits_are_what_differs_from_what_was_shown():
     assert training.changed_settings(shown, {**shown, "optim.max_steps": 0.0}) == {}
 
 
-def test_training_view_reads_the_metrics(ws):
+def write_run(ws, records) -> None:
+    """A run folder with a config and these metrics (and a line cut short, being written)."""
     run_dir = ws.runs_dir / RUN
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text("preset: 10min\n")
-    records = [{"event": "start", "step": 0, "max_steps": 20},
-               {"event": "train", "step": 1, "loss": 9.5},
-               {"event": "train", "step": 10, "loss": 4.0},
-               {"event": "eval", "step": 10, "dev_cer": 0.8, "dev_wer": 1.0},
-               {"event": "eval", "step": 20, "dev_cer": float("nan"), "dev_wer": 0.9}]
-    lines = [json.dumps(r) for r in records] + ['{"event": "tra']  # a line being written
+    lines = [json.dumps(r) for r in records] + ['{"event": "tra']
     (run_dir / "metrics.jsonl").write_text("\n".join(lines))
+
+
+RECORDS = [{"event": "start", "step": 0, "max_steps": 20},
+           {"event": "train", "step": 1, "loss": 9.5},
+           {"event": "train", "step": 10, "loss": 4.0},
+           {"event": "eval", "step": 10, "dev_cer": 0.8, "dev_wer": 1.0},
+           {"event": "eval", "step": 20, "dev_cer": float("nan"), "dev_wer": 0.9}]
+
+
+def test_training_view_reads_the_metrics(ws):
+    write_run(ws, RECORDS)
     view = training.training_view(ws, RUN)
     assert (view.step, view.max_steps, view.fraction) == (20, 20, 1.0)
     assert list(view.loss["loss"]) == [9.5, 4.0]
-    assert len(view.scores) == 3  # the NaN CER is left out
-    assert view.state == "external" and view.active  # fresh metrics, no job: the CLI trains
-    with pytest.raises(WorkbenchError, match="still training"):
-        training.resume_training(ws, RUN)
-    an_hour_ago = time.time() - 3600
-    os.utime(run_dir / "metrics.jsonl", (an_hour_ago, an_hour_ago))
-    view = training.training_view(ws, RUN)
-    assert view.state == "stopped" and "Resume" in view.status and not view.active
-    with pytest.raises(WorkbenchError, match="first checkpoint"):
-        training.resume_training(ws, RUN)
-    (run_dir / "result.json").write_text("{}")
-    view = training.training_view(ws, RUN)
-    assert view.state == "finished" and "CER 0.800" in view.status and not view.active
-    with pytest.raises(WorkbenchError, match="has finished"):
-        training.resume_training(ws, RUN)
+    assert list(view.scores["value"]) == [0.8, 1.0, 0.9]  # the NaN CER is left out
     assert 'width:100.0%' in training.progress_html(view)
     assert training.training_view(ws, None).status.startswith("No training run yet")
     with pytest.raises(WorkbenchError, match="no run"):
         training.training_view(ws, "../../etc")
 
 
+def test_a_runs_state_comes_from_the_run_and_the_training_lock(ws):
+    """Trained elsewhere only while a process holds the lock for it; resumable only from a
+    checkpoint; finished once it has a result (old metrics say nothing of the kind)."""
+    write_run(ws, RECORDS)
+    run = find_run(ws, RUN)
+    view = training.training_view(ws, RUN)
+    assert view.state == training.NOT_STARTED and not view.active
+    assert "before its first checkpoint" in view.status
+    with pytest.raises(WorkbenchError, match="first checkpoint"):
+        training.resume_training(ws, RUN)
+    other = TrainingLock.acquire(ws, "20240101-000000-other")  # the CLI trains another run
+    try:
+        assert training.training_view(ws, RUN).state == training.NOT_STARTED
+    finally:
+        other.release()
+    run.last_checkpoint.mkdir(parents=True)
+    (run.last_checkpoint / "state.json").write_text("{}")
+    view = training.training_view(ws, RUN)
+    assert view.state == jobs.STOPPED and "Resume" in view.status and not view.active
+    assert "Best dev CER 0.800, WER 1.000 at step 10" in view.status
+    (run.root / "result.json").write_text(json.dumps(
+        {"best_dev_cer": 0.7, "best_dev_wer": 0.95, "best_step": 15}))
+    view = training.training_view(ws, RUN)
+    assert view.state == jobs.FINISHED and not view.active
+    assert "Best dev CER 0.700, WER 0.950 at step 15" in view.status  # the run's own best
+    with pytest.raises(WorkbenchError, match="has finished"):
+        training.resume_training(ws, RUN)
+
+
+def test_a_run_trained_on_the_command_line_is_followed_not_restarted(ws, tmp_path):
+    from workbench.vocab import build_workspace_vocab
+
+    build_workspace_vocab(ws)
+    write_run(ws, RECORDS)
+    find_run(ws, RUN).last_checkpoint.mkdir(parents=True)
+    cli = TrainingLock.acquire(ws, RUN)  # what `workbench train` holds while it trains
+    try:
+        view = training.training_view(ws, RUN)
+        assert view.state == training.EXTERNAL and view.active
+        assert view.status.startswith("**Training outside this page**")
+        assert "loss 4.000" in view.status
+        with pytest.raises(WorkbenchError, match="still training"):
+            training.resume_training(ws, RUN)
+        with pytest.raises(WorkbenchError, match=f"Run {RUN} is being trained"):
+            training.start_training(ws, "tiny", "auto", {}, tmp_path)
+        assert f"Run {RUN} is being trained" in training.readiness(ws)
+        assert jobs.list_jobs(ws) == []  # nothing was started
+    finally:
+        cli.release()
+    assert training.training_view(ws, RUN).state == training.NOT_STARTED
+    assert "being trained" not in training.readiness(ws)
+
+
 def test_training_needs_an_up_to_date_vocabulary(ws, tmp_path):
     from workbench.vocab import build_workspace_vocab
 
-    with pytest.raises(WorkbenchError, match="Alphabet"):
+    with pytest.raises(WorkbenchError, match="no vocabulary yet.*Alphabet"):
         training.start_training(ws, "tiny", "auto", {}, tmp_path)
+    assert "No vocabulary yet" in training.readiness(ws)
     build_workspace_vocab(ws)
-    assert "✅ 3. Alphabet" in handlers.overview_markdown(ws)
-    later = ws.vocab_path.stat().st_mtime + 5
-    os.utime(ws.manifest_path("train"), (later, later))  # a new import
-    assert "⬜ 3. Alphabet: the data or the profile changed" in handlers.overview_markdown(ws)
-    with pytest.raises(WorkbenchError, match="build it again"):
+    assert "✅ 3. Alphabet" in overview.overview_markdown(ws)
+    train = ws.read_split("train")
+    write_manifest(ws.manifest_path("train"), [replace(train[0], text=train[0].text + " q"),
+                                               *train[1:]])  # a new import
+    text = overview.overview_markdown(ws)
+    assert "⬜ 3. Alphabet: the data or the profile changed" in text
+    assert "build it again in step 3" in training.readiness(ws)
+    with pytest.raises(WorkbenchError, match="Build it again"):
         training.start_training(ws, "tiny", "auto", {}, tmp_path)
+    assert jobs.list_jobs(ws) == []
 
 
 def test_a_training_job_stops_cleanly_and_resumes(ws, tmp_path):
     """The real `workbench train` as a job: stopped with SIGINT, continued with --resume."""
-    from ui import jobs
     from workbench.vocab import build_workspace_vocab
 
     build_workspace_vocab(ws)
@@ -127,10 +181,15 @@ def test_a_training_job_stops_cleanly_and_resumes(ws, tmp_path):
 
     # Stop between two checkpoints (one is saved at every evaluation, every 5 steps).
     view = until(started.job.id, lambda v: v.step > 5 and v.step % 5 in (1, 2)
-                 and (ws.runs_dir / v.run / "checkpoints/last").is_dir())
+                 and find_run(ws, v.run).has_checkpoint)
     assert view.state == jobs.RUNNING and view.active
+    assert training_now(ws)["run"] == view.run  # the job holds the workspace's training lock
+    with pytest.raises(WorkbenchError, match=f"Run {view.run} is being trained"):
+        training.start_training(ws, "tiny", "10min", values, tmp_path / "models")
     stopped = jobs.stop_job(ws, started.job.id)
     assert stopped.state == jobs.STOPPED and "--resume" in stopped.log_tail
+    assert training_now(ws) is None
+    assert training.training_view(ws, view.run).state == jobs.STOPPED
     resumed = training.resume_training(ws, view.run)
     assert resumed.job.run == view.run
     view = until(resumed.job.id, lambda v: v.step > 10)

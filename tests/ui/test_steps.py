@@ -1,0 +1,254 @@
+"""The page's step functions (ui/steps) as plain functions: workspace in, tables and text out.
+
+Every figure the page shows is checked against its source: the manifests, audit.json, the
+vocabulary, the run's stored report, or the library's own transcription.
+"""
+
+import csv
+import json
+import zipfile
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.ui.conftest import RUN
+from ui.steps import alphabet, check, data, evaluate, export, overview, try_it, utterances
+from ui.steps.alphabet import ProfileForm
+from workbench.audio import SAMPLE_RATE, load_audio
+from workbench.audit import EXCLUDED
+from workbench.errors import WorkbenchError
+from workbench.manifest import write_manifest
+from workbench.run import find_run
+from workbench.text import OrthographyProfile, load_profile
+
+# --------------------------------------------------------------------------- overview, data
+
+
+def test_overview_says_what_to_do_next(ws, tmp_path):
+    from workbench.workspace import Workspace
+
+    empty = Workspace.at(tmp_path / "empty")
+    empty.root.mkdir()
+    assert "**Next:** Data" in overview.overview_markdown(empty)
+    minutes = sum(u.duration for us in ws.read_all().values() for u in us) / 60
+    text = overview.overview_markdown(ws)
+    assert f"✅ 1. Data: 24 utterances, {minutes:.1f} min" in text
+    assert "⬜ 2. Check: run the check" in text and "**Next:** Check" in text
+
+
+def test_overview_counts_finished_and_evaluated_runs(ws_with_run):
+    text = overview.overview_markdown(ws_with_run)
+    assert "✅ 4. Train: 1 finished run(s)" in text
+    assert "⬜ 5. Evaluate: score a run on the test split" in text
+    evaluate.evaluate(ws_with_run, RUN, "test")
+    assert "✅ 5. Evaluate: 1 run(s) evaluated" in overview.overview_markdown(ws_with_run)
+
+
+def test_data_summary_counts_the_splits(ws):
+    text, splits, issues = data.data_summary(ws)
+    manifests = ws.read_all()
+    assert text.startswith("**24 utterances**")
+    assert list(splits["split"]) == list(manifests)
+    for row in splits.to_dict("records"):
+        utts = manifests[row["split"]]
+        assert row["utterances"] == len(utts)
+        assert row["minutes"] == round(sum(u.duration for u in utts) / 60, 2)
+        assert row["speakers"] == len({u.speaker for u in utts if u.speaker})
+    report = json.loads(ws.import_report_path.read_text(encoding="utf-8"))
+    assert len(issues) == len(report["issues"])
+    assert list(issues.columns) == ["item", "check", "detail", "action"]
+
+
+# --------------------------------------------------------------------------- check
+
+
+def test_check_gives_tables_and_plot_data(ws):
+    view = check.run_check(ws, 20.0)
+    audit = json.loads(ws.audit_path.read_text(encoding="utf-8"))
+    total = audit["total"]
+    assert view.summary.startswith(f"**{total['kept']} of 24 utterances kept**")
+    assert f"{len(audit['excluded_ids'])} set aside from training" in view.summary
+    rows = {r["split"]: r for r in view.splits.to_dict("records")}
+    for split, stats in [*audit["splits"].items(), ("total", total)]:
+        assert (rows[split]["utterances"], rows[split]["kept"], rows[split]["set aside"]) == (
+            stats["utterances"], stats["kept"], stats["excluded"])
+    kept_bars = view.histogram[view.histogram["status"] == "kept"]["utterances"].sum()
+    assert kept_bars == total["kept"] and view.histogram["utterances"].sum() == 24
+    assert view.speakers["minutes"].sum() == pytest.approx(total["kept_seconds"] / 60, abs=0.01)
+    assert list(view.set_aside["id"]) == [i["id"] for i in audit["issues"]]
+    saved = check.saved_check(ws)
+    assert saved is not None and saved.summary == view.summary
+
+
+def test_a_strict_limit_sets_clips_aside_with_their_reason(ws):
+    view = check.run_check(ws, 1.0)
+    longer = {u.id for us in ws.read_all().values() for u in us if u.duration > 1.0}
+    too_long = view.set_aside[view.set_aside["check"] == "too_long"]
+    assert set(too_long["id"]) == longer and longer
+    assert (too_long["action"] == EXCLUDED).all()
+    table = utterances.utterance_table(ws)
+    assert set(table[table["status"] == "set aside: too_long"]["id"]) == longer
+
+
+def test_the_utterance_table_lists_the_manifests(ws):
+    table = utterances.utterance_table(ws)
+    expected = [(u.id, split, u.speaker, round(u.duration, 2), "kept", u.text)
+                for split, us in ws.read_all().items() for u in us]
+    assert [tuple(row) for row in table.itertuples(index=False)] == expected
+
+
+def test_any_utterance_can_be_played_beside_its_transcript(ws):
+    utt = ws.read_split("train")[0]
+    (rate, samples), text = utterances.utterance_audio(ws, utt.id)
+    assert rate == SAMPLE_RATE
+    np.testing.assert_array_equal(samples, load_audio(ws.audio_path(utt)))
+    assert f"**{utt.id}** (train" in text and text.endswith(f"> {utt.text}")
+    with pytest.raises(WorkbenchError, match="no utterance"):
+        utterances.utterance_audio(ws, "../../audio/x")
+
+
+# --------------------------------------------------------------------------- alphabet
+
+
+def test_the_form_round_trips_the_default_profile(ws):
+    form = alphabet.profile_form(ws)
+    assert alphabet.profile_from_form(form) == OrthographyProfile()
+
+
+def test_form_values_become_a_valid_profile():
+    form = ProfileForm(ignore=". , ;", mappings=(("’", "'"), ("", "")), graphemes="ch, ll ch'",
+                       fold_apostrophes="", distinct_letters="ʻ")
+    profile = alphabet.profile_from_form(form)
+    assert profile.ignore == ".,;" and profile.mappings == {"’": "'"}
+    assert profile.graphemes == ("ch", "ll", "ch'") and profile.fold_apostrophes is None
+    with pytest.raises(WorkbenchError, match="nothing to map from"):
+        alphabet.profile_from_form(replace(form, mappings=(("", "x"),)))
+    with pytest.raises(WorkbenchError, match="grapheme"):
+        alphabet.profile_from_form(replace(form, graphemes="c"))
+
+
+def test_save_alphabet_builds_the_vocabulary_and_marks_unseen_labels(ws):
+    test = ws.read_split("test")
+    write_manifest(ws.manifest_path("test"), [replace(test[0], text=test[0].text + " ü"),
+                                              *test[1:]])
+    form = replace(alphabet.profile_form(ws), graphemes="ch")
+    view = alphabet.save_alphabet(ws, form)
+    assert load_profile(ws.profile_path).graphemes == ("ch",)
+    vocab = json.loads(ws.vocab_path.read_text(encoding="utf-8"))
+    assert "ch" in vocab and "ü" not in vocab
+    assert view.summary.startswith(f"**{len(vocab)} labels**")
+    assert set(view.unseen["label"]) == {"ü"}
+    assert 'wb-unseen" title="not in train: becomes [UNK]"><b>ü</b>' in view.alphabet_html
+    special = {"[PAD]", "[UNK]", "|"}
+    assert set(view.counts["label"]) == set(vocab) - special
+    first = ws.read_split("train")[0]
+    assert view.preview.iloc[0]["id"] == first.id
+    assert view.preview.iloc[0]["transcript"] == first.text
+    assert alphabet.saved_alphabet(ws).summary == view.summary
+
+
+def test_rare_labels_are_highlighted():
+    html = alphabet.alphabet_html([{"token": "a", "count": 40}, {"token": "q", "count": 1}],
+                                  {"q"}, {})
+    assert 'wb-rare" title="rare in train"><b>q</b>' in html
+    assert 'wb-ok" title="in train"><b>a</b>' in html
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def test_differences_are_marked_and_escaped():
+    assert evaluate.diff_html("a b c", "a b c") == "a b c"
+    marked = evaluate.diff_html("allin p'unchaw <x>", "allin punchaw <x> kay")
+    assert marked == ("allin <del>p&#x27;unchaw</del> <ins>punchaw</ins> &lt;x&gt; "
+                      "<ins>kay</ins>")
+    assert evaluate.diff_html("wasi", "wisi") == "<del>wasi</del> <ins>w<mark>i</mark>si</ins>"
+
+
+def test_evaluate_shows_the_stored_report(ws_with_run):
+    view = evaluate.evaluate(ws_with_run, RUN, "test")
+    report = find_run(ws_with_run, RUN).read_reports()["test"]
+    assert view.summary.startswith(
+        f"**test split of run {RUN}: WER {report['wer']:.1%}, CER {report['cer']:.1%}** over "
+        f"{report['rates']['utterances']} utterances")
+    assert list(view.table.columns) == evaluate.EVAL_COLUMNS
+    scored = report["utterances"]
+    assert len(view.table) == len(scored) == report["rates"]["utterances"] > 0
+    assert {u["id"] for u in scored} <= {u.id for u in ws_with_run.read_split("test")}
+    for row, utt in zip(view.table.to_dict("records"), scored, strict=True):
+        assert (row["id"], row["reference"], row["hypothesis"]) == (
+            utt["id"], utt["reference"], utt["hypothesis"])
+        assert (row["WER"], row["CER"]) == (round(utt["wer"], 3), round(utt["cer"], 3))
+    assert list(view.table["WER"]) == sorted(view.table["WER"], reverse=True)
+    saved = evaluate.saved_evaluation(ws_with_run, RUN, "test")
+    assert saved is not None and saved.table.equals(view.table)
+    assert evaluate.saved_evaluation(ws_with_run, RUN, "dev") is None
+    with pytest.raises(WorkbenchError, match="Unknown split"):
+        evaluate.evaluate(ws_with_run, RUN, "../test")
+    with pytest.raises(WorkbenchError, match="no run"):
+        evaluate.evaluate(ws_with_run, str(ws_with_run.runs_dir / RUN), "test")
+
+
+# --------------------------------------------------------------------------- try it, export
+
+
+def test_a_recording_reads_as_the_library_transcribes_it(ws_with_run, tmp_path):
+    from workbench.transcribe import transcribe_files
+
+    stereo = tmp_path / "phone.flac"
+    rng = np.random.default_rng(0)
+    sf.write(stereo, 0.1 * rng.standard_normal((44_100 * 2, 2)), 44_100)
+    text = try_it.transcribe_recording(ws_with_run, RUN, stereo)
+    model = find_run(ws_with_run, RUN).model_dir
+    expected = transcribe_files([stereo], model, progress=False)[0].text
+    assert text == expected and text.strip()  # the random model spells something
+    with pytest.raises(WorkbenchError, match="Record something"):
+        try_it.transcribe_recording(ws_with_run, RUN, None)
+    with pytest.raises(WorkbenchError, match="Choose a run"):
+        try_it.transcribe_recording(ws_with_run, "", stereo)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio at all")
+    with pytest.raises(WorkbenchError, match="could not be read"):
+        try_it.transcribe_recording(ws_with_run, RUN, broken)
+
+
+def test_exports_hold_the_model_and_the_report(ws_with_run, tmp_path):
+    run = find_run(ws_with_run, RUN)
+    archive = export.export_model(ws_with_run, RUN, tmp_path / "out")
+    with zipfile.ZipFile(archive) as opened:
+        names = set(opened.namelist())
+        assert opened.read(f"{RUN}/model/model.safetensors") == (
+            run.model_dir / "model.safetensors").read_bytes()
+    model_files = {f"{RUN}/model/{p.relative_to(run.model_dir)}"
+                   for p in run.model_dir.rglob("*") if p.is_file()}
+    assert names == model_files | {f"{RUN}/config.yaml", f"{RUN}/result.json"}
+    with pytest.raises(WorkbenchError, match="not been evaluated"):
+        export.export_report(ws_with_run, RUN, tmp_path / "out")
+    evaluate.evaluate(ws_with_run, RUN, "test")
+    files = export.export_report(ws_with_run, RUN, tmp_path / "out")
+    assert [p.name for p in files] == [f"{RUN}-report.json", f"{RUN}-test-utterances.csv"]
+    assert json.loads(files[0].read_text(encoding="utf-8"))["splits"] == run.read_reports()
+    with open(files[1], encoding="utf-8", newline="") as table:
+        rows = list(csv.DictReader(table))
+    scored = run.read_reports()["test"]["utterances"]
+    assert [(r["id"], r["reference"], r["hypothesis"]) for r in rows] == [
+        (u["id"], u["reference"], u["hypothesis"]) for u in scored]
+    assert [float(r["wer"]) for r in rows] == pytest.approx([u["wer"] for u in scored])
+
+
+def test_onnx_export_is_zipped_and_kept_in_the_run(ws_with_run, tmp_path):
+    from workbench.transcribe import load_recognizer
+
+    run = find_run(ws_with_run, RUN)
+    archive = export.export_onnx_model(ws_with_run, RUN, tmp_path / "out", int8=False)
+    kept = run.onnx_dir(int8=False)
+    names = set(zipfile.ZipFile(archive).namelist())
+    assert names == {f"{RUN}/{kept.name}/{p.relative_to(kept)}"
+                     for p in kept.rglob("*") if p.is_file()}
+    assert f"{RUN}/{kept.name}/model.onnx" in names
+    assert load_recognizer(kept).is_onnx
+    run.model_dir.rename(tmp_path / "moved")
+    with pytest.raises(WorkbenchError, match="no model yet"):
+        export.export_onnx_model(ws_with_run, RUN, tmp_path / "out")
