@@ -16,19 +16,17 @@ import math
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from ui import jobs
+from ui.jobs import JobStatus
 from ui.steps import chosen_run
 from workbench import run as runs
 from workbench.errors import WorkbenchError
 from workbench.vocab import require_current_vocab, vocab_is_stale
 from workbench.workspace import Workspace
-
-if TYPE_CHECKING:
-    from ui.jobs import JobStatus
 
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")  # org/name
 EXTERNAL = "external"  # a run being trained outside the page (on the command line)
