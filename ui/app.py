@@ -5,22 +5,29 @@ the way `workbench ui` does: on 127.0.0.1, with no public link unless asked, an 
 limit, no telemetry and no network call of its own.
 
 Each browser session keeps the name of its open workspace in ``gr.State``; every handler
-resolves that name under the served root (``ui/workspaces.py``), so two sessions on
-different workspaces never see each other's data. Training runs as a separate process
-(``ui/jobs.py``).
+resolves that name under the served root (``ui/workspaces.py``). The page is a single-user
+local tool: all sessions of one server share the workspaces under the root (any session
+may open, export or stop the training of any of them). With several accounts (``--auth``
+more than once, or ``--auth-file``) each user works in their own folder ``<root>/<user>/``
+and cannot reach another's. What guards the server (host names, same-origin writes, login
+throttling) is in ``ui/security.py``. Training runs as a separate process (``ui/jobs.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
 
 # ui/__init__.py, imported before this module, has turned Gradio's telemetry off.
 import gradio as gr
 
+from ui import security
 from ui.steps.overview import overview_markdown
 from ui.tabs import alphabet, check, data, evaluate, export, train, try_it
 from ui.tabs.common import Context, shows_errors
-from ui.workspaces import WorkspaceRoot
+from ui.workspaces import MODELS_FOLDER, WORKSPACE_NAME, WorkspaceRoot
 from workbench.errors import WorkbenchError
 
 TITLE = "Speech recogniser workbench"
@@ -54,19 +61,43 @@ class ServeOptions:
         host: Interface to bind; 127.0.0.1 keeps the page on this machine.
         port: Port (None: Gradio picks a free one from 7860 on).
         share: Make a public *.gradio.live link (off unless asked).
-        auth: (user, password) required to open the page, or None.
+        auth: (user, password) required to open the page, or several such pairs (then each
+            user works in ``<root>/<user>/``), or None.
         max_file_size: Largest upload, e.g. "4gb".
+        allowed_hosts: Host names the page answers to besides the loopback names and
+            ``host`` (e.g. a reverse proxy's name).
     """
 
     host: str = DEFAULT_HOST
     port: int | None = DEFAULT_PORT
     share: bool = False
-    auth: tuple[str, str] | None = None
+    auth: tuple[str, str] | Sequence[tuple[str, str]] | None = None
     max_file_size: str = MAX_FILE_SIZE
+    allowed_hosts: tuple[str, ...] = ()
+
+    def accounts(self) -> dict[str, str]:
+        """User -> password ({} when the page asks for none).
+
+        Raises:
+            WorkbenchError: A user is given twice.
+        """
+        if not self.auth:
+            return {}
+        pairs = [self.auth] if isinstance(self.auth[0], str) else list(self.auth)
+        accounts: dict[str, str] = {}
+        for user, password in pairs:
+            if user in accounts:
+                raise WorkbenchError(f"The user {user!r} is given twice; give each user once.")
+            accounts[user] = password
+        return accounts
 
 
-def parse_auth(text: str | None) -> tuple[str, str] | None:
+def parse_auth(text: str | None, where: str = "--auth") -> tuple[str, str] | None:
     """``USER:PASS`` as a (user, password) pair.
+
+    Args:
+        text: The account as written.
+        where: Where it was written, for the message (``--auth``, a file's line).
 
     Raises:
         WorkbenchError: The text has no colon, or an empty user or password.
@@ -74,9 +105,49 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
     if not text:
         return None
     user, sep, password = text.partition(":")
-    if not sep or not user or not password:
-        raise WorkbenchError("--auth takes USER:PASS, e.g. --auth maria:s3cret.")
-    return user, password
+    if not sep or not user.strip() or not password:
+        raise WorkbenchError(f"{where}: write USER:PASS, e.g. maria:s3cret.")
+    return user.strip(), password
+
+
+def parse_auth_file(path: str | Path) -> list[tuple[str, str]]:
+    """The accounts in a file of ``USER:PASS`` lines (blank lines and ``#`` comments skipped).
+
+    Raises:
+        WorkbenchError: The file cannot be read, a line is not USER:PASS, or it holds no
+            account.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except OSError as err:
+        raise WorkbenchError(f"Cannot read the accounts file {path} ({err.strerror}).") from err
+    accounts = [parse_auth(line.strip(), f"{path}, line {number}")
+                for number, line in enumerate(lines, 1)
+                if line.strip() and not line.lstrip().startswith("#")]
+    if not accounts:
+        raise WorkbenchError(f"{path} holds no account: write one USER:PASS per line.")
+    return accounts
+
+
+def served_root(root: WorkspaceRoot, accounts: Mapping[str, str]) -> WorkspaceRoot:
+    """``root`` as the page serves it: with several users, each in ``<root>/<user>/``.
+
+    Raises:
+        WorkbenchError: Several users and a default workspace (it would be shared), or a
+            user name that cannot be a folder name.
+    """
+    if len(accounts) < 2:
+        return root
+    if root.default is not None:
+        raise WorkbenchError(
+            "-w opens one workspace for everyone, but with several users each has their "
+            f"own folder under the root ({root.root}/<user>/). Leave out -w; give --root.")
+    for user in accounts:
+        if not WORKSPACE_NAME.fullmatch(user) or user == MODELS_FOLDER:
+            raise WorkbenchError(
+                f"With several users each user name is also a folder name: {user!r} is not "
+                f"one. Use 1 to 64 letters, digits, '-' or '_' (and not {MODELS_FOLDER!r}).")
+    return replace(root, per_user=True)
 
 
 def build_app(root: WorkspaceRoot) -> gr.Blocks:
@@ -142,22 +213,35 @@ def serve(root: WorkspaceRoot, options: ServeOptions | None = None, *,
           prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
     """Build the page and start the server (blocks until stopped, unless asked not to).
 
+    Every route answers only to this server's host names and refuses requests from other
+    sites (``ui/security.py``); with accounts, repeated wrong passwords are slowed down.
+
     Args:
         root: The workspaces to serve.
-        options: Host, port, sharing, password and upload limit.
+        options: Host, port, sharing, accounts, upload limit and extra host names.
         prevent_thread_lock: Return once the server runs (tests).
         quiet: Print nothing on start.
 
     Returns:
         The running app (``app.close()`` stops it).
+
+    Raises:
+        WorkbenchError: The accounts do not fit the root (see :func:`served_root`).
     """
     options = options or ServeOptions()
-    app = build_app(root)
+    accounts = options.accounts()
+    app = build_app(served_root(root, accounts))
     app.queue()
+    hosts = security.host_policy(options.host, options.allowed_hosts)
     app.launch(server_name=options.host, server_port=options.port, share=options.share,
-               auth=options.auth, max_file_size=options.max_file_size, css=CSS,
+               auth=security.LoginThrottle(accounts).check if accounts else None,
+               max_file_size=options.max_file_size, css=CSS,
+               app_kwargs={"middleware": [security.guard_middleware(hosts)]},
+               num_workers=0,  # file workers would serve uploads outside the guard
                show_error=True, ssr_mode=False, mcp_server=False, pwa=False,
                prevent_thread_lock=True, quiet=True, inbrowser=False)
+    if app.share_url:
+        hosts.add(urlsplit(app.share_url).hostname)
     if not quiet:
         print(f"The workbench page is at {app.local_url}" + (
             f" and {app.share_url}" if app.share_url else "") +

@@ -122,20 +122,43 @@ def stage_upload(ws: Workspace, files: Sequence[str | Path]) -> str:
         The upload's name.
 
     Raises:
-        WorkbenchError: Nothing was uploaded, or an archive is unsafe or damaged.
+        WorkbenchError: Nothing was uploaded, or an archive is unsafe or damaged (then
+            nothing of the upload is kept: its folder and what its archives gave are
+            removed, and the message names the archive by its file name).
     """
     paths = [Path(f) for f in files or [] if f]
     if not paths:
         raise WorkbenchError("Choose the files to upload first: a zip archive, or audio files "
                              "with a CSV/TSV table, ELAN (.eaf) or Praat (.TextGrid) files.")
     folder = _new_upload_dir(ws)
-    for path in paths:
-        target = _free_name(folder, safe_file_name(path.name))
-        shutil.copyfile(path, target)
-    for archive in sorted(p for p in folder.iterdir() if is_archive(p)):
+    try:
+        for path in paths:
+            target = _free_name(folder, safe_file_name(path.name))
+            shutil.copyfile(path, target)
+        for archive in sorted(p for p in folder.iterdir() if is_archive(p)):
+            _extract_upload(ws, folder, archive)
+    except BaseException:
+        _discard_upload(ws, folder)
+        raise
+    return folder.name
+
+
+def _extract_upload(ws: Workspace, folder: Path, archive: Path) -> None:
+    """Extract one archive of an upload; a refusal names it by the name it was uploaded as."""
+    try:
         extract_archive(archive, ws.root / SOURCES_DIR,
                         folder_name=_archive_folder(ws, folder.name, archive))
-    return folder.name
+    except WorkbenchError as err:
+        message = str(err).replace(str(archive), archive.name)
+        raise WorkbenchError(f"{message} The upload was not kept.") from err
+
+
+def _discard_upload(ws: Workspace, folder: Path) -> None:
+    """Remove an upload that failed, with what its archives were extracted to."""
+    if folder.is_dir():
+        for extracted in _extraction_folders(ws, folder.name):
+            shutil.rmtree(extracted, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def safe_file_name(name: str) -> str:

@@ -215,12 +215,16 @@ def cmd_models(args) -> None:
 
 
 def cmd_ui(args) -> None:
-    from ui.app import ServeOptions, parse_auth, serve
+    from ui.app import ServeOptions, parse_auth, parse_auth_file, serve
     from ui.workspaces import WorkspaceRoot
 
+    accounts = [parse_auth(text) for text in args.auth or []]
+    if args.auth_file:
+        accounts += parse_auth_file(args.auth_file)
     root = WorkspaceRoot.create(args.root, args.workspace, args.models_dir)
     options = ServeOptions(host=args.host, port=args.port, share=args.share,
-                           auth=parse_auth(args.auth), max_file_size=args.max_file_size)
+                           auth=accounts or None, max_file_size=args.max_file_size,
+                           allowed_hosts=tuple(args.allow_host or ()))
     serve(root, options)
 
 
@@ -368,7 +372,14 @@ def _ui_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true",
                    help="also make a public *.gradio.live link (off by default)")
-    p.add_argument("--auth", metavar="USER:PASS", help="ask for this user and password")
+    p.add_argument("--auth", metavar="USER:PASS", action="append",
+                   help="ask for this user and password; repeat it for several users, who "
+                   "then each work in their own folder ROOT/USER")
+    p.add_argument("--auth-file", metavar="FILE",
+                   help="accounts, one USER:PASS per line (# starts a comment); as --auth")
+    p.add_argument("--allow-host", metavar="NAME", action="append",
+                   help="also answer to this host name (e.g. a reverse proxy's); by default "
+                   "the page answers only to localhost, 127.0.0.1, [::1] and --host")
     p.add_argument("--max-file-size", default="4gb", help="largest upload (default 4gb)")
     p.add_argument("--models-dir", help="folder of local checkpoints offered for training, "
                    "one folder each (default: ROOT/models)")

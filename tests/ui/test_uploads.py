@@ -118,3 +118,24 @@ def test_two_tables_in_one_upload_ask_for_one_at_a_time(ws, tmp_path):
     name = uploads.stage_upload(ws, files)
     info = uploads.inspect_upload(ws, name)
     assert "one table at a time" in info.sources[0].problem
+
+
+def test_a_refused_archive_leaves_nothing_of_its_upload(ws, tmp_path):
+    """A bomb beside a good archive: the whole upload goes, the message names the file."""
+    good = tmp_path / "browser" / "good.zip"
+    good.parent.mkdir()
+    with zipfile.ZipFile(good, "w") as out:
+        out.writestr("corpus/metadata.csv", "file_name,transcription\n")
+    bomb = tmp_path / "browser" / "zbomb.zip"  # extracted after good.zip
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        with out.open("corpus/zeros.wav", "w", force_zip64=True) as member:
+            for _ in range(110):  # 110 MB of zeros: past the 100 MB floor of the ratio
+                member.write(bytes(1024**2))
+    kept = uploads.stage_upload(ws, [good])
+    with pytest.raises(WorkbenchError) as err:
+        uploads.stage_upload(ws, [good, bomb])
+    message = str(err.value)
+    assert "zbomb.zip" in message and "compression bomb" in message
+    assert "not kept" in message and str(tmp_path) not in message and "/uploads/" not in message
+    assert uploads.list_uploads(ws) == [kept]  # the earlier upload stays, the refused one not
+    assert sorted(p.name for p in (ws.root / "sources").iterdir()) == [f"{kept}-good"]

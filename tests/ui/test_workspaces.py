@@ -39,3 +39,46 @@ def test_the_default_workspace_comes_first_and_sets_the_root(tmp_path):
     assert root.resolve("my ws").root == (tmp_path / "projects" / "my ws").resolve()
     assert root.names()[0] == "my ws"
     assert root.models_folder == root.root / "models"
+
+
+def test_with_several_users_each_works_in_their_own_folder(tmp_path):
+    from dataclasses import replace
+
+    from ui.workspaces import handling
+
+    root = replace(WorkspaceRoot.create(tmp_path / "root"), per_user=True)
+    with handling("ana"):
+        ana = root.open("quechua", create=True)
+        ana.write_settings({"seed": 0})
+        assert root.names() == ["quechua"]
+    assert ana.root == (tmp_path / "root" / "ana" / "quechua").resolve()
+    with handling("ben"):
+        assert root.names() == []  # ana's workspace is not listed for ben...
+        with pytest.raises(WorkbenchError, match="no workspace"):
+            root.resolve("quechua")  # ...nor can he open it
+        assert root.open("quechua", create=True).root == tmp_path / "root" / "ben" / "quechua"
+    with pytest.raises(WorkbenchError, match="Log in"):
+        root.resolve("quechua")  # nobody logged in: nothing resolves
+    assert root.names() == []
+    for name in ("", "../ana", "models"):
+        with handling(name), pytest.raises(WorkbenchError, match="Log in"):
+            root.open("x", create=True)
+
+
+def test_messages_name_files_relative_to_the_workspace(tmp_path):
+    from ui.workspaces import handling, page_text
+
+    root = WorkspaceRoot.create(tmp_path / "root")
+    with handling(None):
+        ws = root.open("quechua", create=True)
+        archive = ws.root / "uploads" / "20240101-000000" / "corpus.zip"
+        assert page_text(f"{archive}: refusing member 'a' (symbolic link)") == (
+            "uploads/20240101-000000/corpus.zip: refusing member 'a' (symbolic link)")
+        assert page_text(f"{ws.root}: not a workspace.") == "quechua: not a workspace."
+        assert page_text(f"see {root.models_folder / 'xlsr'} and {root.root / 'other'}") == (
+            "see models/xlsr and other")
+        assert page_text("cannot read '/tmp/gradio/3f9a/my clip.wav' (bad)") == (
+            "cannot read 'my clip.wav' (bad)")  # Gradio's cache, and any other server path
+    # Text that is no path stays as it is.
+    for text in ("the vowels /a/ and /i/", "1/2 of the clips", "https://example.org/a/b"):
+        assert page_text(text) == text

@@ -7,7 +7,9 @@ exists before using it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,34 +17,74 @@ from typing import Any
 
 import gradio as gr
 
-from ui.workspaces import WorkspaceRoot
+from ui.workspaces import WorkspaceRoot, current_call, handling, page_text
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
 
 log = logging.getLogger("workbench.ui")
 
 
-def shows_errors(fn: Callable) -> Callable:
-    """Turn a handler's exceptions into a message in the page.
+REQUEST_PARAMETER = "_request"  # the gr.Request Gradio passes to every wrapped handler
 
-    A :class:`WorkbenchError` is shown as it is; anything else as an unexpected error, with
-    the traceback in the server's log. The wrapper keeps ``fn``'s signature, which Gradio
-    reads to name the API parameters.
+
+def shows_errors(fn: Callable) -> Callable:
+    """Run a handler for the logged-in user and turn its exceptions into a message.
+
+    The one place the page's errors come from: a :class:`WorkbenchError` is shown as it is,
+    anything else as an unexpected error with the traceback in the server's log; either way
+    with the server's folders left out (:func:`ui.workspaces.page_text`: files relative to
+    the workspace, or by name). The wrapper keeps ``fn``'s signature, which Gradio reads to
+    name the API parameters, plus a ``gr.Request`` parameter Gradio fills in: the handler
+    runs inside :func:`ui.workspaces.handling` for the request's user, so workspace names
+    resolve under that user's folder when users have their own.
     """
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except WorkbenchError as err:
-            raise gr.Error(str(err), print_exception=False) from err
-        except Exception as err:  # noqa: BLE001 - the page gets a message, the log the trace
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Unexpected {type(err).__name__}: {err}. This is a bug in the "
-                           "workbench; the server's log has the details.") from err
+        args, request = _without_request(args, kwargs)
+        with _handling(request):
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error as err:
+                err.message = page_text(str(err.message))
+                raise
+            except WorkbenchError as err:
+                raise gr.Error(page_text(str(err)), print_exception=False) from err
+            except Exception as err:  # noqa: BLE001 - the page gets a message, the log the trace
+                log.exception("unexpected error in %s", fn.__name__)
+                raise gr.Error(page_text(
+                    f"Unexpected {type(err).__name__}: {err}. This is a bug in the "
+                    "workbench; the server's log has the details.")) from err
 
+    wrapper.__signature__ = _with_request(inspect.signature(fn))
+    wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}),
+                               REQUEST_PARAMETER: gr.Request}
     return wrapper
+
+
+def _with_request(signature: inspect.Signature) -> inspect.Signature:
+    """``signature`` plus a ``gr.Request`` parameter after the positional ones."""
+    params = list(signature.parameters.values())
+    at = next((i for i, p in enumerate(params)
+               if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)), len(params))
+    request = inspect.Parameter(REQUEST_PARAMETER, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                default=None, annotation=gr.Request)
+    return signature.replace(parameters=[*params[:at], request, *params[at:]])
+
+
+def _without_request(args: tuple, kwargs: dict) -> tuple[tuple, gr.Request | None]:
+    """The handler's own arguments, and the request Gradio added among them (if any)."""
+    request = kwargs.pop(REQUEST_PARAMETER, None)
+    for arg in args:
+        if request is None and isinstance(arg, gr.Request):
+            request = arg
+    return tuple(a for a in args if not isinstance(a, gr.Request)), request
+
+
+def _handling(request: gr.Request | None) -> contextlib.AbstractContextManager:
+    """The user's call context; a handler called by another keeps its caller's."""
+    if request is None and current_call() is not None:
+        return contextlib.nullcontext()
+    return handling(getattr(request, "username", None))
 
 
 @dataclass(frozen=True)
