@@ -9,6 +9,7 @@ import time
 import pytest
 
 from ui import jobs
+from ui.steps.train import NOT_STARTED, training_view
 from workbench.errors import WorkbenchError
 from workbench.run import TrainingLock, training_now
 from workbench.workspace import Workspace
@@ -96,6 +97,8 @@ def test_one_job_at_a_time_stop_and_find_it_again(ws):
     assert found is not None and found.job.id == job.id and found.active
     stopped = jobs.stop_job(ws, job.id, grace=5.0)
     assert stopped.state == jobs.STOPPED and not stopped.active
+    view = training_view(ws, None, job.id)  # stopped before its first checkpoint
+    assert view.state == NOT_STARTED and "cannot be resumed" in view.status
     assert jobs.active_job(ws) is None
     with pytest.raises(WorkbenchError, match="not running"):
         jobs.stop_job(ws, job.id)

@@ -260,7 +260,11 @@ def _page_state(ws: Workspace, status: JobStatus | None, found: runs.Run | None)
     if found is None:
         return ""
     state = RUN_STATES[found.state(ws)]
-    return status.state if status is not None and state != EXTERNAL else state
+    if status is None or state == EXTERNAL:
+        return state
+    if status.state == jobs.STOPPED and state == NOT_STARTED:
+        return NOT_STARTED  # stopped before its first checkpoint: nothing to resume
+    return status.state
 
 
 def resume_training(ws: Workspace, run: str) -> JobStatus:
