@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from workbench.config import load_config
 from workbench.models import DEMO_BASE_DIR
+from workbench.run import Run
+from workbench.workspace import Workspace
 
 CARD = """\
 ---
@@ -43,7 +46,8 @@ tags: [wav2vec2, ctc, synthetic-speech, demo]
 
 def export_base(run_dir: Path, target: Path = DEMO_BASE_DIR) -> Path:
     """Copy ``run_dir/model`` weights and config to ``target`` and write its model card."""
-    model_dir = run_dir / "model"
+    run = Run(run_dir)
+    model_dir = run.model_dir
     target.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors"):
         shutil.copyfile(model_dir / name, target / name)
@@ -54,13 +58,14 @@ def export_base(run_dir: Path, target: Path = DEMO_BASE_DIR) -> Path:
 def _card(run_dir: Path) -> str:
     from safetensors import safe_open
 
-    config = json.loads((run_dir / "model" / "config.json").read_text())
-    result = _result(run_dir)
-    run_config = load_config(run_dir / "config.yaml")
-    with safe_open(run_dir / "model" / "model.safetensors", "pt") as weights:
+    run = Run(run_dir)
+    config = json.loads((run.model_dir / "config.json").read_text())
+    result = _result(run)
+    run_config = load_config(run.config_path)
+    with safe_open(run.model_dir / "model.safetensors", "pt") as weights:
         params = sum(_count(weights.get_slice(k)) for k in weights.keys())
-    manifests = run_dir.parents[1] / "manifests"
-    train = [json.loads(x) for x in (manifests / "train.jsonl").read_text().splitlines()]
+    workspace = Workspace(run.root.parents[1])
+    train = [asdict(u) for u in workspace.read_split("train")]
     # The multilingual recipe names speakers <language>-<voice>.
     languages = sorted({u["speaker"].split("-")[0] for u in train})
     cer = result.get("best_dev_cer")
@@ -73,18 +78,18 @@ def _card(run_dir: Path) -> str:
         f"{run_config.optim.learning_rate}, batches of {run_config.data.max_batch_seconds} s.\n"
 
 
-def _result(run_dir: Path) -> dict:
-    """result.json, or for a run stopped by hand, the same figures from metrics.jsonl."""
-    if (run_dir / "result.json").is_file():
-        return json.loads((run_dir / "result.json").read_text())
-    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    evals = [r for r in records if r["event"] == "eval" and r.get("dev_cer") is not None]
-    if not evals:
-        raise SystemExit(f"{run_dir} has no evaluation yet, so it has no model/ to export.")
+def _result(run: Run) -> dict:
+    """result.json, or for a run stopped by hand, the figures of its best evaluation."""
+    result = run.read_result()
+    if result is not None:
+        return result
+    best = run.best()
+    if best is None:
+        raise SystemExit(f"{run.root} has no evaluation yet, so it has no model/ to export.")
     # model/ holds the best evaluation so far: describe that model.
-    best = min(evals, key=lambda r: r["dev_cer"])
-    return {"steps": best["step"], "elapsed_s": best["elapsed_s"],
-            "best_dev_cer": best["dev_cer"]}
+    at = next(r for r in run.read_metrics() if r.get("event") == "eval"
+              and r.get("step") == best["step"])
+    return {"steps": best["step"], "elapsed_s": at["elapsed_s"], "best_dev_cer": best["dev_cer"]}
 
 
 def _count(tensor_slice) -> int:

@@ -138,7 +138,8 @@ def cmd_evaluate(args) -> None:
     from workbench.evaluate import evaluate_run, format_report
 
     ws = _workspace(args)
-    report = evaluate_run(ws, args.run, args.split, progress=not args.quiet)
+    report = evaluate_run(ws, args.run, args.split, include_excluded=args.include_excluded,
+                          progress=not args.quiet)
     _emit(args, report.to_dict(), format_report(report))
 
 
@@ -160,9 +161,9 @@ def _resolve_model_arg(args) -> Path:
     candidate = Path(args.model).expanduser() if args.model else None
     if candidate is not None and (candidate.is_dir() or candidate.is_file()):
         return candidate
-    from workbench.train import find_run
+    from workbench.run import find_run
 
-    return find_run(_workspace(args), args.model)
+    return find_run(_workspace(args), args.model, with_model=True).root
 
 
 # --------------------------------------------------------------------------- export
@@ -273,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parsers["evaluate"])
     parsers["evaluate"].add_argument("--run", help="run id (default: the latest run)")
     parsers["evaluate"].add_argument("--split", default="test", choices=["train", "dev", "test"])
+    parsers["evaluate"].add_argument(
+        "--include-excluded", action="store_true",
+        help="also score the utterances the audit set aside (by default they are listed in "
+             "the report with the reason, not scored)")
     _transcribe_args(parsers["transcribe"])
     _export_args(parsers["export"])
     _demo_args(parsers["demo"])

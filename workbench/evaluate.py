@@ -11,9 +11,17 @@ in ``workbench/metrics/``):
   word (character) of its hypothesis counts as an insertion; such utterances are counted in
   ``empty_references`` so they can be found and fixed.
 
+Which utterances count (:func:`scoring_set`): those of the split that the audit kept. What
+the audit set aside (silent, truncated, too long, too short for its transcript, an empty
+transcript, a held-out copy of training audio...) is not scored; the report lists each of
+them with the audit's reason. ``include_excluded`` scores the whole split.
+
+:func:`transcribe_and_score` is the one scoring path: training's dev evaluation, `workbench
+evaluate`, the page and the benchmarks all call it (or :func:`error_rates` for texts they
+already have), so the dev CER a run logs is what ``workbench evaluate --split dev`` reports.
 :func:`evaluate_run` transcribes a split with a run's model, normalises the references with
-the workspace's orthography profile (the model's output already is in that form), and writes
-``<run>/report.json``, which keeps one entry per split.
+the workspace's orthography profile (the model's output already is in that form), and stores
+the report in the run (``Run.write_report``), one entry per split.
 """
 
 from __future__ import annotations
@@ -26,10 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.manifest import Utterance, write_json_atomic
+from workbench.manifest import Utterance
+from workbench.run import REPORT, Run, find_run
 from workbench.workspace import Workspace
 
-REPORT_NAME = "report.json"
+REPORT_NAME = REPORT
+BATCH_S = 20.0  # padded audio per forward pass, as transcription uses (transcribe.BATCH_S)
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 METRIC_NAMES = ("wer", "cer")
 
@@ -119,7 +129,9 @@ class EvalReport:
         rates: What :func:`error_rates` returned for the scored utterances.
         utterances: Per-utterance scores, worst first.
         skipped: Utterances whose audio could not be read: id, audio and reason.
-        excluded: Ids left out on request (``exclude_ids``).
+        left_out: Utterances not scored, each {"id", "reason"}: set aside by the audit (the
+            audit's checks and details), or left out on request (``exclude_ids``).
+        scored_set: "audited" (what the audit kept) or "all" (``include_excluded``).
         audio_seconds: Audio transcribed.
         elapsed_seconds: Wall time of the transcription.
         created: When the report was made (local time, ISO 8601).
@@ -132,7 +144,8 @@ class EvalReport:
     rates: dict[str, Any]
     utterances: list[UtteranceScore]
     skipped: list[dict[str, str]] = field(default_factory=list)
-    excluded: list[str] = field(default_factory=list)
+    left_out: list[dict[str, str]] = field(default_factory=list)
+    scored_set: str = "audited"
     audio_seconds: float = 0.0
     elapsed_seconds: float = 0.0
     created: str = ""
@@ -160,7 +173,8 @@ class EvalReport:
             "audio_seconds": self.audio_seconds,
             "elapsed_seconds": self.elapsed_seconds,
             "skipped": self.skipped,
-            "excluded": self.excluded,
+            "scored_set": self.scored_set,
+            "left_out": self.left_out,
             "utterances": [u.to_dict() for u in self.utterances],
         }
 
@@ -285,49 +299,161 @@ def _counts(alignment: Sequence[Any]) -> EditCounts:
 
 
 # ---------------------------------------------------------------------------------------------
+# Which utterances count, and the one scoring path
+
+
+@dataclass(frozen=True)
+class ScoringSet:
+    """The utterances of a split that are scored, and those left out with the reason.
+
+    Attributes:
+        split: The split.
+        utterances: Scored, in manifest order.
+        left_out: Not scored: {"id", "reason"}, in manifest order.
+        positions: Utterance id -> position in the split's manifest.
+        audited: True when the audit's exclusions were applied.
+    """
+
+    split: str
+    utterances: list[Utterance]
+    left_out: list[dict[str, str]]
+    positions: dict[str, int]
+    audited: bool = True
+
+
+def scoring_set(ws: Workspace, split: str, *, include_excluded: bool = False,
+                exclude_ids: set[str] | None = None, required: bool = True) -> ScoringSet:
+    """The utterances of ``split`` that count: what the audit kept (see module docstring).
+
+    Args:
+        ws: The workspace.
+        split: "train", "dev" or "test".
+        include_excluded: Score everything, also what the audit set aside.
+        exclude_ids: Further ids to leave out, on request.
+        required: Raise when nothing is left to score (False: return an empty set).
+
+    Raises:
+        WorkbenchError: The split is empty, or (``required``) everything in it is left out.
+    """
+    utterances = ws.read_split(split)
+    if not utterances and required:
+        raise WorkbenchError(
+            f"The {split} split is empty ({ws.manifest_path(split).name} is missing or has no "
+            f"utterances). Prepare and split the data first with "
+            f"`workbench prepare SOURCE -w {ws.root}`, or evaluate another split."
+        )
+    reasons = {} if include_excluded or not utterances else audit_exclusions(ws)
+    for utterance_id in exclude_ids or ():
+        reasons.setdefault(utterance_id, "left out on request")
+    kept = [u for u in utterances if u.id not in reasons]
+    left_out = [{"id": u.id, "reason": reasons[u.id]} for u in utterances if u.id in reasons]
+    if not kept and required:
+        raise WorkbenchError(
+            f"All {len(utterances)} {split} utterances are set aside (by the audit, or on "
+            f"request), so nothing is left to score: see `workbench audit -w {ws.root}`, or "
+            "score them anyway with --include-excluded.")
+    return ScoringSet(split, kept, left_out, {u.id: i for i, u in enumerate(utterances)},
+                      audited=not include_excluded)
+
+
+def audit_exclusions(ws: Workspace) -> dict[str, str]:
+    """Utterance id -> why the audit set it aside (its checks and details, joined).
+
+    The audit is run again first when it is missing or older than the data.
+    """
+    from workbench.audit import EXCLUDED, load_excluded_ids
+
+    excluded = load_excluded_ids(ws)
+    try:
+        issues = json.loads(ws.audit_path.read_text(encoding="utf-8")).get("issues", [])
+    except (OSError, ValueError, AttributeError):
+        issues = []
+    reasons: dict[str, list[str]] = {}
+    for issue in issues:
+        if isinstance(issue, dict) and issue.get("action") == EXCLUDED:
+            reasons.setdefault(issue["id"], []).append(
+                f"{issue.get('check', '')}: {issue.get('detail', '')}".strip(": "))
+    return {i: "; ".join(reasons.get(i, ["set aside by the audit"])) for i in excluded}
+
+
+@dataclass(frozen=True)
+class ScoredTranscripts:
+    """Hypotheses of a set of utterances, scored.
+
+    Attributes:
+        rates: What :func:`error_rates` returned.
+        utterances: Per-utterance scores, worst first (``index`` = position in the input).
+        skipped: Utterances whose audio could not be read: id, audio and reason.
+        audio_seconds: Audio transcribed.
+        elapsed_seconds: Wall time of the transcription.
+    """
+
+    rates: dict[str, Any]
+    utterances: list[UtteranceScore]
+    skipped: list[dict[str, str]]
+    audio_seconds: float
+    elapsed_seconds: float
+
+
+def transcribe_and_score(recognizer: Any, ws: Workspace, utterances: Sequence[Utterance],
+                         references: Sequence[str], *, progress: bool = True,
+                         batch_seconds: float = BATCH_S) -> ScoredTranscripts:
+    """Transcribe ``utterances`` with ``recognizer`` and score them against ``references``.
+
+    The one scoring path: the same batches, decoding and counting for training's dev
+    evaluation and for `workbench evaluate`.
+
+    Args:
+        recognizer: A :class:`workbench.transcribe.Recognizer` (a loaded run, or the model
+            being trained).
+        ws: The workspace holding the clips.
+        utterances: What to score (from :func:`scoring_set`).
+        references: Their normalised transcripts, in the same order.
+        progress: Show a progress bar.
+        batch_seconds: Most padded audio per forward pass.
+
+    Raises:
+        WorkbenchError: No clip could be read, or every reference is empty.
+    """
+    from workbench.transcribe import transcribe_files
+
+    started = time.perf_counter()
+    results = transcribe_files([ws.audio_path(u) for u in utterances], recognizer,
+                               progress=progress, batch_seconds=batch_seconds)
+    elapsed = time.perf_counter() - started
+    skipped = [{"id": u.id, "audio": u.audio, "reason": r.error or ""}
+               for u, r in zip(utterances, results, strict=True) if not r.ok]
+    kept = [i for i, r in enumerate(results) if r.ok]
+    if not kept:
+        raise WorkbenchError(
+            f"None of the {len(utterances)} clips could be read (first: "
+            f"{skipped[0]['reason'] if skipped else 'none given'}). Re-run `workbench "
+            "prepare` to rebuild the audio cache."
+        )
+    refs = [references[i] for i in kept]
+    hyps = [results[i].text for i in kept]
+    scores = per_utterance(refs, hyps, [utterances[i].id for i in kept],
+                           [utterances[i].audio for i in kept])
+    return ScoredTranscripts(
+        rates=error_rates(refs, hyps),
+        utterances=[replace(s, index=kept[s.index]) for s in scores],
+        skipped=skipped,
+        audio_seconds=round(sum(results[i].duration for i in kept), 3),
+        elapsed_seconds=round(elapsed, 3),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Runs
 
 
 def resolve_run(ws: Workspace, run: str | Path | None = None) -> Path:
-    """The run folder to evaluate.
-
-    Args:
-        ws: The workspace.
-        run: A run id (folder name under ``runs/``) or a run folder; None takes the latest
-            run (by name, i.e. by timestamp) that has a finished ``model/``.
+    """The folder of the run to evaluate: ``run`` (name or folder), or the latest with a model.
 
     Raises:
         WorkbenchError: There is no such run, or no run has a model yet.
     """
-    if run is not None:
-        for candidate in (ws.runs_dir / str(run), Path(run).expanduser()):
-            if candidate.is_dir():
-                return candidate.resolve()
-        known = ", ".join(p.name for p in _run_dirs(ws)[-5:]) or "none"
-        raise WorkbenchError(
-            f"There is no run {str(run)!r} in {ws.runs_dir} (latest runs: {known})."
-        )
-    runs = _run_dirs(ws)
-    if not runs:
-        raise WorkbenchError(
-            f"{ws.root} has no training runs yet; train a model first with "
-            f"`workbench train -w {ws.root}`."
-        )
-    finished = [r for r in runs if (r / "model").is_dir()]
-    if not finished:
-        raise WorkbenchError(
-            f"No run in {ws.runs_dir} has a finished model yet (the latest, {runs[-1].name}, "
-            "has no model/ folder: its training is still running or stopped early). Wait for "
-            f"it to finish, or train again with `workbench train -w {ws.root}`."
-        )
-    return finished[-1]
-
-
-def _run_dirs(ws: Workspace) -> list[Path]:
-    if not ws.runs_dir.is_dir():
-        return []
-    return sorted((p for p in ws.runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: p.name)
+    return find_run(ws, run, with_model=True).root
 
 
 def evaluate_run(
@@ -335,120 +461,66 @@ def evaluate_run(
     run: str | Path | None = None,
     split: str = "test",
     *,
+    include_excluded: bool = False,
     exclude_ids: set[str] | None = None,
     progress: bool = True,
-    batch_seconds: float = 60.0,
+    batch_seconds: float = BATCH_S,
 ) -> EvalReport:
-    """Transcribe a split with a run's model, score it and write ``<run>/report.json``.
+    """Transcribe a split with a run's model, score what the audit kept, store the report.
 
     Args:
         ws: The workspace.
-        run: Run id or folder; None takes the latest finished run.
+        run: Run id or folder; None takes the latest run with a model.
         split: Which split to score ("test" by default; "dev" while tuning).
-        exclude_ids: Utterance ids to leave out (they are listed in the report).
+        include_excluded: Also score what the audit set aside.
+        exclude_ids: Utterance ids to leave out as well (listed in the report).
         progress: Show a progress bar.
         batch_seconds: Most padded audio per forward pass.
 
     Returns:
-        The report (also stored under ``splits[split]`` in report.json, next to the reports
-        of other splits).
+        The report (also stored under ``splits[split]`` in the run's report, next to the
+        reports of other splits).
 
     Raises:
         WorkbenchError: No run or model, an empty split, no readable audio, or references
             that are all empty.
     """
     from workbench.text import load_profile, normalize
-    from workbench.transcribe import load_recognizer, transcribe_files
+    from workbench.transcribe import load_recognizer
 
-    run_dir = resolve_run(ws, run)
-    utterances, excluded, positions = _select(ws, split, exclude_ids or set())
-    recognizer = load_recognizer(run_dir)
-    started = time.perf_counter()
-    results = transcribe_files([ws.audio_path(u) for u in utterances], recognizer,
-                               progress=progress, batch_seconds=batch_seconds)
-    elapsed = time.perf_counter() - started
-    skipped = [{"id": u.id, "audio": u.audio, "reason": r.error or ""}
-               for u, r in zip(utterances, results, strict=True) if not r.ok]
-    pairs = [(u, r) for u, r in zip(utterances, results, strict=True) if r.ok]
-    if not pairs:
-        raise WorkbenchError(
-            f"None of the {len(utterances)} {split} clips could be read (first: "
-            f"{skipped[0]['reason']}). Re-run `workbench prepare` to rebuild the audio cache."
-        )
+    found = find_run(ws, run, with_model=True)
+    chosen = scoring_set(ws, split, include_excluded=include_excluded, exclude_ids=exclude_ids)
     profile = load_profile(ws.profile_path)
-    references = [normalize(u.text, profile) for u, _ in pairs]
-    hypotheses = [r.text for _, r in pairs]
-    scores = per_utterance(references, hypotheses, [u.id for u, _ in pairs],
-                           [u.audio for u, _ in pairs])
+    references = [normalize(u.text, profile) for u in chosen.utterances]
+    scored = transcribe_and_score(load_recognizer(found.model_dir), ws, chosen.utterances,
+                                  references, progress=progress, batch_seconds=batch_seconds)
     # index = position in the split's manifest, not among the scored utterances
-    scores = [replace(s, index=positions[s.id]) for s in scores]
+    utterances = [replace(s, index=chosen.positions[s.id]) for s in scored.utterances]
     report = EvalReport(
-        run=run_dir.name,
-        run_dir=str(run_dir),
+        run=found.name,
+        run_dir=str(found.root),
         split=split,
-        rates=error_rates(references, hypotheses),
-        utterances=scores,
-        skipped=skipped,
-        excluded=excluded,
-        audio_seconds=round(sum(r.duration for _, r in pairs), 3),
-        elapsed_seconds=round(elapsed, 3),
+        rates=scored.rates,
+        utterances=utterances,
+        skipped=scored.skipped,
+        left_out=chosen.left_out,
+        scored_set="audited" if chosen.audited else "all",
+        audio_seconds=scored.audio_seconds,
+        elapsed_seconds=scored.elapsed_seconds,
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
-    write_report(run_dir, report)
+    write_report(found.root, report)
     return report
 
 
-def _select(
-    ws: Workspace, split: str, exclude_ids: set[str]
-) -> tuple[list[Utterance], list[str], dict[str, int]]:
-    """The split's utterances minus ``exclude_ids``, the ids left out, and manifest positions."""
-    utterances = ws.read_split(split)
-    if not utterances:
-        raise WorkbenchError(
-            f"The {split} split is empty ({ws.manifest_path(split)} is missing or has no "
-            f"utterances). Prepare and split the data first with "
-            f"`workbench prepare SOURCE -w {ws.root}`, or evaluate another split."
-        )
-    kept = [u for u in utterances if u.id not in exclude_ids]
-    excluded = [u.id for u in utterances if u.id in exclude_ids]
-    if not kept:
-        raise WorkbenchError(
-            f"All {len(utterances)} {split} utterances are excluded; nothing is left to score."
-        )
-    return kept, excluded, {u.id: i for i, u in enumerate(utterances)}
-
-
 def write_report(run_dir: Path, report: EvalReport) -> Path:
-    """Store ``report`` under ``splits[report.split]`` in ``<run>/report.json``.
-
-    Reports of other splits already in the file are kept; an unreadable file is replaced.
-    """
-    path = Path(run_dir) / REPORT_NAME
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            data = {}
-    splits = data.get("splits") if isinstance(data, dict) else None
-    splits = dict(splits) if isinstance(splits, dict) else {}
-    splits[report.split] = report.to_dict()
-    write_json_atomic(path, {"run": report.run, "splits": splits})
-    return path
+    """Store ``report`` in its run, next to the reports of other splits."""
+    return Run(Path(run_dir)).write_report(report.split, report.to_dict())
 
 
 def read_report(run_dir: Path) -> dict[str, Any]:
-    """The per-split reports stored in ``<run>/report.json`` (empty dict if none)."""
-    path = Path(run_dir) / REPORT_NAME
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise WorkbenchError(
-            f"{path} is not valid JSON ({err}); run `workbench evaluate` again to rewrite it."
-        ) from err
-    return dict(data.get("splits", {})) if isinstance(data, dict) else {}
+    """The per-split reports of a run (empty dict if none)."""
+    return Run(Path(run_dir)).read_reports()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,8 +542,12 @@ def format_report(report: EvalReport, top: int = 10) -> str:
     if rates["empty_references"]:
         lines.append(f"  {rates['empty_references']} utterance(s) have an empty reference; "
                      "their hypothesis words count as insertions.")
-    if report.excluded:
-        lines.append(f"  {len(report.excluded)} utterance(s) excluded on request.")
+    if report.left_out:
+        lines.append(f"  {len(report.left_out)} utterance(s) not scored (set aside by the "
+                     "audit or on request; --include-excluded scores them):")
+        lines.extend(f"    {u['id']}: {u['reason']}" for u in report.left_out[:top])
+        if len(report.left_out) > top:
+            lines.append(f"    ... and {len(report.left_out) - top} more (see the report)")
     if report.skipped:
         lines.append(f"  {len(report.skipped)} utterance(s) skipped, audio unreadable:")
         lines.extend(f"    {s['id']}: {s['reason']}" for s in report.skipped[:top])

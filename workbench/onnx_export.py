@@ -44,7 +44,9 @@ import numpy as np
 
 from workbench.audio import SAMPLE_RATE
 from workbench.errors import WorkbenchError
+from workbench.fsio import staged_dir
 from workbench.onnx_inference import ONNX_FILE, find_onnx_file, import_onnxruntime
+from workbench.run import run_of_model_dir
 
 OPSET = 18
 METADATA_FILE = "onnx_export.json"
@@ -145,26 +147,39 @@ def export_onnx(
             "or model folder to export again."
         )
     out = _resolve_out_dir(source, out_dir, int8=int8)
-    if onnx_source is not None:
-        result = _quantize_export(onnx_source.parent, out, int8_options or Int8Options())
-    elif int8:
-        fp32_dir = out.with_name(out.name + "-fp32") if keep_fp32 else None
-        result = _export_int8_from_torch(source, out, fp32_dir, int8_options, opset)
-    else:
-        result = _export_fp32(source, out, opset)
-    result.seconds = round(time.monotonic() - started, 1)
-    _write_metadata(result)
+    # Built under a staging name and swapped in whole: a failed or interrupted export (or a
+    # full disk) leaves the previous export as it was.
+    with staged_dir(out, what="the ONNX export", needed=_needed_bytes(source),
+                    fault="onnx") as staging:
+        if onnx_source is not None:
+            result = _quantize_export(onnx_source.parent, staging,
+                                      int8_options or Int8Options())
+        elif int8:
+            fp32_dir = out.with_name(out.name + "-fp32") if keep_fp32 else None
+            result = _export_int8_from_torch(source, staging, fp32_dir, int8_options, opset)
+        else:
+            result = _export_fp32(source, staging, opset)
+        result.out_dir, result.onnx_path = out, out / ONNX_FILE
+        result.seconds = round(time.monotonic() - started, 1)
+        _write_metadata(result, staging)
     return result
+
+
+def _needed_bytes(source: Path) -> int:
+    """About what an export writes: the model once more, and as much again while checking."""
+    weights = [p for p in source.rglob("*.safetensors")] if source.is_dir() else []
+    onnx = [p for p in source.rglob("*.onnx")] if source.is_dir() else [source]
+    return 2 * sum(p.stat().st_size for p in (weights or onnx) if p.is_file())
 
 
 def default_out_dir(model_dir: Path, *, int8: bool) -> Path:
     """``runs/<id>/onnx[-int8]`` for a run's model, else ``<model>-onnx[-int8]`` beside it."""
-    suffix = "onnx-int8" if int8 else "onnx"
     if find_onnx_file(model_dir) is not None:
         return model_dir.with_name(f"{model_dir.name}-int8")
-    if model_dir.name == "model" and (model_dir.parent / "config.yaml").is_file():
-        return model_dir.parent / suffix
-    return model_dir.with_name(f"{model_dir.name}-{suffix}")
+    run = run_of_model_dir(model_dir.parent)
+    if run is not None and run.model_dir.resolve() == model_dir.resolve():
+        return run.onnx_dir(int8)
+    return model_dir.with_name(f"{model_dir.name}-{'onnx-int8' if int8 else 'onnx'}")
 
 
 def _resolve_out_dir(source: Path, out_dir: str | Path | None, *, int8: bool) -> Path:
@@ -206,8 +221,10 @@ def _export_fp32(source: Path, out: Path, opset: int) -> ExportResult:
 def _export_int8_from_torch(source: Path, out: Path, fp32_dir: Path | None,
                             options: Int8Options | None, opset: int) -> ExportResult:
     if fp32_dir is not None:
-        fp32 = _export_fp32(source, fp32_dir, opset)
-        _write_metadata(fp32)
+        with staged_dir(fp32_dir, what="the fp32 ONNX export", fault="onnx") as staging:
+            fp32 = _export_fp32(source, staging, opset)
+            fp32.out_dir, fp32.onnx_path = fp32_dir, fp32_dir / ONNX_FILE
+            _write_metadata(fp32, staging)
         return _quantize_export(fp32_dir, out, options or Int8Options())
     with tempfile.TemporaryDirectory(prefix="workbench-onnx-") as tmp:
         _export_fp32(source, Path(tmp), opset)
@@ -425,11 +442,11 @@ def _size_mb(onnx_path: Path) -> float:
     return round(sum(f.stat().st_size for f in files if f.is_file()) / 1e6, 1)
 
 
-def _write_metadata(result: ExportResult) -> None:
+def _write_metadata(result: ExportResult, folder: Path) -> None:
+    """The export's facts and check results, in ``folder`` (the export being built)."""
     import onnxruntime
     import torch
 
     data = {**result.to_dict(), "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__}
-    (result.out_dir / METADATA_FILE).write_text(json.dumps(data, indent=2) + "\n",
-                                                encoding="utf-8")
+    (folder / METADATA_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,25 +1,35 @@
-"""CTC fine-tuning: short named steps, resumable, with guards and progress events.
+"""CTC fine-tuning: short named steps, resumable exactly, with guards and progress events.
 
-A run lives in ``<workspace>/runs/<run-id>/``::
+A run lives in ``<workspace>/runs/<run-id>/``; :mod:`workbench.run` owns that folder (its
+paths, state and files). What training adds to it:
 
-    config.yaml         the resolved configuration (resume reads it back)
-    checkpoints/last/   model.safetensors, training_state.pt, state.json (resume point)
-    model/              the best model so far by dev CER, in Hugging Face format
-    metrics.jsonl       one JSON line per logged step and per evaluation
-    result.json         summary once the run ends
+- ``checkpoints/last``: weights, optimiser, schedule, loss scaler, every random generator's
+  state (Python, NumPy, torch, CUDA; one set per process) and the :class:`TrainState` (step,
+  position in the epoch, best dev score so far, a fingerprint of the data), so a resumed run
+  continues exactly where the checkpoint was taken: its final weights are those of the run
+  that was never interrupted.
+- ``model/``: the best model by dev CER, replaced atomically (``workbench.fsio``).
+- Dev scoring is :func:`workbench.evaluate.transcribe_and_score`, the very function
+  ``workbench evaluate`` uses, on the audited dev set: the dev CER logged here is what
+  ``workbench evaluate --split dev`` reports for the same model.
+
+One training process per workspace (``workbench.run.TrainingLock``). Resuming refuses a
+checkpoint that does not match the model, a data set or vocabulary that changed, and
+settings that would misalign the schedule (see :data:`RESUMABLE_SETTINGS`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import shutil
+import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import jiwer
+import numpy as np
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedType
 from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list, gather_object
@@ -28,7 +38,14 @@ from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from workbench.audit import load_excluded_ids
-from workbench.config import Schedule, TrainConfig, load_config, resolve_schedule, save_config
+from workbench.config import (
+    Schedule,
+    TrainConfig,
+    apply_overrides,
+    load_config,
+    resolve_schedule,
+    save_config,
+)
 from workbench.data import (
     CTCCollator,
     DurationBatchSampler,
@@ -43,21 +60,27 @@ from workbench.distributed import (
     WeightedDataset,
     apply_tf32,
     choose_runtime,
-    interleave,
     local_world_size,
     logit_lengths,
     usable_cpus,
     weighted_ctc_loss,
 )
 from workbench.errors import WorkbenchError
-from workbench.manifest import Utterance, write_json_atomic
+from workbench.evaluate import scoring_set, transcribe_and_score
+from workbench.fsio import disk_full_error, fault_point, is_disk_full, staged_dir
+from workbench.manifest import Utterance
 from workbench.models import load_for_finetuning
+from workbench.run import LAST, MODEL, Run, TrainingLock, busy_error, find_run, new_run
 from workbench.text import OrthographyProfile, load_profile, normalize
-from workbench.vocab import PAD, encode_labels, load_vocab, make_processor
-from workbench.workspace import Workspace, new_stamped_dir
+from workbench.vocab import PAD, encode_labels, load_vocab, make_processor, require_current_vocab
+from workbench.workspace import Workspace
 
 EventHandler = Callable[[dict], None]
-LAST = "last"
+# Settings a resumed run may change: they decide when to log, evaluate, save or stop, and how
+# fast the machine computes, not which batches come next or the learning rate of a step.
+RESUMABLE_SETTINGS = ("run.eval_every", "run.log_every", "run.threads", "run.stop_at_step",
+                      "run.device", "run.precision", "data.cache_encoder_features")
+RANK_SEED_STRIDE = 1_000_003  # other processes draw their own masks and dropout
 
 
 class TrainingDiverged(WorkbenchError):
@@ -66,14 +89,35 @@ class TrainingDiverged(WorkbenchError):
 
 @dataclass
 class TrainState:
-    """Where a run stands; saved with every checkpoint."""
+    """Where a run stands; saved with every checkpoint.
+
+    Attributes:
+        step: Optimiser steps done.
+        epoch: Current epoch.
+        batch_in_epoch: Batches of this epoch already served.
+        best_cer: Best dev CER so far (inf before the first evaluation).
+        best_wer: Dev WER at that evaluation.
+        best_step: Step of the best evaluation (the model in ``model/``).
+        elapsed_s: Training time so far.
+        metrics_bytes: Size of metrics.jsonl when the checkpoint was taken (a resume cuts the
+            lines logged after it, which it logs again).
+        data: Fingerprint of the training set, its labels and the vocabulary.
+    """
 
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
     best_cer: float = math.inf
+    best_wer: float = math.nan
     best_step: int = 0
     elapsed_s: float = 0.0
+    metrics_bytes: int = 0
+    data: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainState:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -99,44 +143,13 @@ class TrainResult:
 
 @dataclass
 class TrainingData:
-    """Datasets and the facts the schedule needs."""
+    """The training set, the audited dev set, and the facts the schedule needs."""
 
     train: ManifestDataset
-    dev: ManifestDataset | None
+    dev: list[Utterance]
     dev_references: list[str]
     train_seconds: float
-
-
-# --------------------------------------------------------------------------- run directories
-
-
-def new_run_dir(ws: Workspace, model_name: str) -> Path:
-    """A fresh, uniquely named run directory (sortable by start time)."""
-    short = Path(model_name.rstrip("/")).name.replace("wav2vec2-", "")[:24] or "model"
-    return new_stamped_dir(ws.runs_dir, short)
-
-
-def list_runs(ws: Workspace) -> list[Path]:
-    """Run directories, oldest first."""
-    if not ws.runs_dir.is_dir():
-        return []
-    return sorted(p for p in ws.runs_dir.iterdir() if (p / "config.yaml").is_file())
-
-
-def find_run(ws: Workspace, run: str | None) -> Path:
-    """The named run, or the latest one; a readable error when there is none."""
-    runs = list_runs(ws)
-    if run:
-        candidate = Path(run) if Path(run).is_dir() else ws.runs_dir / run
-        if not (candidate / "config.yaml").is_file():
-            names = ", ".join(p.name for p in runs) or "none"
-            raise WorkbenchError(f"No run {run!r} in {ws.runs_dir}. Runs: {names}.")
-        return candidate
-    if not runs:
-        raise WorkbenchError(
-            f"{ws.root} has no training runs yet. Train one with `workbench train -w {ws.root}`."
-        )
-    return runs[-1]
+    fingerprint: str
 
 
 # --------------------------------------------------------------------------- data
@@ -144,27 +157,71 @@ def find_run(ws: Workspace, run: str | None) -> Path:
 
 def load_training_data(ws: Workspace, vocab: dict[str, int],
                        profile: OrthographyProfile) -> TrainingData:
-    """Train and dev datasets without the utterances the audit set aside."""
+    """Train utterances the audit kept, and the dev set as evaluation scores it."""
     ws.require_prepared()
     excluded = load_excluded_ids(ws)
     train = [u for u in ws.read_split("train") if u.id not in excluded]
-    dev = [u for u in ws.read_split("dev") if u.id not in excluded]
     if not train:
         raise WorkbenchError(
-            f"No training utterances are left after the audit (see {ws.audit_path}). "
+            f"No training utterances are left after the audit (see {ws.audit_path.name}). "
             "Fix or add data and run `workbench prepare` again."
         )
+    labels = [encode_labels(u.text, vocab, profile) for u in train]
+    dev = scoring_set(ws, "dev", required=False).utterances
     return TrainingData(
-        train=_dataset(ws, train, vocab, profile),
-        dev=_dataset(ws, dev, vocab, profile) if dev else None,
+        train=ManifestDataset(train, ws.root, labels),
+        dev=dev,
         dev_references=[normalize(u.text, profile) for u in dev],
         train_seconds=sum(u.duration for u in train),
+        fingerprint=data_fingerprint(train, labels, vocab),
     )
 
 
-def _dataset(ws: Workspace, utterances: list[Utterance], vocab, profile) -> ManifestDataset:
-    labels = [encode_labels(u.text, vocab, profile) for u in utterances]
-    return ManifestDataset(utterances, ws.root, labels)
+def data_fingerprint(train: list[Utterance], labels: list[list[int]],
+                     vocab: dict[str, int]) -> str:
+    """What a resumed run must find unchanged: utterances, durations, labels, vocabulary."""
+    digest = hashlib.sha1(json.dumps(vocab, sort_keys=True).encode("utf-8"))
+    for utterance, ids in zip(train, labels, strict=True):
+        digest.update(f"{utterance.id}\0{utterance.duration}\0{ids}\n".encode())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- randomness
+
+
+def seed_everything(seed: int, rank: int = 0) -> None:
+    """Seed Python, NumPy (SpecAugment masks), torch and CUDA (dropout, layerdrop).
+
+    Rank 0 keeps the single-process streams; other processes get their own.
+    """
+    seed = seed + RANK_SEED_STRIDE * rank
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # and every CUDA device
+
+
+def capture_rng() -> dict:
+    """Every generator's state, in a form ``torch.load(weights_only=True)`` reads back."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)),
+                       "pos": int(position), "has_gauss": int(has_gauss),
+                       "cached_gaussian": float(cached)}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    """Put back what :func:`capture_rng` saved."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(state["torch"])
+    numpy = state["numpy"]
+    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
+                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # --------------------------------------------------------------------------- model and optimiser
@@ -246,101 +303,135 @@ def shards_parameters(accelerator: Accelerator) -> bool:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(run_dir: Path, name: str, model, optimizer, scheduler,
-                    state: TrainState, state_dict: dict | None = None) -> Path:
-    """Write a resumable checkpoint atomically (a crash mid-write keeps the old one).
+def checkpoint_bytes(weights: dict[str, torch.Tensor], optimizer) -> int:
+    """About what a checkpoint takes on disk: the weights and the optimiser's moments."""
+    size = sum(t.numel() * t.element_size() for t in weights.values())
+    for group in optimizer.state.values():
+        size += sum(t.numel() * t.element_size() for t in group.values()
+                    if isinstance(t, torch.Tensor))
+    return size
 
-    ``state_dict``: the model weights when they are gathered from several processes.
+
+def save_checkpoint(run: Run, weights: dict[str, torch.Tensor], optimizer, scheduler, scaler,
+                    state: TrainState, rng: list[dict]) -> Path:
+    """Write the resume point, replacing the previous one atomically.
+
+    A stop at any moment (a kill, a full disk) leaves one complete checkpoint: the new one
+    is written under a staging name and swapped in whole.
+
+    Args:
+        run: The run.
+        weights: The model's state dict (gathered from every process under FSDP/DeepSpeed).
+        optimizer, scheduler: Their state is saved.
+        scaler: The fp16 loss scaler, or None.
+        state: Where the run stands.
+        rng: Every process's generator states (:func:`capture_rng`), by rank.
+
+    Raises:
+        DiskFullError: The disk cannot hold it (the previous checkpoint is kept).
     """
-    final = run_dir / "checkpoints" / name
-    staging = final.with_name(f".{name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging, safe_serialization=True, state_dict=state_dict)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state()}, staging / "training_state.pt")
-    write_json_atomic(staging / "state.json", asdict(state))
-    # Old aside, new in, old removed: a stop at any point leaves one complete checkpoint.
-    previous = final.with_name(f".{name}.old")
-    shutil.rmtree(previous, ignore_errors=True)
-    if final.exists():
-        final.rename(previous)
-    staging.rename(final)
-    shutil.rmtree(previous, ignore_errors=True)
-    return final
+    from safetensors.torch import save_file
+
+    cpu_weights = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+    resume = f"resume the run (`workbench train -w WS --resume --run {run.name}`)"
+    with staged_dir(run.checkpoints_dir / LAST, what="saving the checkpoint",
+                    needed=checkpoint_bytes(cpu_weights, optimizer), then=resume,
+                    fault="checkpoint") as staging:
+        save_file(cpu_weights, staging / "model.safetensors")
+        fault_point("checkpoint.weights")
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "rng": rng}, staging / "training_state.pt")
+        (staging / "state.json").write_text(json.dumps(asdict(state)), encoding="utf-8")
+    return run.checkpoints_dir / LAST
 
 
-def load_checkpoint(checkpoint: Path, model, optimizer, scheduler) -> TrainState:
-    """Restore model, optimiser, schedule and RNG from ``checkpoint``."""
+def load_checkpoint(run: Run, model, optimizer, scheduler, scaler) -> tuple[TrainState,
+                                                                           list[dict]]:
+    """Restore model, optimiser, schedule and loss scaler; return the state and RNG states.
+
+    Raises:
+        WorkbenchError: The checkpoint's weights do not fit this model exactly (another
+            architecture or vocabulary), or its files are unreadable.
+    """
     from safetensors.torch import load_file
 
-    model.load_state_dict(load_file(checkpoint / "model.safetensors"), strict=False)
-    extra = torch.load(checkpoint / "training_state.pt", weights_only=True)
+    checkpoint = run.last_checkpoint
+    try:
+        weights = load_file(checkpoint / "model.safetensors")
+        extra = torch.load(checkpoint / "training_state.pt", weights_only=True)
+        state = TrainState.from_dict(
+            json.loads((checkpoint / "state.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        raise WorkbenchError(f"The checkpoint of run {run.name} cannot be read ({err}); "
+                             "start a new run.") from err
+    _load_weights_exactly(model, weights, run)
     optimizer.load_state_dict(extra["optimizer"])
     scheduler.load_state_dict(extra["scheduler"])
-    torch.set_rng_state(extra["torch_rng"])
-    state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
-    return TrainState(**state)
+    if scaler is not None and extra.get("scaler"):
+        scaler.load_state_dict(extra["scaler"])
+    return state, list(extra.get("rng") or [])
 
 
-def export_model(run_dir: Path, model, processor, state_dict: dict | None = None) -> Path:
-    """Save the model and processor in standard Hugging Face format to ``run_dir/model``."""
-    target = run_dir / "model"
-    staging = run_dir / ".model.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging, safe_serialization=True, state_dict=state_dict)
-    processor.save_pretrained(staging)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return target
+def _load_weights_exactly(model, weights: dict[str, torch.Tensor], run: Run) -> None:
+    """Every weight of the model from the checkpoint, none missing, none extra."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(weights)
+                    if expected[k].shape != weights[k].shape)
+    if missing or extra or shapes:
+        found = "; ".join(part for part in (
+            f"missing {', '.join(missing[:3])}" if missing else "",
+            f"unexpected {', '.join(extra[:3])}" if extra else "",
+            f"shape differs for {', '.join(shapes[:3])}" if shapes else "") if part)
+        raise WorkbenchError(
+            f"The checkpoint of run {run.name} does not fit the model it is resumed with "
+            f"({found}): resuming would train partly from fresh weights. Resume with the "
+            "run's own config.yaml and vocabulary, or start a new run.")
+    model.load_state_dict(weights, strict=True)
+
+
+def export_model(run: Run, model, processor, state_dict: dict | None = None) -> Path:
+    """Save the model and processor in Hugging Face format to ``run/model``, atomically.
+
+    Raises:
+        DiskFullError: The disk cannot hold it (the previous model/ is kept).
+    """
+    weights = state_dict if state_dict is not None else model.state_dict()
+    needed = sum(t.numel() * t.element_size() for t in weights.values())
+    with staged_dir(run.root / MODEL, what="saving the best model", needed=needed,
+                    then=f"resume the run (`workbench train -w WS --resume --run {run.name}`)",
+                    fault="export") as staging:
+        model.save_pretrained(staging, safe_serialization=True, state_dict=state_dict)
+        fault_point("export.weights")
+        processor.save_pretrained(staging)
+    return run.root / MODEL
 
 
 # --------------------------------------------------------------------------- evaluation
 
-Gather = Callable[[list[list[str]]], list[list[str]]]
 
+def evaluate_dev(model, processor, ws: Workspace, data: TrainingData,
+                 device: torch.device | str = "cpu") -> dict:
+    """Score the audited dev set with ``model``, exactly as ``workbench evaluate`` would.
 
-@torch.no_grad()
-def evaluate_dev(model, loader: DataLoader, processor, references: list[str],
-                 device: torch.device | str = "cpu", gather: Gather | None = None) -> dict:
-    """Greedy-decode the dev set; CER and WER against the normalised references.
-
-    Args:
-        gather: With several processes, each decodes its share of the batches; ``gather``
-            turns this process's per-batch hypotheses into every batch's, in dev order.
+    Returns:
+        dev_cer, dev_wer and an example reference/hypothesis pair.
     """
+    from workbench.transcribe import Recognizer
+
+    was_training = model.training
     model.eval()
-    per_batch: list[list[str]] = []
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-        logits = model(**batch).logits
-        ids = logits.argmax(dim=-1).cpu()
-        lengths = _output_lengths(model, batch)
-        per_batch.append([processor.tokenizer.decode(row[:n].tolist())
-                          for row, n in zip(ids, lengths, strict=True)])
-    model.train()
-    if gather is not None:
-        per_batch = gather(per_batch)
-    hypotheses = [h for batch in per_batch for h in batch]
-    return {"dev_cer": _rate(jiwer.cer, references, hypotheses),
-            "dev_wer": _rate(jiwer.wer, references, hypotheses),
-            "example": {"reference": references[0], "hypothesis": hypotheses[0]}}
-
-
-def _output_lengths(model, batch) -> list[int]:
-    if "attention_mask" in batch:
-        lengths = batch["attention_mask"].sum(-1).cpu()
-    else:
-        lengths = torch.full((batch["input_values"].shape[0],), batch["input_values"].shape[1])
-    unwrapped = getattr(model, "module", model)
-    return unwrapped._get_feat_extract_output_lengths(lengths).tolist()
-
-
-def _rate(measure, references: list[str], hypotheses: list[str]) -> float:
-    pairs = [(r, h) for r, h in zip(references, hypotheses, strict=True) if r.strip()]
-    if not pairs:
-        return math.nan
-    refs, hyps = zip(*pairs, strict=True)
-    return float(measure(list(refs), list(hyps)))
+    try:
+        scored = transcribe_and_score(Recognizer(model, processor, torch.device(device)), ws,
+                                      data.dev, data.dev_references, progress=False)
+    finally:
+        model.train(was_training)
+    example = scored.utterances[-1] if scored.utterances else None
+    return {"dev_cer": scored.rates["cer"], "dev_wer": scored.rates["wer"],
+            "example": {"reference": example.reference, "hypothesis": example.hypothesis}
+            if example else {}}
 
 
 # --------------------------------------------------------------------------- the loop
@@ -352,8 +443,8 @@ class _Logger:
     Only the main process writes; the others' records are dropped (they hold the same values).
     """
 
-    def __init__(self, run_dir: Path, on_event: EventHandler | None, enabled: bool = True):
-        self.path = run_dir / "metrics.jsonl"
+    def __init__(self, run: Run, on_event: EventHandler | None, enabled: bool = True):
+        self.run = run
         self.on_event = on_event
         self.enabled = enabled
 
@@ -361,8 +452,13 @@ class _Logger:
         if not self.enabled:
             return
         record = {"time": round(time.time(), 3), **record}
-        with open(self.path, "a", encoding="utf-8") as out:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        try:
+            self.run.append_metrics(record)
+        except OSError as err:
+            if is_disk_full(err):
+                raise disk_full_error(self.run.metrics_path, "logging the training",
+                                      then="resume the run") from err
+            raise
         if self.on_event:
             self.on_event(record)
 
@@ -413,7 +509,7 @@ def train(
     training is that of one process, faster.
 
     Args:
-        ws: A prepared workspace with a vocabulary.
+        ws: A prepared workspace with a current vocabulary.
         config: The resolved run configuration.
         run_dir: Existing run to resume (with ``resume=True``); None starts a new run.
         resume: Continue from ``run_dir/checkpoints/last``.
@@ -423,55 +519,87 @@ def train(
 
     Raises:
         TrainingDiverged: the loss became non-finite; the last good checkpoint is kept.
+        DiskFullError: the disk filled up; the last complete checkpoint is kept.
+        WorkbenchError: another training runs in this workspace, the vocabulary is out of
+            date, or the run cannot be resumed as asked.
     """
-    if not ws.vocab_path.is_file():
-        raise WorkbenchError(f"{ws.root} has no vocabulary yet. Run `workbench vocab -w "
-                             f"{ws.root}` first.")
+    require_current_vocab(ws)
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
-    torch.manual_seed(config.run.seed)
+    accelerator, runtime = make_accelerator(config)
+    lock = _take_training_lock(accelerator, ws, run_dir.name if run_dir else "")
+    try:
+        return _train(ws, config, accelerator, runtime, lock, run_dir=run_dir, resume=resume,
+                      max_minutes=max_minutes, progress=progress, on_event=on_event)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
+           runtime: RuntimeSettings, lock: TrainingLock | None, *, run_dir: Path | None,
+           resume: bool, max_minutes: float, progress: bool,
+           on_event: EventHandler | None) -> TrainResult:
+    seed_everything(config.run.seed)
     vocab, profile = load_vocab(ws.vocab_path), load_profile(ws.profile_path)
     data = load_training_data(ws, vocab, profile)
     sampler = DurationBatchSampler(data.train.durations, config.data.max_batch_seconds,
                                    seed=config.run.seed, shuffle=config.data.shuffle_buckets)
     schedule = resolve_schedule(config, steps_per_epoch(data.train.durations,
                                                         config.data.max_batch_seconds))
-    accelerator, runtime = make_accelerator(config)
     with accelerator.main_process_first():  # one download into the cache, not one per rank
         model = build_model(config, vocab, runtime.attn_implementation)
     processor = build_processor(ws, model)
     optimizer, scheduler = build_optimizer(model, config, schedule, runtime.fused_adamw)
-    run_dir = _shared_run_dir(accelerator, ws, config, run_dir)
-    state = TrainState()
-    if resume:
-        state = _resume_state(run_dir, model, optimizer, scheduler, accelerator)
-    _seed_rank(config.run.seed, accelerator.process_index, state.step)
+    run = _shared_run(accelerator, ws, config, run_dir, lock)
     collator = CTCCollator(processor.feature_extractor,
                            encoder_cache=_encoder_cache(model, processor, config, runtime))
-    loader = _train_loader(data, sampler, collator, accelerator, runtime)
-    dev_loader = _dev_loader(data, collator, config, *_dev_split(accelerator))
+    loader = _train_loader(data, sampler, collator, accelerator, runtime, config.run.seed)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    log = _Logger(run_dir, on_event, enabled=accelerator.is_main_process)
-    loop = _Loop(accelerator, model, optimizer, scheduler, loader, sampler, dev_loader,
-                 processor, data, config, schedule, run_dir, log, runtime)
+    state = TrainState(data=data.fingerprint)
+    if resume:
+        state = _resume_state(run, accelerator.unwrap_model(model), optimizer, scheduler,
+                              accelerator, data)
+    elif accelerator.process_index > 0:
+        seed_everything(config.run.seed, accelerator.process_index)
+    log = _Logger(run, on_event, enabled=accelerator.is_main_process)
+    loop = _Loop(accelerator, model, optimizer, scheduler, loader, sampler, processor, data,
+                 config, schedule, run, ws, log, runtime)
     return loop.run(state, max_minutes=max_minutes, progress=progress)
 
 
-def _shared_run_dir(accelerator: Accelerator, ws: Workspace, config: TrainConfig,
-                    run_dir: Path | None) -> Path:
-    """The run directory, made (and its config written) by the main process for all."""
+def _take_training_lock(accelerator: Accelerator, ws: Workspace,
+                        run_name: str) -> TrainingLock | None:
+    """The main process takes the workspace's training lock; every process learns if it got it.
+
+    Raises:
+        WorkbenchError: Another process is training in this workspace.
+    """
+    lock, refused = None, ""
     if accelerator.is_main_process:
-        run_dir = run_dir or new_run_dir(ws, config.model.name)
-        save_config(config, run_dir / "config.yaml")
+        try:
+            lock = TrainingLock.acquire(ws, run_name)
+        except WorkbenchError as err:
+            refused = str(err)
+    if accelerator.num_processes > 1:
+        refused = broadcast_object_list([refused])[0]
+    if refused:
+        raise WorkbenchError(refused) if lock is None else busy_error(ws)
+    return lock
+
+
+def _shared_run(accelerator: Accelerator, ws: Workspace, config: TrainConfig,
+                run_dir: Path | None, lock: TrainingLock | None) -> Run:
+    """The run folder, made (and its config written) by the main process for all."""
+    if accelerator.is_main_process:
+        run = Run(run_dir) if run_dir else new_run(ws, config.model.name)
+        save_config(config, run.config_path)
+        if lock is not None:
+            lock.name_run(run.name)
+        run_dir = run.root
     if accelerator.num_processes > 1:
         run_dir = Path(broadcast_object_list([str(run_dir) if run_dir else None])[0])
-    return run_dir
-
-
-def _seed_rank(seed: int, rank: int, step: int) -> None:
-    """Other ranks draw their own masks and dropout (rank 0 keeps the single-process stream)."""
-    if rank > 0:
-        torch.manual_seed(seed + 1_000_003 * rank + step)
+    return Run(run_dir)
 
 
 def _encoder_cache(model, processor, config: TrainConfig,
@@ -483,71 +611,61 @@ def _encoder_cache(model, processor, config: TrainConfig,
 
 
 def _train_loader(data: TrainingData, sampler: DurationBatchSampler, collator,
-                  accelerator: Accelerator, runtime: RuntimeSettings) -> DataLoader:
+                  accelerator: Accelerator, runtime: RuntimeSettings, seed: int) -> DataLoader:
     """This process's shard of every global batch, with per-utterance loss weights."""
     shards = ShardedBatchSampler(sampler, data.train.durations,
                                  rank=accelerator.process_index,
                                  world_size=accelerator.num_processes)
+    # Its own generator: starting an epoch's iterator then draws nothing from the global one
+    # (which dropout and layerdrop use), so a resumed run's draws match the uninterrupted run's.
     return DataLoader(WeightedDataset(data.train), batch_sampler=shards,
                       collate_fn=WeightedCollator(collator), num_workers=runtime.num_workers,
                       pin_memory=runtime.pin_memory,
-                      persistent_workers=runtime.persistent_workers)
+                      persistent_workers=runtime.persistent_workers,
+                      generator=torch.Generator().manual_seed(seed))
 
 
-def _resume_state(run_dir: Path, model, optimizer, scheduler,
-                  accelerator: Accelerator | None = None) -> TrainState:
-    if accelerator is not None and shards_parameters(accelerator):
+def _resume_state(run: Run, model, optimizer, scheduler, accelerator: Accelerator,
+                  data: TrainingData) -> TrainState:
+    """Restore the checkpoint, the generators of this process, and refuse changed data."""
+    if shards_parameters(accelerator):
         raise WorkbenchError(
             "Resuming is supported for single-process and DDP runs, not under FSDP or "
             "DeepSpeed. Start a new run with model.name set to the run's model/ folder.")
-    checkpoint = run_dir / "checkpoints" / LAST
-    aside = run_dir / "checkpoints" / f".{LAST}.old"
-    if accelerator is not None:
-        accelerator.wait_for_everyone()  # nobody looks before the main process could rename
-    if accelerator is None or accelerator.is_main_process:
-        if not checkpoint.is_dir() and aside.is_dir():
-            aside.rename(checkpoint)  # stopped between the two renames of save_checkpoint
-    if accelerator is not None:
-        accelerator.wait_for_everyone()
-    if not checkpoint.is_dir():
-        raise WorkbenchError(f"{run_dir} has no checkpoint to resume from; start a new run.")
-    return load_checkpoint(checkpoint, model, optimizer, scheduler)
-
-
-def _dev_split(accelerator: Accelerator) -> tuple[int, int]:
-    """(rank, ranks) among which the dev batches are shared out."""
-    if shards_parameters(accelerator):
-        return 0, 1  # every rank runs every batch, in step with the others
-    return accelerator.process_index, accelerator.num_processes
-
-
-def _dev_loader(data: TrainingData, collator, config: TrainConfig, rank: int = 0,
-                world_size: int = 1) -> DataLoader | None:
-    """Dev batches ``rank, rank + world_size, ...`` (all of them for one process)."""
-    if data.dev is None:
-        return None
-    sampler = DurationBatchSampler(data.dev.durations, config.data.max_batch_seconds,
-                                   shuffle=False)
-    # Keep the manifest order so hypotheses line up with the references.
-    batches = [sorted(b) for b in sampler.batches(0)]
-    order = [i for b in batches for i in b]
-    data.dev_references[:] = [data.dev_references[i] for i in order]
-    return DataLoader(data.dev, batch_sampler=batches[rank::world_size], collate_fn=collator)
+    accelerator.wait_for_everyone()  # nobody looks before the main process could recover
+    if accelerator.is_main_process:
+        run.recover()
+    accelerator.wait_for_everyone()
+    if not run.has_checkpoint:
+        raise WorkbenchError(f"Run {run.name} has no checkpoint to resume from (one is saved "
+                             "at every dev evaluation); start a new run.")
+    state, rng = load_checkpoint(run, model, optimizer, scheduler, accelerator.scaler)
+    if state.data and state.data != data.fingerprint:
+        raise WorkbenchError(
+            f"The training data or the vocabulary changed since run {run.name} started "
+            f"(now {len(data.train)} training utterances), so its checkpoint no longer lines "
+            "up with the batches and labels. Start a new run (or restore the data).")
+    if len(rng) == accelerator.num_processes:
+        restore_rng(rng[accelerator.process_index])
+    else:  # resumed with another number of processes: each draws afresh, reproducibly
+        seed_everything(hash((state.step, accelerator.process_index)) % 2**31)
+    if accelerator.is_main_process:
+        run.truncate_metrics(state.metrics_bytes)
+    return state
 
 
 class _Loop:
     """The training loop's state and its steps, each a short method."""
 
-    def __init__(self, accelerator, model, optimizer, scheduler, loader, sampler, dev_loader,
-                 processor, data, config, schedule, run_dir, log, runtime):
+    def __init__(self, accelerator, model, optimizer, scheduler, loader, sampler, processor,
+                 data, config, schedule, run, ws, log, runtime):
         self.accelerator, self.model, self.optimizer = accelerator, model, optimizer
         self.scheduler, self.loader, self.sampler = scheduler, loader, sampler
-        self.dev_loader, self.processor, self.data = dev_loader, processor, data
-        self.config, self.schedule, self.run_dir, self.log = config, schedule, run_dir, log
+        self.processor, self.data, self.ws = processor, data, ws
+        self.config, self.schedule, self.run_folder, self.log = config, schedule, run, log
         self.runtime = runtime
         self.unwrapped = accelerator.unwrap_model(model)
         self.last_loss: float | None = None
-        self.best: dict = {}
         self.last_eval_step = -1
         self.out_of_time = False
         self.clock = _WaitClock()
@@ -578,6 +696,7 @@ class _Loop:
         self.log({"event": "start", "step": state.step, "max_steps": self.schedule.max_steps,
                   "steps_per_epoch": self.schedule.steps_per_epoch,
                   "train_seconds": round(self.data.train_seconds, 2),
+                  "dev_utterances": len(self.data.dev),
                   "world_size": self.accelerator.num_processes,
                   "distributed": str(self.accelerator.distributed_type.value),
                   "attn_implementation": getattr(self.unwrapped.config, "_attn_implementation",
@@ -600,7 +719,8 @@ class _Loop:
             state.elapsed_s = time.monotonic() - started
             self._log_train(state)
             bar.update(1)
-            bar.set_postfix(loss=f"{self.last_loss:.3f}", cer=self._best_cer_text(state))
+            bar.set_postfix(loss=f"{self.last_loss:.3f}", cer=_cer_text(state.best_cer))
+            fault_point("train.step")
             if state.step % self.schedule.eval_every == 0:
                 self._evaluate(state)
             if state.step >= self.last_step or self.out_of_time:
@@ -653,43 +773,43 @@ class _Loop:
 
     def _diverged(self, state: TrainState, value: float) -> None:
         self.log({"event": "diverged", "step": state.step + 1, "loss": str(value)})
-        kept = self.run_dir / "checkpoints" / LAST
-        where = (f"The last good checkpoint (step {state.step}) is in {kept}."
-                 if kept.exists() else "No checkpoint had been saved yet.")
+        where = (f"The last good checkpoint (step {state.step}) is kept in run "
+                 f"{self.run_folder.name}." if self.run_folder.has_checkpoint
+                 else "No checkpoint had been saved yet.")
         raise TrainingDiverged(
             f"The training loss became {value} at step {state.step + 1}, so training stopped. "
             f"{where} Try a lower learning rate (optim.learning_rate="
-            f"{self.config.optim.learning_rate / 3:.2g}) and resume or start again."
+            f"{self.config.optim.learning_rate / 3:.2g}) and start again."
         )
 
     def _evaluate(self, state: TrainState) -> None:
+        """Score the dev set; export the model when it is the best so far; save a checkpoint."""
         self.last_eval_step = state.step
-        metrics = {"dev_cer": math.nan, "dev_wer": math.nan}
-        if self.dev_loader is not None:
-            metrics = evaluate_dev(self._eval_model(), self.dev_loader, self.processor,
-                                   self.data.dev_references, self.accelerator.device,
-                                   gather=self._gather())
+        metrics = self._dev_metrics()
         cer = metrics["dev_cer"]
-        improved = not self.best or (not math.isnan(cer) and cer < state.best_cer) or (
-            math.isnan(cer))
+        # Without a dev set the latest model is kept; with one, only a better one replaces it.
+        improved = math.isnan(cer) or cer < state.best_cer
         if improved:
-            state.best_cer = cer if not math.isnan(cer) else state.best_cer
+            state.best_cer = state.best_cer if math.isnan(cer) else cer
+            state.best_wer = metrics["dev_wer"]
             state.best_step = state.step
-            self.best = {"step": state.step, **metrics}
             self._export()
         self.log({"event": "eval", "step": state.step, "elapsed_s": round(state.elapsed_s, 2),
                   "best": improved, **metrics})
         self._save(state)
 
-    def _eval_model(self):
-        """The plain model (no DDP collectives), or the wrapped one when ranks hold shards."""
-        return self.model if shards_parameters(self.accelerator) else self.unwrapped
-
-    def _gather(self) -> Gather | None:
-        rank, world = _dev_split(self.accelerator)
-        if world == 1:
-            return None
-        return lambda mine: interleave(gather_object([mine]))
+    def _dev_metrics(self) -> dict:
+        """Dev scores, the same on every process (computed where the model can run alone)."""
+        metrics = {"dev_cer": math.nan, "dev_wer": math.nan}
+        if self.data.dev:
+            sharded = shards_parameters(self.accelerator)
+            if sharded or self.accelerator.is_main_process:
+                metrics = evaluate_dev(self.model if sharded else self.unwrapped,
+                                       self.processor, self.ws, self.data,
+                                       self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            metrics = broadcast_object_list([metrics])[0]
+        return metrics
 
     def _weights(self) -> dict | None:
         """Full model weights (collected from every rank under FSDP/DeepSpeed; all must call)."""
@@ -700,43 +820,94 @@ class _Loop:
     def _export(self) -> None:
         weights = self._weights()
         if self.accelerator.is_main_process:
-            export_model(self.run_dir, self.unwrapped, self.processor, weights)
+            export_model(self.run_folder, self.unwrapped, self.processor, weights)
+        self.accelerator.wait_for_everyone()
 
     def _save(self, state: TrainState) -> None:
         weights = self._weights()
+        rng = [capture_rng()]
+        if self.accelerator.num_processes > 1:
+            rng = gather_object(rng)
         if self.accelerator.is_main_process:
-            save_checkpoint(self.run_dir, LAST, self.unwrapped, self.optimizer, self.scheduler,
-                            state, weights)
+            state.metrics_bytes = self.run_folder.metrics_size()
+            save_checkpoint(self.run_folder,
+                            weights if weights is not None else self.unwrapped.state_dict(),
+                            self.optimizer, self.scheduler, self.accelerator.scaler, state, rng)
         self.accelerator.wait_for_everyone()
-
-    def _best_cer_text(self, state: TrainState) -> str:
-        return "-" if math.isinf(state.best_cer) else f"{state.best_cer:.3f}"
 
     def _finish(self, state: TrainState, stopped: str) -> TrainResult:
         result = TrainResult(
-            run_dir=self.run_dir, steps=state.step, best_step=state.best_step,
-            best_dev_cer=_finite_or_none(self.best.get("dev_cer")),
-            best_dev_wer=_finite_or_none(self.best.get("dev_wer")),
+            run_dir=self.run_folder.root, steps=state.step, best_step=state.best_step,
+            best_dev_cer=_finite_or_none(state.best_cer),
+            best_dev_wer=_finite_or_none(state.best_wer) if math.isfinite(state.best_cer)
+            else None,
             final_loss=self.last_loss, elapsed_s=round(state.elapsed_s, 2), stopped=stopped,
             **self.clock.overall(),
         )
         self.log({"event": "end", **result.to_dict()})
         if self.accelerator.is_main_process:
-            write_json_atomic(self.run_dir / "result.json", result.to_dict())
+            self.run_folder.write_result(result.to_dict())
         return result
 
 
+def _cer_text(best_cer: float) -> str:
+    return "-" if math.isinf(best_cer) else f"{best_cer:.3f}"
+
+
 def _finite_or_none(value) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def resume_run(ws: Workspace, run: str | None = None, *, overrides: dict | None = None,
                **options) -> TrainResult:
-    """Continue an interrupted run (the latest one unless ``run`` names another)."""
-    from workbench.config import apply_overrides
+    """Continue an interrupted run (the latest one unless ``run`` names another).
 
-    run_dir = find_run(ws, run)
-    config = load_config(run_dir / "config.yaml")
+    Args:
+        ws: The workspace.
+        run: Run name or folder; None: the latest run.
+        overrides: Settings to change; only :data:`RESUMABLE_SETTINGS` may differ from the
+            run's own.
+        **options: As for :func:`train` (max_minutes, progress, on_event).
+
+    Raises:
+        WorkbenchError: The run finished, is being trained, or a setting outside
+            :data:`RESUMABLE_SETTINGS` would change.
+    """
+    found = find_run(ws, run)
+    if found.finished:
+        raise WorkbenchError(f"Run {found.name} has finished; there is nothing to resume. "
+                             "Start a new run to train again.")
+    config = load_config(found.config_path)
     if overrides:
         config = apply_overrides(config, overrides)
-    return train(ws, config, run_dir=run_dir, resume=True, **options)
+        refuse_unresumable_changes(load_config(found.config_path), config, found.name)
+    return train(ws, config, run_dir=found.root, resume=True, **options)
+
+
+def refuse_unresumable_changes(saved: TrainConfig, wanted: TrainConfig, run: str) -> None:
+    """Refuse settings that would misalign a resumed run's batches or schedule.
+
+    Raises:
+        WorkbenchError: A setting outside :data:`RESUMABLE_SETTINGS` differs; the message
+            names it with both values.
+    """
+    before, after = _flat(asdict(saved)), _flat(asdict(wanted))
+    changed = [key for key in after if after[key] != before.get(key)
+               and key not in RESUMABLE_SETTINGS]
+    if changed:
+        what = ", ".join(f"{k}={after[k]!r} (the run has {before.get(k)!r})" for k in changed)
+        raise WorkbenchError(
+            f"Run {run} cannot be resumed with {what}: it would no longer follow the batches "
+            "and learning-rate schedule its checkpoint is part of. Settings that may change "
+            f"on resume: {', '.join(RESUMABLE_SETTINGS)} (and --max-minutes). Start a new run "
+            "to train with other settings.")
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

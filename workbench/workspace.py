@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,8 +115,15 @@ class Workspace:
         return read_manifest(self.manifest_path(split))
 
     def recover(self) -> None:
-        """Undo an import a crash cut short in its last step (see :meth:`importing`)."""
+        """Undo an import a crash cut short (see :meth:`importing`), and clear what it left.
+
+        A commit cut short is rolled back; the staging folder of an import that died (its
+        lock is free) is removed.
+        """
         recover(self.root, IMPORT)
+        staging = Replacement(self.root, IMPORT).staging
+        if staging.exists() and lock_holder(self.root / IMPORT_LOCK) is None:
+            shutil.rmtree(staging, ignore_errors=True)
 
     @contextmanager
     def importing(self, settings: dict | None = None) -> Iterator[Workspace]:

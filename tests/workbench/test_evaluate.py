@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from tests.workbench.ctc_fixtures import noise, save_tiny_model
-from workbench.audio import write_clip
+from workbench.audio import signal_stats, write_clip
 from workbench.errors import WorkbenchError
 from workbench.evaluate import (
     METRICS_DIR,
@@ -138,17 +140,22 @@ def make_workspace(root) -> Workspace:
     save_tiny_model(ws.runs_dir / "20240101-090000" / "model")
     (ws.runs_dir / "20240101-090000" / "config.yaml").write_text("model: tiny\n")
     (ws.runs_dir / "20240102-090000").mkdir()  # still training: no model/ yet
+    (ws.runs_dir / "20240102-090000" / "config.yaml").write_text("model: tiny\n")
     ws.profile_path.write_text("lowercase: true\n", encoding="utf-8")
     texts = ["Bonne Nuit!", "  a cat,  a MAT ", "Tout un Monde.", "ok"]
     test = []
     for i, text in enumerate(texts):
         audio = f"audio/test_{i}.wav"
-        write_clip(ws.root / audio, noise(0.8 + 0.4 * i, seed=i))
+        samples = noise(0.8 + 0.4 * i, seed=i)
+        write_clip(ws.root / audio, samples)
         test.append(Utterance(id=f"t{i}", audio=audio, text=text, duration=0.8 + 0.4 * i,
-                              split="test"))
+                              split="test", **signal_stats(samples)))
     write_manifest(ws.manifest_path("test"), test)
-    write_clip(ws.root / "audio/dev_0.wav", noise(1.0, seed=10))
-    dev = [Utterance(id="d0", audio="audio/dev_0.wav", text="Dime", split="dev")]
+    samples = noise(1.0, seed=10)
+    write_clip(ws.root / "audio/dev_0.wav", samples)
+    dev = [Utterance(id="d0", audio="audio/dev_0.wav", text="Dime", duration=1.0, split="dev",
+                     **signal_stats(samples))]
+    write_manifest(ws.manifest_path("train"), [replace(dev[0], id="tr0", split="train")])
     write_manifest(ws.manifest_path("dev"), dev)
     return ws
 
@@ -184,13 +191,54 @@ def test_evaluate_run_excludes_and_skips_with_reasons(workspace):
     ws = workspace
     (ws.root / "audio/test_1.wav").unlink()
     report = evaluate_run(ws, exclude_ids={"t3"}, progress=False)
-    assert report.excluded == ["t3"]
+    assert report.left_out == [{"id": "t3", "reason": "left out on request"}]
     assert [s["id"] for s in report.skipped] == ["t1"]
     assert "test_1.wav" in report.skipped[0]["reason"]
     assert sorted(u.id for u in report.utterances) == ["t0", "t2"]
     assert {u.id: u.index for u in report.utterances} == {"t0": 0, "t2": 2}
     text = format_report(report)
-    assert "WER" in text and "CER" in text and "skipped" in text and "REF: bonne nuit" in text
+    assert "skipped" in text and "REF: bonne nuit" in text
+    assert "t3: left out on request" in text
+
+
+def test_what_the_audit_set_aside_is_not_scored_but_listed_with_its_reason(workspace):
+    ws = workspace
+    write_clip(ws.root / "audio/test_2.wav", np.zeros(int(1.6 * 16_000), dtype=np.float32))
+    utterances = ws.read_split("test")
+    write_manifest(ws.manifest_path("test"), [replace(u, rms_db=-120.0, peak=0.0)
+                                              if u.id == "t2" else u for u in utterances])
+    report = evaluate_run(ws, progress=False)
+    [left_out] = report.left_out
+    assert left_out["id"] == "t2" and "silent" in left_out["reason"]
+    assert report.scored_set == "audited"
+    assert sorted(u.id for u in report.utterances) == ["t0", "t1", "t3"]
+    assert report.rates["utterances"] == 3
+    assert "t2: silent" in format_report(report)
+
+    everything = evaluate_run(ws, include_excluded=True, progress=False)
+    assert everything.left_out == [] and everything.scored_set == "all"
+    assert sorted(u.id for u in everything.utterances) == ["t0", "t1", "t2", "t3"]
+    stored = read_report(ws.runs_dir / "20240101-090000")["test"]
+    assert stored["scored_set"] == "all" and len(stored["utterances"]) == 4
+
+
+def test_training_and_evaluate_score_with_the_same_function(workspace):
+    """Dev scoring in training is transcribe_and_score on scoring_set, as evaluate does."""
+    from workbench.evaluate import scoring_set, transcribe_and_score
+    from workbench.text import load_profile
+    from workbench.transcribe import load_recognizer
+
+    ws = workspace
+    chosen = scoring_set(ws, "test")
+    profile = load_profile(ws.profile_path)
+    scored = transcribe_and_score(load_recognizer(ws.runs_dir / "20240101-090000"), ws,
+                                  chosen.utterances,
+                                  [normalize(u.text, profile) for u in chosen.utterances],
+                                  progress=False)
+    report = evaluate_run(ws, progress=False)
+    assert scored.rates == report.rates
+    assert [u.hypothesis for u in scored.utterances] == [
+        u.hypothesis for u in report.utterances]
 
 
 def test_format_report_lists_the_worst_utterances(workspace):
@@ -202,17 +250,27 @@ def test_format_report_lists_the_worst_utterances(workspace):
 
 def test_run_selection_errors(tmp_path):
     ws = Workspace.at(tmp_path / "empty")
-    with pytest.raises(WorkbenchError, match="train a model first with `workbench train -w"):
+    with pytest.raises(WorkbenchError, match="has no training runs yet. Train one with "
+                                             "`workbench train -w"):
         evaluate_run(ws, progress=False)
     (ws.runs_dir / "20240101-000000").mkdir(parents=True)
-    with pytest.raises(WorkbenchError, match="no model/ folder"):
+    (ws.runs_dir / "20240101-000000" / "config.yaml").write_text("model: tiny\n")
+    with pytest.raises(WorkbenchError, match="has none: it is still before its first dev"):
         resolve_run(ws)
     with pytest.raises(WorkbenchError, match="no run 'nope'"):
         resolve_run(ws, "nope")
 
 
+def test_the_latest_run_with_a_model_is_evaluated(workspace):
+    report = evaluate_run(workspace, progress=False)
+    assert report.run == "20240101-090000"  # the newer run has no model yet
+    with pytest.raises(WorkbenchError, match="20240102-090000 has no model yet"):
+        evaluate_run(workspace, "20240102-090000", progress=False)
+
+
 def test_empty_split_is_reported(workspace):
-    with pytest.raises(WorkbenchError, match="train split is empty"):
-        evaluate_run(workspace, split="train", progress=False)
-    with pytest.raises(WorkbenchError, match="excluded"):
+    write_manifest(workspace.manifest_path("test"), [])
+    with pytest.raises(WorkbenchError, match="test split is empty"):
+        evaluate_run(workspace, split="test", progress=False)
+    with pytest.raises(WorkbenchError, match="set aside .* nothing is left to score"):
         evaluate_run(workspace, split="dev", exclude_ids={"d0"}, progress=False)

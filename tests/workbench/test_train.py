@@ -1,15 +1,29 @@
+"""Training: learning, exact resume, reproducibility, the best model, and refusals."""
+
 import json
+from dataclasses import replace
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from tests.conftest import prepared_workspace, private_copy
 from workbench.config import build_config
-from workbench.train import TrainingDiverged, find_run, resume_run, train
+from workbench.errors import WorkbenchError
+from workbench.evaluate import evaluate_run
+from workbench.run import Run, TrainingLock, find_run
+from workbench.train import TrainingDiverged, resume_run, train
+from workbench.transcribe import load_recognizer, transcribe_files
 from workbench.workspace import Workspace
 
 FAST = ["model.name=tiny", "data.max_batch_seconds=12", "run.log_every=1", "run.threads=2"]
+# Every source of randomness on: dropout everywhere, SpecAugment in time and in features,
+# layerdrop. Runs must still be reproducible and resumable to the last bit.
+RANDOM = ["model.mask_time_prob=0.3", "model.mask_feature_prob=0.2", "model.layerdrop=0.3",
+          "model.hidden_dropout=0.1", "model.activation_dropout=0.1",
+          "model.attention_dropout=0.1", "model.feat_proj_dropout=0.1",
+          "model.final_dropout=0.1"]
+STEPS = 12
 
 
 @pytest.fixture(scope="module")
@@ -22,62 +36,214 @@ def ws(prepared, tmp_path) -> Workspace:
     return private_copy(prepared, tmp_path / "ws")
 
 
-def losses(run_dir):
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [(r["step"], r["loss"]) for r in lines if r["event"] == "train"]
-
-
-def test_loss_falls_and_the_model_is_standard_hf(ws):
-    config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=40",
-                                                     "run.eval_every=20"])
-    result = train(ws, config, progress=False)
-    steps = losses(result.run_dir)
-    assert steps[0][0] == 1 and steps[-1][0] == 40
-    first, last5 = steps[0][1], [loss for _, loss in steps[-5:]]
-    assert sum(last5) / 5 < 0.6 * first
-    assert result.best_dev_cer is not None and 0.0 <= result.best_dev_cer <= 1.5
-    model_dir = result.run_dir / "model"
-    assert (model_dir / "model.safetensors").is_file()
-    assert (result.run_dir / "config.yaml").read_text().count("name: tiny") == 1
-
-    from transformers import pipeline
-
-    recognise = pipeline("automatic-speech-recognition", model=str(model_dir), device="cpu")
-    utterance = ws.read_split("test")[0]
-    out = recognise(str(ws.audio_path(utterance)))
-    assert isinstance(out["text"], str)
-
-
 class Interrupt(Exception):
     pass
 
 
-def test_resume_continues_from_the_checkpoint(ws):
-    config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=16",
-                                                     "run.eval_every=8"])
-
-    def stop_after_step_10(event):
-        if event["event"] == "train" and event["step"] == 10:
+def stop_after(step: int):
+    def handler(event):
+        if event["event"] == "train" and event["step"] == step:
             raise Interrupt
+    return handler
 
+
+def records(run: Run, event: str) -> list[dict]:
+    return [r for r in run.read_metrics() if r["event"] == event]
+
+
+def weights(folder) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+def random_config(seed: int = 0, *extra: str):
+    return build_config(preset="10min", overrides=[*FAST, *RANDOM, f"optim.max_steps={STEPS}",
+                                                   "run.eval_every=4", f"run.seed={seed}",
+                                                   *extra])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(prepared, tmp_path_factory):
+    """One run of STEPS steps with every kind of randomness on, never interrupted."""
+    ws = private_copy(prepared, tmp_path_factory.mktemp("reference") / "ws")
+    result = train(ws, random_config(), progress=False)
+    return ws, Run(result.run_dir)
+
+
+# --------------------------------------------------------------------------- learning
+
+
+def test_loss_falls_the_model_is_standard_hf_and_dev_cer_is_what_evaluate_says(ws):
+    config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=40",
+                                                     "run.eval_every=10"])
+    result = train(ws, config, progress=False)
+    run = Run(result.run_dir)
+    steps = [(r["step"], r["loss"]) for r in records(run, "train")]
+    assert steps[0][0] == 1 and steps[-1][0] == 40
+    first, last5 = steps[0][1], [loss for _, loss in steps[-5:]]
+    assert sum(last5) / 5 < 0.6 * first
+
+    evals = records(run, "eval")
+    best = min(evals, key=lambda r: (r["dev_cer"], r["step"]))
+    assert (result.best_dev_cer, result.best_step) == (best["dev_cer"], best["step"])
+    assert json.loads(run.result_path.read_text())["best_dev_cer"] == best["dev_cer"]
+    # The one scoring rule: the dev CER training logged for the model it kept is exactly what
+    # `workbench evaluate --split dev` reports for that model.
+    report = evaluate_run(ws, run.name, "dev", progress=False)
+    assert (report.cer, report.wer) == (best["dev_cer"], best["dev_wer"])
+    [start] = records(run, "start")
+    assert report.rates["utterances"] == start["dev_utterances"] > 0
+
+    from transformers import pipeline
+
+    recognise = pipeline("automatic-speech-recognition", model=str(run.model_dir), device="cpu")
+    clip = ws.audio_path(ws.read_split("test")[0])
+    ours = transcribe_files([clip], load_recognizer(run.model_dir), progress=False)[0]
+    assert recognise(str(clip))["text"] == ours.text
+    assert (run.config_path.read_text()).count("name: tiny") == 1
+
+
+def test_runs_with_the_same_seed_end_with_identical_weights(uninterrupted, ws):
+    reference_ws, reference = uninterrupted
+    config = json.loads((reference.model_dir / "config.json").read_text())
+    assert (config["mask_time_prob"], config["layerdrop"], config["hidden_dropout"]) == (
+        0.3, 0.3, 0.1)  # the randomness really is on
+    again = Run(train(ws, random_config(), progress=False).run_dir)
+    other_seed = Run(train(ws, random_config(seed=1), progress=False).run_dir)
+    expected = weights(reference.last_checkpoint)
+    same = weights(again.last_checkpoint)
+    assert expected.keys() == same.keys()
+    assert all(torch.equal(same[k], expected[k]) for k in expected)
+    assert [r["loss"] for r in records(again, "train")] == [
+        r["loss"] for r in records(reference, "train")]
+    different = weights(other_seed.last_checkpoint)
+    assert any(not torch.equal(different[k], expected[k]) for k in expected)
+
+
+def test_a_resumed_run_ends_with_the_weights_of_the_uninterrupted_run(uninterrupted, ws):
+    _, reference = uninterrupted
     with pytest.raises(Interrupt):
-        train(ws, config, progress=False, on_event=stop_after_step_10)
-    run_dir = find_run(ws, None)
-    checkpoint = run_dir / "checkpoints" / "last"
-    saved = json.loads((checkpoint / "state.json").read_text())
-    assert saved["step"] == 8
-    weights_at_8 = load_file(checkpoint / "model.safetensors")
-
+        train(ws, random_config(), progress=False, on_event=stop_after(6))
+    run = find_run(ws)
+    assert json.loads((run.last_checkpoint / "state.json").read_text())["step"] == 4
     result = resume_run(ws, progress=False)
-    assert result.run_dir == run_dir and result.steps == 16
-    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    starts = [r for r in records if r["event"] == "start"]
-    assert [s["step"] for s in starts] == [0, 8]
-    after_resume = [r["step"] for r in records[records.index(starts[1]):]
-                    if r["event"] == "train"]
-    assert after_resume[0] == 9 and after_resume[-1] == 16
-    final = load_file(checkpoint / "model.safetensors")
-    assert any(not torch.equal(final[k], weights_at_8[k]) for k in final)
+    assert result.run_dir == run.root and result.steps == STEPS
+
+    final, expected = weights(run.last_checkpoint), weights(reference.last_checkpoint)
+    for key, value in expected.items():
+        torch.testing.assert_close(final[key], value, rtol=0, atol=1e-6, msg=key)
+    # The steps logged after the checkpoint were cut on resume: one line per step, and each
+    # loss is the uninterrupted run's.
+    assert [(r["step"], r["loss"]) for r in records(run, "train")] == [
+        (r["step"], r["loss"]) for r in records(reference, "train")]
+    assert [s["step"] for s in records(run, "start")] == [0, 4]
+    assert run.read_result()["best_dev_cer"] == reference.read_result()["best_dev_cer"]
+
+
+# --------------------------------------------------------------------------- the best model
+
+
+def test_resume_never_replaces_the_best_model_with_a_worse_one(ws):
+    with pytest.raises(Interrupt):
+        train(ws, random_config(), progress=False, on_event=stop_after(6))
+    run = find_run(ws)
+    kept = weights(run.model_dir)
+    # Pretend the evaluation at step 4 was perfect: nothing after the resume can beat it, so
+    # model/ must stay the step-4 model and the result must report that best.
+    state_file = run.last_checkpoint / "state.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "best_cer": 0.0, "best_wer": 0.0,
+                                      "best_step": 4}))
+    result = resume_run(ws, progress=False)
+    assert (result.best_dev_cer, result.best_dev_wer, result.best_step) == (0.0, 0.0, 4)
+    assert run.read_result()["best_dev_cer"] == 0.0
+    after = weights(run.model_dir)
+    assert all(torch.equal(after[k], kept[k]) for k in kept)
+    assert not any(r["best"] for r in records(run, "eval") if r["step"] > 4)
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.fixture
+def interrupted(ws) -> tuple[Workspace, Run]:
+    """A run stopped at step 6 of 12, with its checkpoint at step 4."""
+    with pytest.raises(Interrupt):
+        train(ws, random_config(), progress=False, on_event=stop_after(6))
+    return ws, find_run(ws)
+
+
+@pytest.mark.parametrize("override,value", [("optim.max_steps", 99),
+                                            ("data.max_batch_seconds", 6.0),
+                                            ("optim.learning_rate", 1.0)])
+def test_resume_refuses_settings_that_would_misalign_the_schedule(interrupted, override, value):
+    ws, run = interrupted
+    with pytest.raises(WorkbenchError, match=rf"{override}={value!r}.*run.eval_every"):
+        resume_run(ws, overrides={override: value}, progress=False)
+    assert json.loads((run.last_checkpoint / "state.json").read_text())["step"] == 4
+
+
+def test_resume_accepts_the_settings_that_may_change(interrupted):
+    ws, run = interrupted
+    result = resume_run(ws, overrides={"run.eval_every": 5, "run.log_every": 2},
+                        progress=False)
+    assert result.steps == STEPS
+    assert [r["step"] for r in records(run, "eval")] == [4, 5, 10, 12]
+
+
+def test_resume_refuses_a_checkpoint_that_does_not_fit_the_model(interrupted):
+    ws, run = interrupted
+    path = run.last_checkpoint / "model.safetensors"
+    tensors = load_file(path)
+    dropped = sorted(tensors)[0]
+    del tensors[dropped]
+    save_file(tensors, path)
+    with pytest.raises(WorkbenchError, match=rf"does not fit.*missing {dropped}"):
+        resume_run(ws, progress=False)
+
+
+def test_resume_refuses_changed_training_data(interrupted):
+    ws, _ = interrupted
+    from workbench.manifest import write_manifest
+    from workbench.vocab import build_workspace_vocab
+
+    train_split = ws.read_split("train")
+    write_manifest(ws.manifest_path("train"), train_split[:-3])
+    build_workspace_vocab(ws)
+    with pytest.raises(WorkbenchError, match="training data or the vocabulary changed"):
+        resume_run(ws, progress=False)
+
+
+def test_a_finished_run_is_not_resumed(ws):
+    config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=2"])
+    train(ws, config, progress=False)
+    with pytest.raises(WorkbenchError, match="has finished"):
+        resume_run(ws, progress=False)
+
+
+def test_a_stale_vocabulary_is_refused(ws):
+    from workbench.manifest import write_manifest
+
+    utterances = ws.read_split("train")
+    changed = [replace(utterances[0], text="zzz qqq"), *utterances[1:]]
+    write_manifest(ws.manifest_path("train"), changed)
+    config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=2"])
+    with pytest.raises(WorkbenchError, match="changed after the vocabulary was built"):
+        train(ws, config, progress=False)
+    assert not ws.runs_dir.exists() or not list(ws.runs_dir.glob("2*"))
+
+
+def test_a_second_training_in_the_same_workspace_is_refused(ws):
+    lock = TrainingLock.acquire(ws, "20260101-000000-xls-r-300m")
+    try:
+        config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=2"])
+        with pytest.raises(WorkbenchError, match="20260101-000000-xls-r-300m is being trained"):
+            train(ws, config, progress=False)
+    finally:
+        lock.release()
+    assert train(ws, config, progress=False).steps == 2  # free again
+
+
+# --------------------------------------------------------------------------- guards
 
 
 def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(ws):
@@ -87,11 +253,13 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(ws):
                                                      "optim.grad_clip=0"])
     with pytest.raises(TrainingDiverged, match="learning rate") as caught:
         train(ws, config, progress=False)
-    run_dir = find_run(ws, None)
-    state = json.loads((run_dir / "checkpoints" / "last" / "state.json").read_text())
-    weights = load_file(run_dir / "checkpoints" / "last" / "model.safetensors")
-    assert all(torch.isfinite(w).all() for w in weights.values())
+    run = find_run(ws)
+    state = json.loads((run.last_checkpoint / "state.json").read_text())
+    saved = weights(run.last_checkpoint)
+    assert all(torch.isfinite(w).all() for w in saved.values())
     assert f"step {state['step']}" in str(caught.value)
+    [diverged] = records(run, "diverged")
+    assert diverged["step"] == state["step"] + 1
 
 
 def test_stop_at_step_ends_early_on_the_longer_schedule(ws):
@@ -100,8 +268,7 @@ def test_stop_at_step_ends_early_on_the_longer_schedule(ws):
                                                      "run.stop_at_step=4"])
     result = train(ws, config, progress=False)
     assert result.steps == 4 and result.stopped == "stop_at_step"
-    records = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
-    lr_at_4 = next(r["lr"] for r in records if r["event"] == "train" and r["step"] == 4)
+    lr_at_4 = next(r["lr"] for r in records(Run(result.run_dir), "train") if r["step"] == 4)
     assert lr_at_4 == pytest.approx(config.optim.learning_rate * 6 / 10)
 
 
@@ -109,14 +276,14 @@ def test_start_logs_the_runtime_and_steps_log_their_wait_for_data(ws):
     config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=4",
                                                      "run.log_every=2", "run.eval_every=4"])
     result = train(ws, config, progress=False)
-    records = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
-    [start] = [r for r in records if r["event"] == "start"]
+    run = Run(result.run_dir)
+    [start] = records(run, "start")
     assert start["world_size"] == 1 and start["attn_implementation"] == "sdpa"
     assert start["runtime"]["device_type"] == "cpu" and start["runtime"]["num_workers"] == 0
-    steps = [r for r in records if r["event"] == "train"]
+    steps = records(run, "train")
     assert [r["step"] for r in steps] == [1, 2, 4]
     assert all(0 < r["data_wait_s"] and 0 < r["data_wait_share"] < 1 for r in steps)
-    saved = json.loads((result.run_dir / "result.json").read_text())
+    saved = run.read_result()
     assert saved["data_wait_s"] == pytest.approx(result.data_wait_s)
     assert saved["data_wait_s"] >= sum(r["data_wait_s"] for r in steps) - 1e-3
     assert 0 < saved["data_wait_share"] < 1

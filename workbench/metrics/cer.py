@@ -9,13 +9,12 @@ Load it without the Hub (works offline)::
 or ``evaluate.load("/path/to/workbench/metrics/cer.py")``. The rate is character edits /
 reference characters over all pairs together; spaces between words count as characters, runs
 of whitespace count as one space, and an empty reference adds its hypothesis characters as
-insertions. The script is self-contained (jiwer only) because ``evaluate`` copies it into its
-module cache.
+insertions. It calls ``workbench.evaluate.error_rates``, the workbench's one scoring function
+(the workbench must be installed where it runs).
 """
 
 import datasets
 import evaluate
-import jiwer
 
 _CITATION = """\
 @inproceedings{morris2004,
@@ -44,10 +43,6 @@ Examples:
 """
 
 
-def _squash(text):
-    return " ".join(text.split())
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class CER(evaluate.Metric):
     """Corpus character error rate with jiwer."""
@@ -67,17 +62,10 @@ class CER(evaluate.Metric):
         )
 
     def _compute(self, predictions=None, references=None):
-        errors = 0
-        total = 0
-        pairs = [(_squash(r), _squash(p)) for r, p in zip(references, predictions, strict=True)]
-        scored = [(r, p) for r, p in pairs if r]
-        for r, p in pairs:
-            if not r:
-                errors += len(p)  # nothing to match: every character is an insertion
-        if scored:
-            out = jiwer.process_characters([r for r, _ in scored], [p for _, p in scored])
-            errors += out.substitutions + out.deletions + out.insertions
-            total += out.substitutions + out.deletions + out.hits
-        if total == 0:
-            raise ValueError("All references are empty: there are no characters to score against.")
-        return errors / total
+        # The workbench's one scoring function, so this metric and `workbench evaluate` agree.
+        from workbench.evaluate import error_rates
+
+        try:
+            return error_rates(list(references), list(predictions))["cer"]
+        except Exception as err:  # WorkbenchError: lengths differ, or all references empty
+            raise ValueError(str(err)) from err

@@ -9,12 +9,12 @@ Load it without the Hub (works offline)::
 or ``evaluate.load("/path/to/workbench/metrics/wer.py")``. The rate is
 (substitutions + deletions + insertions) / reference words over all pairs together, with runs
 of whitespace counted as one space; an empty reference adds its hypothesis words as insertions.
-The script is self-contained (jiwer only) because ``evaluate`` copies it into its module cache.
+It calls ``workbench.evaluate.error_rates``, the workbench's one scoring function (the
+workbench must be installed where it runs).
 """
 
 import datasets
 import evaluate
-import jiwer
 
 _CITATION = """\
 @inproceedings{morris2004,
@@ -66,18 +66,10 @@ class WER(evaluate.Metric):
         )
 
     def _compute(self, predictions=None, references=None):
-        errors = 0
-        total = 0
-        pairs = [(" ".join(_words(r)), " ".join(_words(p)))
-                 for r, p in zip(references, predictions, strict=True)]
-        scored = [(r, p) for r, p in pairs if r]
-        for r, p in pairs:
-            if not r:
-                errors += len(_words(p))  # nothing to match: every word is an insertion
-        if scored:
-            out = jiwer.process_words([r for r, _ in scored], [p for _, p in scored])
-            errors += out.substitutions + out.deletions + out.insertions
-            total += out.substitutions + out.deletions + out.hits
-        if total == 0:
-            raise ValueError("All references are empty: there are no words to score against.")
-        return errors / total
+        # The workbench's one scoring function, so this metric and `workbench evaluate` agree.
+        from workbench.evaluate import error_rates
+
+        try:
+            return error_rates(list(references), list(predictions))["wer"]
+        except Exception as err:  # WorkbenchError: lengths differ, or all references empty
+            raise ValueError(str(err)) from err
