@@ -13,17 +13,26 @@ Two parts, each printing the two sides side by side:
 * ``padding``: share of padded samples (and of model output frames) per epoch, the
   reference's sampler against ``DurationBatchSampler``, over several seeds and epochs, with
   the least padding any grouping into that many batches could reach.
-* ``throughput``: steady-state training audio-seconds per second of both sides on the same
-  model (a fresh copy of the bundled demo-base, frozen feature encoder, the same SpecAugment,
-  layerdrop, optimiser and learning-rate schedule), fp32 on CPU with the same thread count,
-  interleaved in rounds so machine noise hits both; plus the share of the workbench's step
-  time spent waiting for data.
+* ``throughput``: training audio-seconds per second of both sides on the same model (a fresh
+  copy of the bundled demo-base, frozen feature encoder, the same SpecAugment, layerdrop,
+  optimiser and learning-rate schedule), fp32 on CPU with the same thread count, interleaved
+  in rounds so machine noise hits both; plus the share of the workbench's step time spent
+  waiting for data. Two figures per side: the first epoch (where the workbench's
+  frozen-encoder cache is filled: the encoder runs on every clip, as it does on every step
+  without the cache) and the steady state after it. The first epoch is timed from the first
+  batch fetch (the first item read for the workbench, the first collation for the reference,
+  whose items come from the already mapped Arrow table) to the end of its last step; the
+  setup before it (model load, datasets, optimizer: inside ``train()`` for the workbench,
+  ``build_model`` + ``Trainer(...)`` + ``train()`` for the reference) is printed apart. The
+  reference's ``map()`` (decoding and normalising the audio) is done once beforehand and not
+  timed; it is what ``workbench prepare`` does, timed in ``bench/prepare_speed.py``.
 
-Usage (the first epoch, 15 steps on the demo corpus, is not timed)::
+Usage (one epoch is 15 steps on the demo corpus)::
 
     python bench/input_pipeline.py                      # both parts, bundled demo corpus
     python bench/input_pipeline.py padding --split all  # padding over all 180 demo clips
     python bench/input_pipeline.py throughput --steps 45 --rounds 2 --threads 2
+    python bench/input_pipeline.py --seeds 1 --epochs 1 --steps 17 --rounds 1   # smoke test
 """
 
 from __future__ import annotations
@@ -228,6 +237,22 @@ class StepLog:
     gaps_s: list[float] = field(default_factory=list)  # step end to next step start
     pending_s: float = 0.0  # item reads of the batch being assembled
     loop_wait_s: list[float] = field(default_factory=list)  # the loop's own figure, if any
+    called: float = 0.0  # when the side's setup began (model build, train() call)
+    first_fetch: float | None = None  # when the first batch began to be read
+
+    def fetching(self) -> None:
+        """Note the first batch fetch."""
+        if self.first_fetch is None:
+            self.first_fetch = time.perf_counter()
+
+    def first_epoch(self, steps: int) -> tuple[float, float, float]:
+        """Setup seconds, then audio-seconds per second and mean step seconds over the first
+        ``steps`` steps, timed from the first batch fetch."""
+        if self.first_fetch is None or len(self.ends) < steps:
+            raise SystemExit(f"The first epoch ({steps} steps) did not finish.")
+        elapsed = self.ends[steps - 1] - self.first_fetch
+        return (self.first_fetch - self.called, sum(self.audio_s[:steps]) / elapsed,
+                elapsed / steps)
 
     def steady(self, warmup: int) -> tuple[float, float, float, float]:
         """Audio-seconds per second, data-wait share (bench-timed and as the loop reports it,
@@ -250,6 +275,7 @@ class TimedCollator:
         self.collator, self.log, self.audio_of = collator, log, audio_of
 
     def __call__(self, items):
+        self.log.fetching()
         started = time.perf_counter()
         batch = self.collator(items)
         self.log.wait_s.append(self.log.pending_s + time.perf_counter() - started)
@@ -284,6 +310,7 @@ def run_workbench(ws: Workspace, config, args) -> StepLog:
 
     class TimedDataset(originals[0]):
         def __getitem__(self, index):
+            log.fetching()
             started = time.perf_counter()
             item = super().__getitem__(index)
             log.pending_s += time.perf_counter() - started
@@ -302,6 +329,7 @@ def run_workbench(ws: Workspace, config, args) -> StepLog:
     wt.ManifestDataset, wt.CTCCollator = TimedDataset, collator
     try:
         with tempfile.TemporaryDirectory(dir=ws.root) as run_dir:
+            log.called = time.perf_counter()
             wt.train(ws, config, run_dir=Path(run_dir), progress=False, on_event=on_event)
     finally:
         wt.ManifestDataset, wt.CTCCollator = originals
@@ -382,6 +410,7 @@ def run_reference(setup: ReferenceSetup, args) -> StepLog:
         def on_step_end(self, *_, **__):
             log.ends.append(time.perf_counter())
 
+    log.called = time.perf_counter()
     torch.manual_seed(args.seed)
     model = build_model(setup.config, setup.vocab)
     collator = TimedCollator(BlogCollator(setup.processor), log,
@@ -420,35 +449,41 @@ def run_throughput(ws: Workspace, args) -> None:
             torch.set_num_threads(args.threads)
             log = run_reference(setup, args) if side == "reference" else run_workbench(
                 ws, configs[side], args)
-            results[side].append(log.steady(warmup))
-            rate, wait, loop_wait, step = results[side][-1]
-            print(f"  round {round_ + 1} {side:15}: {rate:6.1f} audio-s/s, "
-                  f"{step * 1000:6.0f} ms/step, data wait {wait:.1%} (loop: {loop_wait:.1%})",
-                  flush=True)
+            results[side].append((*log.steady(warmup), *log.first_epoch(warmup)))
+            rate, wait, loop_wait, step, setup_s, first_rate, first_step = results[side][-1]
+            print(f"  round {round_ + 1} {side:17}: setup {setup_s:5.1f} s, first epoch "
+                  f"{first_rate:6.1f} audio-s/s ({first_step * 1000:5.0f} ms/step), steady "
+                  f"{rate:6.1f} audio-s/s ({step * 1000:5.0f} ms/step), data wait {wait:.1%} "
+                  f"(loop: {loop_wait:.1%})", flush=True)
     print_throughput(args, count, max_seconds, warmup, results)
 
 
 def print_throughput(args, count: int, max_seconds: float, warmup: int,
                      results: dict) -> None:
     print(f"\nThroughput: demo-base, fp32 CPU, {args.threads} threads, {args.steps} steps, "
-          f"the first {warmup} not timed, {args.rounds} interleaved rounds, {count} batches "
-          "per epoch on both sides")
-    head = (f"{'side':58} {'audio-s/s':>10} {'ratio':>6} {'ms/step':>8} {'data wait':>10} "
-            f"{'(loop)':>7}")
+          f"first epoch = the first {warmup} steps, steady state = the {args.steps - warmup} "
+          f"after them, {args.rounds} interleaved rounds (medians), {count} batches per epoch "
+          "on both sides")
+    head = (f"| {'side':68} | setup s | epoch 1 audio-s/s | ratio | epoch 1 ms/step | "
+            f"steady audio-s/s | ratio | steady ms/step | data wait | (loop) |")
     print(head)
-    print("-" * len(head))
+    print("|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|")
     names = {"reference": f"reference: Trainer group_by_length, batch {args.batch_size}",
              "workbench-nocache": f"workbench: train(), max_batch_seconds={max_seconds:g}, "
                                   "encoder run every step",
              "workbench": "workbench: the same with its frozen-encoder cache (default)"}
     medians = {side: [statistics.median(column) for column in zip(*rows, strict=True)]
                for side, rows in results.items()}
-    for side, (rate, wait, loop_wait, step) in medians.items():
-        ratio = rate / medians["reference"][0]
-        print(f"{names[side]:58} {rate:10.1f} {ratio:5.2f}x {step * 1000:8.0f} {wait:10.1%} "
-              f"{loop_wait:7.1%}")
-    print("medians of the rounds; data wait: item reads + collation for the workbench (loop: "
-          "as train() reports it), the gap between steps for the reference")
+    ref = medians["reference"]
+    for side, (rate, wait, loop_wait, step, setup_s, first_rate, first_step) in medians.items():
+        print(f"| {names[side]:68} | {setup_s:7.1f} | {first_rate:17.1f} | "
+              f"{first_rate / ref[5]:4.2f}x | {first_step * 1000:15.0f} | {rate:16.1f} | "
+              f"{rate / ref[0]:4.2f}x | {step * 1000:14.0f} | {wait:9.1%} | {loop_wait:6.1%} |")
+    print("setup: from the train() call (workbench) or the model build (reference) to the first "
+          "batch fetch. Data wait (steady state): item reads + collation for the workbench "
+          "(loop: as train() reports it), the gap between steps for the reference. The "
+          "reference's map() is not timed (see bench/prepare_speed.py); the workbench reads "
+          "its cached 16 kHz WAVs during training, inside these figures.")
 
 
 # --------------------------------------------------------------------------- command line
