@@ -71,6 +71,13 @@ def fault_point(name: str) -> None:
     raise RuntimeError(f"fault point {name}")
 
 
+def reset_faults() -> None:
+    """Start counting fault-point hits afresh (tests that arm the same spec again)."""
+    global _fault_spec
+    _fault_spec = ("", {})
+    _fault_hits.clear()
+
+
 def _parse_faults(spec: str) -> dict[str, tuple[int, str]]:
     global _fault_spec
     if _fault_spec[0] != spec:
@@ -161,7 +168,13 @@ def fsync_dir(folder: Path) -> None:
 
 
 def fsync_tree(folder: Path) -> None:
-    """fsync every file and folder under ``folder`` (files a library wrote, e.g. a model)."""
+    """Make every file and folder under ``folder`` durable (files a library wrote, a cache).
+
+    One ``syncfs`` of the folder's file system where Linux has it (thousands of cached clips
+    cost one flush instead of thousands of fsyncs); else every file and folder is fsynced.
+    """
+    if _syncfs(folder):
+        return
     for current, _, files in os.walk(folder, topdown=False):
         for name in files:
             fd = os.open(os.path.join(current, name), os.O_RDONLY)
@@ -170,6 +183,24 @@ def fsync_tree(folder: Path) -> None:
             finally:
                 os.close(fd)
         fsync_dir(Path(current))
+
+
+def _syncfs(folder: Path) -> bool:
+    """``syncfs(2)`` on the file system holding ``folder``; False where unavailable."""
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if syncfs(fd) == 0:
+            return True
+        code = ctypes.get_errno()
+        if code in DISK_FULL_ERRNOS or code == errno.EIO:
+            raise OSError(code, os.strerror(code), str(folder))
+        return False
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- files

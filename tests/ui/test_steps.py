@@ -191,6 +191,16 @@ def test_evaluate_shows_the_stored_report(ws_with_run):
         evaluate.evaluate(ws_with_run, str(ws_with_run.runs_dir / RUN), "test")
 
 
+def test_evaluate_says_what_the_check_set_aside(ws_with_run):
+    test = ws_with_run.read_split("test")
+    silent = test[0].id
+    write_manifest(ws_with_run.manifest_path("test"),
+                   [replace(u, rms_db=-120.0, peak=0.0) if u.id == silent else u for u in test])
+    view = evaluate.evaluate(ws_with_run, RUN, "test")
+    assert silent not in set(view.table["id"]) and len(view.table) == len(test) - 1
+    assert "1 utterance(s) the Check step set aside are not scored (silent)" in view.summary
+
+
 # --------------------------------------------------------------------------- try it, export
 
 

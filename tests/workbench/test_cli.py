@@ -3,10 +3,14 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from workbench.cli import main
+from workbench.evaluate import error_rates
+from workbench.run import Run
+from workbench.workspace import Workspace
 
 
 def run_json(capsys, *argv) -> dict:
@@ -20,32 +24,52 @@ def test_whole_flow(small_corpus, tmp_path, capsys):
     ws = str(tmp_path / "ws")
     prepared = run_json(capsys, "prepare", str(small_corpus), "-w", ws)
     assert prepared["utterances"] == 48 and len(prepared["sources"]) == 1
+    assert sum(s["utterances"] for s in prepared["splits"].values()) == 48
     assert prepared["splits"]["test"]["utterances"] > 0
 
     audit = run_json(capsys, "audit", "-w", ws)
     assert audit["total"]["utterances"] == 48
-    assert (tmp_path / "ws" / "audit.json").is_file()
+    saved_audit = json.loads((tmp_path / "ws" / "audit.json").read_text())
+    assert saved_audit["excluded_ids"] == audit["excluded_ids"]
+    assert audit["total"]["kept"] == 48 - len(audit["excluded_ids"])
 
     vocab = run_json(capsys, "vocab", "-w", ws)
-    assert vocab["vocab_size"] > 10
     labels = json.loads((tmp_path / "ws" / "vocab.json").read_text())
+    assert vocab["vocab_size"] == len(labels)
     assert {"[PAD]", "[UNK]", "|", "a", "'"} <= set(labels)
 
     trained = run_json(capsys, "train", "-w", ws, "--model", "tiny", "--max-steps", "12",
                        "data.max_batch_seconds=12", "run.eval_every=6")
     assert trained["steps"] == 12
-    run_dir = trained["run_dir"]
+    run = Run(Path(trained["run_dir"]))
+    evals = [r for r in run.read_metrics() if r["event"] == "eval"]
+    assert [r["step"] for r in evals] == [6, 12]
+    best = min(evals, key=lambda r: (r["dev_cer"], r["step"]))
+    assert (trained["best_dev_cer"], trained["best_step"]) == (best["dev_cer"], best["step"])
+
+    # `evaluate --split dev` reports exactly the dev CER training chose its model by.
+    dev = run_json(capsys, "evaluate", "-w", ws, "--split", "dev")
+    assert (dev["cer"], dev["wer"]) == (trained["best_dev_cer"], trained["best_dev_wer"])
 
     report = run_json(capsys, "evaluate", "-w", ws)
-    assert 0.0 <= report["cer"] and report["wer"] >= 0.0
-    assert len(report["utterances"]) == prepared["splits"]["test"]["utterances"]
-    saved = json.loads((tmp_path / "ws" / "runs" / run_dir.rsplit("/", 1)[-1] /
-                        "report.json").read_text())
-    assert "test" in json.dumps(saved)
+    test_ids = [u.id for u in Workspace.at(ws).read_split("test")]
+    excluded = set(audit["excluded_ids"])
+    assert [u["id"] for u in report["left_out"]] == [i for i in test_ids if i in excluded]
+    assert sorted(u["id"] for u in report["utterances"]) == sorted(
+        i for i in test_ids if i not in excluded)
+    pairs = [(u["reference"], u["hypothesis"]) for u in report["utterances"]]
+    rates = error_rates([r for r, _ in pairs], [h for _, h in pairs])
+    assert (report["wer"], report["cer"]) == (rates["wer"], rates["cer"])
+    assert run.read_reports()["test"]["cer"] == report["cer"]
 
-    clip = next((tmp_path / "ws" / "audio").glob("*.wav"))
-    out = run_json(capsys, "transcribe", str(clip), "--model", run_dir)
-    assert len(out["results"]) == 1 and out["results"][0]["error"] is None
+    everything = run_json(capsys, "evaluate", "-w", ws, "--include-excluded")
+    assert len(everything["utterances"]) == len(test_ids) and everything["left_out"] == []
+
+    scored = report["utterances"][0]
+    clip = tmp_path / "ws" / scored["audio"]
+    out = run_json(capsys, "transcribe", str(clip), "--model", trained["run_dir"])
+    [result] = out["results"]
+    assert result["error"] is None and result["text"] == scored["hypothesis"]
 
 
 def test_bad_input_is_a_message_not_a_traceback(tmp_path):

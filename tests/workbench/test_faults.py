@@ -30,7 +30,7 @@ from safetensors.torch import load_file
 
 from tests.conftest import make_subset, prepared_workspace, private_copy
 from workbench.config import build_config
-from workbench.fsio import FAULTS_ENV, DiskFullError
+from workbench.fsio import FAULTS_ENV, DiskFullError, reset_faults
 from workbench.manifest import write_manifest
 from workbench.run import Run, find_run, training_now
 from workbench.train import resume_run, train
@@ -215,6 +215,7 @@ class SmallDisk:
         else:
             os.environ[FAULTS_ENV] = ("import.clip@3=enospc,checkpoint.weights@1=enospc,"
                                       "export.weights@1=enospc,onnx.staged@1=enospc")
+            reset_faults()
 
     def free(self) -> None:
         (self.folder / "filler").unlink(missing_ok=True)

@@ -54,6 +54,11 @@ def eval_view(report: dict) -> EvalView:
                f"({report['audio_seconds'] / 60:.1f} min of audio).")
     if report.get("skipped"):
         summary += f" {len(report['skipped'])} clip(s) could not be read."
+    left_out = report.get("left_out") or []
+    if left_out:
+        reasons = sorted({u["reason"].split(":")[0] for u in left_out})
+        summary += (f" {len(left_out)} utterance(s) the Check step set aside are not scored "
+                    f"({', '.join(reasons)}).")
     summary += " Click a row to hear it. **Next:** step 6, Try it, or step 7, Export."
     rows = [{"id": u["id"], "WER": round(u["wer"], 3), "CER": round(u["cer"], 3),
              "reference": u["reference"], "hypothesis": u["hypothesis"],
