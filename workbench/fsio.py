@@ -265,6 +265,20 @@ def aside_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.old")
 
 
+def remove_temporaries(folder: Path) -> None:
+    """Remove what killed writers left in ``folder``: ``.NAME*.tmp`` files and folders.
+
+    Only call it where no other process can be writing (under the lock of that folder).
+    """
+    if not folder.is_dir():
+        return
+    for path in folder.glob(".*.tmp"):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def exchange(a: Path, b: Path) -> bool:
     """Atomically swap two existing paths (Linux renameat2); False where unsupported."""
     try:

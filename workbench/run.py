@@ -36,6 +36,7 @@ from workbench.fsio import (
     fsync_dir,
     lock_holder,
     recover_dir,
+    remove_temporaries,
     write_json_atomic,
 )
 from workbench.workspace import Workspace, new_stamped_dir
@@ -137,9 +138,12 @@ class Run:
         return self.state(ws) == STOPPED
 
     def recover(self) -> None:
-        """Put back a model or checkpoint whose replacement a crash cut short."""
+        """Put back a model or checkpoint whose replacement a crash cut short, and remove
+        what a killed writer left half-written (only while holding the training lock)."""
         recover_dir(self.root / MODEL)
         recover_dir(self.checkpoints_dir / LAST)
+        remove_temporaries(self.root)
+        remove_temporaries(self.checkpoints_dir)
 
     # ----------------------------------------------------------------------- files
 
