@@ -146,8 +146,13 @@ def cmd_evaluate(args) -> None:
 def cmd_transcribe(args) -> None:
     from workbench.transcribe import transcribe_files
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     model = _resolve_model_arg(args)
-    results = transcribe_files([Path(p) for p in args.audio], model, progress=not args.quiet)
+    results = transcribe_files([Path(p) for p in args.audio], model, progress=not args.quiet,
+                               batch_seconds=args.batch_seconds)
     summary = [r.to_dict() if hasattr(r, "to_dict") else vars(r) for r in results]
     lines = [f"{r.path}: {r.text}" if not r.error else f"{r.path}: ERROR {r.error}"
              for r in results]
@@ -340,6 +345,10 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True,
                    help="model directory, run directory, or run id in the workspace (-w)")
     p.add_argument("-w", "--workspace", default=".", help="workspace holding the run")
+    p.add_argument("--batch-seconds", type=float, default=20.0,
+                   help="most padded audio per forward pass (default 20)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads (0: torch's default; ONNX Runtime uses as many)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 

@@ -70,6 +70,9 @@ def test_whole_flow(small_corpus, tmp_path, capsys):
     out = run_json(capsys, "transcribe", str(clip), "--model", trained["run_dir"])
     [result] = out["results"]
     assert result["error"] is None and result["text"] == scored["hypothesis"]
+    small = run_json(capsys, "transcribe", str(clip), "--model", trained["run_dir"],
+                     "--threads", "1", "--batch-seconds", "4")
+    assert small["results"][0]["text"] == scored["hypothesis"]
 
 
 def test_bad_input_is_a_message_not_a_traceback(tmp_path):
