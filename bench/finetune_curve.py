@@ -25,7 +25,6 @@ pretraining nor fine-tuning heard, with sentences of their own.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -45,6 +44,7 @@ from data_recipes.synthetic import (  # noqa: E402
 )
 from workbench.config import build_config  # noqa: E402
 from workbench.evaluate import error_rates, evaluate_run  # noqa: E402
+from workbench.run import Run  # noqa: E402
 from workbench.train import train  # noqa: E402
 from workbench.vocab import build_workspace_vocab  # noqa: E402
 from workbench.workspace import Workspace  # noqa: E402
@@ -131,8 +131,7 @@ def run_model(ws: Workspace, model: str, minutes: float, eval_every: int,
     started = time.monotonic()
     result = train(ws, config, max_minutes=minutes, progress=False)
     report = evaluate_run(ws, result.run_dir.name, "test", progress=False)
-    records = [json.loads(line) for line in
-               (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = Run(result.run_dir).read_metrics()
     curve = [(r["elapsed_s"], r["dev_cer"]) for r in records if r["event"] == "eval"]
     out = {"model": model, "steps": result.steps, "train_s": result.elapsed_s,
            "wall_s": round(time.monotonic() - started, 1), "test_cer": report.cer,

@@ -627,7 +627,9 @@ def main() -> None:
     else:
         ws, model = build_demo_run(Path(tempfile.mkdtemp(prefix="bench-transcribe-")),
                                    args.train_steps)
-    model_dir = model / "model" if (model / "model").is_dir() else model
+    from workbench.transcribe import find_model_dir
+
+    model_dir = find_model_dir(model)  # a run folder's model/, or the model folder itself
     exact = bench_model(model_dir, ws, args)
     if args.xlsr:
         bench_xlsr(model_dir, ws, args)
