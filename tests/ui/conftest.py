@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,25 @@ from workbench.config import build_config, save_config
 from workbench.workspace import Workspace
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a test server)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The page as `workbench ui` serves it (no --auth), on a root of its own: (app, root)."""
+    from ui.app import ServeOptions, serve
+    from ui.workspaces import WorkspaceRoot
+
+    root = WorkspaceRoot.create(tmp_path_factory.mktemp("served"))
+    app = serve(root, ServeOptions(port=free_port()), prevent_thread_lock=True, quiet=True)
+    yield app, root
+    app.close()
 RUN = "20240101-000000-tiny"
 
 

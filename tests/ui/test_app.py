@@ -10,6 +10,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from tests.ui.conftest import free_port
 from ui.app import ServeOptions, parse_auth, serve
 from ui.steps.train import parameter_name, setting_fields
 from ui.workspaces import WorkspaceRoot
@@ -18,20 +19,6 @@ from workbench.run import find_run, list_runs, run_names
 from workbench.workspace import Workspace
 
 TRAINING_TIMEOUT_S = 600
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = WorkspaceRoot.create(tmp_path_factory.mktemp("served"))
-    app = serve(root, ServeOptions(port=free_port()), prevent_thread_lock=True, quiet=True)
-    yield app, root
-    app.close()
 
 
 def zipped(folder, dest):

@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from data_recipes import prepare_sources
+from tests.ui.conftest import free_port
 from ui.app import ServeOptions, serve
 from ui.workspaces import WorkspaceRoot
 from workbench.audit import run_audit
@@ -71,12 +71,6 @@ def require_browser():
 def browser_api():
     """Playwright's ``sync_playwright``, checked before the workspace is prepared."""
     return require_browser()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from tests.ui.conftest import free_port
 from ui import security
 from ui.app import ServeOptions, parse_auth_file, serve
 from ui.workspaces import WorkspaceRoot
@@ -24,21 +25,6 @@ from workbench.errors import WorkbenchError
 
 ACCOUNTS = [("ana", "pw-ana"), ("ben", "pw-ben")]
 EVIL = "http://evil.example"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def open_server(tmp_path_factory):
-    """The page as `workbench ui` serves it without --auth."""
-    root = WorkspaceRoot.create(tmp_path_factory.mktemp("open"))
-    app = serve(root, ServeOptions(port=free_port()), prevent_thread_lock=True, quiet=True)
-    yield app, root
-    app.close()
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +49,8 @@ def upload(app, **headers) -> httpx.Response:
 # --------------------------------------------------------------------------- host names
 
 
-def test_only_this_servers_host_names_are_answered(open_server):
-    app, _ = open_server
+def test_only_this_servers_host_names_are_answered(server):
+    app, _ = server
     port = app.server_port
     for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.nip.io", "",
                  f"localhost.evil.example:{port}", "[::1", "127.0.0.1:x"):
@@ -78,8 +64,8 @@ def test_only_this_servers_host_names_are_answered(open_server):
         assert response.status_code == 200 and "components" in response.json()
 
 
-def test_uploads_and_calls_from_another_site_are_refused(open_server):
-    app, root = open_server
+def test_uploads_and_calls_from_another_site_are_refused(server):
+    app, root = server
     for headers in ({"Origin": EVIL}, {"Origin": "null"},
                     {"Referer": f"{EVIL}/page.html"},
                     {"Origin": f"http://localhost:{app.server_port + 1}"}):
@@ -92,8 +78,8 @@ def test_uploads_and_calls_from_another_site_are_refused(open_server):
     assert response.status_code == 403 and not (root.root / "planted").exists()
 
 
-def test_the_pages_own_requests_go_through(open_server):
-    app, root = open_server
+def test_the_pages_own_requests_go_through(server):
+    app, root = server
     for host in (f"127.0.0.1:{app.server_port}", f"localhost:{app.server_port}"):
         response = upload(app, Origin=f"http://{host}", Host=host)  # a page at that address
         assert response.status_code == 200, response.text
@@ -213,8 +199,8 @@ def test_guessing_in_parallel_is_no_faster(monkeypatch):
 # --------------------------------------------------------------------------- messages
 
 
-def test_a_refused_upload_names_the_file_not_the_server_paths(open_server, tmp_path):
-    app, root = open_server
+def test_a_refused_upload_names_the_file_not_the_server_paths(server, tmp_path):
+    app, root = server
     client = Client(app.local_url, verbose=False)
     client.predict("bombed", api_name="/create_workspace")
     bomb = tmp_path / "corpus.zip"

@@ -18,7 +18,6 @@ from gradio_client.exceptions import AppError
 
 from tests.conftest import make_subset
 from tests.ui.test_app import (
-    free_port,
     start_training,
     upload,
     wait_for_result,
@@ -26,21 +25,11 @@ from tests.ui.test_app import (
     zipped,
 )
 from ui import jobs
-from ui.app import ServeOptions, serve
-from ui.workspaces import WorkspaceRoot
 from workbench.run import find_run, list_runs, training_now
 from workbench.workspace import Workspace
 
 CLIPS = 24  # per workspace: 16 train, 4 dev, 4 test
 SAFETY_S = 300  # a hung test fails after this; nothing waits for it otherwise
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = WorkspaceRoot.create(tmp_path_factory.mktemp("served"))
-    app = serve(root, ServeOptions(port=free_port()), prevent_thread_lock=True, quiet=True)
-    yield app, root
-    app.close()
 
 
 def prepare(client: Client, name: str, corpus) -> None:
