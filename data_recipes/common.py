@@ -13,17 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from workbench.audio import (
     SAMPLE_RATE,
     AudioDecodeError,
-    DecodedAudio,
-    decode_audio,
-    pcm16,
-    pcm16_hash,
-    signal_stats,
-    write_pcm16,
+    AudioStream,
+    ClipWriter,
+    open_audio,
 )
 from workbench.errors import WorkbenchError
 from workbench.fsio import disk_full_error, fault_point, is_disk_full
@@ -288,45 +286,164 @@ def _speakers_disjoint(utterances: list[Utterance]) -> bool:
 
 def _import_file(audio: Path, rows: list[tuple[SourceRow, str]],
                  ws: Workspace) -> list[Utterance | ImportIssue]:
-    """Decode one audio file once and cache each row (whole file or segment) it holds."""
+    """Decode one audio file once, as a stream, and cache each row (whole file or segment).
+
+    The clips are cut and written as the decoded blocks pass (:class:`_Clip`), so memory does
+    not grow with the length of the recording however many segments it holds.
+    """
     if not audio.is_file():
         return [ImportIssue(row.item or str(audio), "row_without_audio",
                             f"audio file {audio} not found; check the path in the source")
                 for row, _ in rows]
+    clips = [_Clip.of(row, utterance_id, ws) for row, utterance_id in rows]
     try:
-        decoded = decode_audio(audio)
+        stream, total = _decode_into(audio, clips)
     except AudioDecodeError as err:
         return [ImportIssue(row.item or str(audio), "unreadable_audio", str(err))
                 for row, _ in rows]
-    return [_cache_row(row, utterance_id, decoded, ws) for row, utterance_id in rows]
+    return [_cache_row(clip, total, stream) for clip in clips]
 
 
-def _cache_row(row: SourceRow, utterance_id: str, decoded: DecodedAudio,
-               ws: Workspace) -> Utterance | ImportIssue:
-    samples = decoded.samples
+def _decode_into(audio: Path, clips: list[_Clip]) -> tuple[AudioStream, int]:
+    """Decode ``audio`` into its clips; the (exhausted) stream and the length in samples.
+
+    A recording that fails part-way leaves none of its clips behind.
+    """
+    try:
+        with open_audio(audio) as stream:
+            return stream, _cut_clips(stream, clips)
+    except BaseException:
+        for clip in clips:
+            clip.discard()
+        raise
+
+
+@dataclass
+class _Clip:
+    """One row's clip of a recording, written while the recording is decoded.
+
+    ``start``/``end`` are 16 kHz sample indices as slicing the whole decoded recording would
+    use them: ``samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]`` for a segment,
+    every sample for a whole-file row. ``end`` is None when the end is known only when the
+    recording ends (a whole file, or a segment without an end time).
+    """
+
+    row: SourceRow
+    utterance_id: str
+    relative: Path  # the clip, relative to the workspace
+    path: Path
+    start: int
+    end: int | None
+    writer: ClipWriter | None = None
+    held: np.ndarray | None = None  # open-ended segment: its last sample so far
+    sha1: str = ""
+    finished: bool = False
+
+    @classmethod
+    def of(cls, row: SourceRow, utterance_id: str, ws: Workspace) -> _Clip:
+        relative = Path("audio") / f"{utterance_id}.wav"
+        if not row.is_segment:
+            return cls(row, utterance_id, relative, ws.root / relative, 0, None)
+        end = None if row.end is None else max(0, int(row.end * SAMPLE_RATE))
+        return cls(row, utterance_id, relative, ws.root / relative,
+                   max(0, int(row.start * SAMPLE_RATE)), end)
+
+    @property
+    def wanted(self) -> bool:
+        """False for a segment that can have no samples (an issue once the length is known)."""
+        return not (self.row.is_segment and self.row.end is not None
+                    and self.row.end <= self.row.start)
+
+    @property
+    def open_segment(self) -> bool:
+        return self.row.is_segment and self.end is None
+
+    def feed(self, block: np.ndarray, offset: int) -> None:
+        """Take this clip's part of ``block``, which holds samples from ``offset`` on."""
+        stop = len(block) if self.end is None else min(len(block), self.end - offset)
+        piece = block[max(0, self.start - offset):max(0, stop)]
+        if self.open_segment:
+            # Its end, int(duration * SAMPLE_RATE), can be one short of the last sample:
+            # hold the last sample back until the recording's length is known.
+            if self.held is not None:
+                piece = np.concatenate((self.held, piece))
+            self.held, piece = piece[-1:].copy(), piece[:-1]
+        if len(piece):
+            self._writer().add(piece)
+
+    def finish(self, total: int | None = None) -> None:
+        """Complete the clip (``total``: the recording's length, for an open segment)."""
+        if self.open_segment and self.held is not None and len(self.held):
+            if int(total / SAMPLE_RATE * SAMPLE_RATE) == total:
+                self._writer().add(self.held)
+            self.held = None
+        self.sha1 = self._writer().finish()
+        self.finished = True
+
+    def _writer(self) -> ClipWriter:
+        if self.writer is None:
+            fault_point("import.clip")
+            self.writer = ClipWriter(self.path)
+        return self.writer
+
+    def discard(self) -> None:
+        """Remove the clip (its row is an issue, or the recording failed to decode)."""
+        if self.writer is not None:
+            self.writer.discard()
+
+
+def _cut_clips(stream: AudioStream, clips: list[_Clip]) -> int:
+    """Feed each clip its samples as the blocks of ``stream`` pass; the recording's length.
+
+    Clips may overlap and come in any order; each is finished (its file closed) as soon as
+    the stream passes its end.
+    """
+    waiting = sorted((c for c in clips if c.wanted), key=lambda c: c.start, reverse=True)
+    active: list[_Clip] = []
+    offset = 0
+    for block in stream:
+        block_end = offset + len(block)
+        while waiting and waiting[-1].start < block_end:
+            active.append(waiting.pop())
+        for clip in active:
+            clip.feed(block, offset)
+        for clip in [c for c in active if c.end is not None and c.end <= block_end]:
+            clip.finish()
+            active.remove(clip)
+        offset = block_end
+    for clip in active:
+        clip.finish(offset)
+    return offset
+
+
+def _cache_row(clip: _Clip, total: int, stream: AudioStream) -> Utterance | ImportIssue:
+    """The row's utterance once the whole recording has passed, or the issue with it."""
+    row = clip.row
     item = row.item or str(row.audio)
+    duration = total / SAMPLE_RATE
     if row.is_segment:
-        end = decoded.duration if row.end is None else row.end
-        if row.start >= decoded.duration:
-            return ImportIssue(item, "segment_past_end",
-                               f"segment {row.start:.2f}-{end:.2f} s starts after the end of "
-                               f"{row.audio.name} ({decoded.duration:.2f} s)")
-        if end <= row.start:
-            return ImportIssue(item, "empty_segment",
-                               f"segment {row.start:.2f}-{end:.2f} s has no length")
-        samples = samples[int(row.start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
-    relative = Path("audio") / f"{utterance_id}.wav"
-    pcm = pcm16(samples)  # converted once: written, and hashed as written
-    fault_point("import.clip")
-    write_pcm16(ws.root / relative, pcm)
+        end = duration if row.end is None else row.end
+        issue = None
+        if row.start >= duration:
+            issue = ImportIssue(item, "segment_past_end",
+                                f"segment {row.start:.2f}-{end:.2f} s starts after the end of "
+                                f"{row.audio.name} ({duration:.2f} s)")
+        elif end <= row.start:
+            issue = ImportIssue(item, "empty_segment",
+                                f"segment {row.start:.2f}-{end:.2f} s has no length")
+        if issue is not None:
+            clip.discard()
+            return issue
+    if not clip.finished:  # no samples reached it (an empty file, a segment at its very end)
+        clip.finish(total)
+    writer = clip.writer
     extra = {"start": row.start, "end": row.end} if row.is_segment else {}
     return Utterance(
-        id=utterance_id, audio=str(relative), text=row.text, speaker=row.speaker,
-        duration=round(len(samples) / SAMPLE_RATE, 4), source=str(row.audio),
-        source_line=row.line, orig_sample_rate=decoded.orig_sample_rate,
-        orig_channels=decoded.orig_channels, sha1=pcm16_hash(pcm),
-        nan_count=decoded.nan_count, truncated=decoded.truncated, split=row.split,
-        extra=extra, **signal_stats(samples),
+        id=clip.utterance_id, audio=str(clip.relative),
+        text=row.text, speaker=row.speaker, duration=round(writer.duration, 4),
+        source=str(row.audio), source_line=row.line, orig_sample_rate=stream.orig_sample_rate,
+        orig_channels=stream.orig_channels, sha1=clip.sha1, nan_count=stream.nan_count,
+        truncated=stream.truncated, split=row.split, extra=extra, **writer.stats(),
     )
 
 

@@ -28,11 +28,18 @@ one logit sequence with exactly as many frames as the model would give for the w
 recording, and that is greedy-decoded once, so a word cut by a window border is neither lost
 nor doubled. Window starts are multiples of the model's hop (320 samples = one frame), so
 frame ``i`` of every window is frame ``start / hop + i`` of the recording.
+
+Long files are never held whole: :func:`transcribe_files` decodes a file longer than one
+window as a stream of blocks (:func:`workbench.audio.open_audio`), cuts the same windows as
+it goes (:func:`stream_windows`, the length becoming known only at the end) and keeps only
+each window's argmax token ids (:func:`stream_ids`); greedy decoding reads nothing else of
+the logits, so the text is that of :func:`transcribe_long` on the whole array.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +48,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.audio import SAMPLE_RATE, ctc_output_frames, load_audio
-from workbench.decode import greedy_decode
+from workbench.audio import (
+    SAMPLE_RATE,
+    AudioDecodeError,
+    AudioStream,
+    ctc_output_frames,
+    open_audio,
+)
+from workbench.decode import best_path, collapse_repeats, greedy_decode
 from workbench.errors import WorkbenchError
 
 WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json")
@@ -481,6 +494,21 @@ def plan_chunks(
         WorkbenchError: The lengths are not multiples of ``hop``, the context leaves no room
             for output, or the right context is too short for the model's receptive field.
     """
+    step = _window_step(chunk_samples, stride_samples, hop)
+    starts = []
+    for start in range(0, max(num_samples, 1), step):
+        starts.append(start)
+        if start + chunk_samples >= num_samples:
+            break
+    return [
+        _chunk(k, start, min(start + chunk_samples, num_samples),
+               starts[k + 1] if k + 1 < len(starts) else None, stride_samples, hop, frames_fn)
+        for k, start in enumerate(starts)
+    ]
+
+
+def _window_step(chunk_samples: int, stride_samples: tuple[int, int], hop: int) -> int:
+    """Samples from one window start to the next (see :func:`plan_chunks` for the errors)."""
     left, right = stride_samples
     if any(x % hop for x in (chunk_samples, left, right)) or min(left, right) < 0:
         raise WorkbenchError(
@@ -493,25 +521,66 @@ def plan_chunks(
             f"The window ({chunk_samples / SAMPLE_RATE:g} s) must be longer than its left and "
             f"right context together ({(left + right) / SAMPLE_RATE:g} s)."
         )
-    starts = []
-    for start in range(0, max(num_samples, 1), step):
-        starts.append(start)
-        if start + chunk_samples >= num_samples:
-            break
-    chunks = []
-    for k, start in enumerate(starts):
-        end = min(start + chunk_samples, num_samples)
-        offset = start // hop
-        first = 0 if k == 0 else offset + left // hop
-        available = offset + frames_fn(end - start)
-        last = available if k == len(starts) - 1 else (starts[k + 1] + left) // hop
-        if last > available or first > last:
-            raise WorkbenchError(
-                f"A right context of {right / SAMPLE_RATE:g} s is too short for this model "
-                f"(window frames end at {available}, {last} needed); use a longer stride."
-            )
-        chunks.append(Chunk(start, end, first, last, offset))
-    return chunks
+    return step
+
+
+def _chunk(k: int, start: int, end: int, next_start: int | None,
+           stride_samples: tuple[int, int], hop: int, frames_fn: Callable[[int], int]) -> Chunk:
+    """Window ``k`` of a plan: samples ``[start, end)``; ``next_start`` None for the last."""
+    left, right = stride_samples
+    offset = start // hop
+    first = 0 if k == 0 else offset + left // hop
+    available = offset + frames_fn(end - start)
+    last = available if next_start is None else (next_start + left) // hop
+    if last > available or first > last:
+        raise WorkbenchError(
+            f"A right context of {right / SAMPLE_RATE:g} s is too short for this model "
+            f"(window frames end at {available}, {last} needed); use a longer stride."
+        )
+    return Chunk(start, end, first, last, offset)
+
+
+def stream_windows(
+    blocks: Iterable[np.ndarray],
+    chunk_samples: int,
+    stride_samples: tuple[int, int],
+    hop: int,
+    frames_fn: Callable[[int], int] = ctc_output_frames,
+) -> Iterator[tuple[Chunk, np.ndarray]]:
+    """The windows of :func:`plan_chunks` with their samples, cut from a stream of blocks.
+
+    The length of the recording need not be known in advance: window ``k`` starts at
+    ``k * step``, and it is not the last one once more samples than it holds have arrived;
+    the last window ends where the stream ends. Only the current window's samples (and the
+    block being read) are held.
+
+    Args:
+        blocks: 1-D 16 kHz sample blocks of any sizes, in order.
+        chunk_samples, stride_samples, hop, frames_fn: As for :func:`plan_chunks`.
+
+    Yields:
+        (window, its samples), in order; the windows equal ``plan_chunks`` on the total length.
+    """
+    step = _window_step(chunk_samples, stride_samples, hop)
+    buffer, start, k = np.zeros(0, dtype=np.float32), 0, 0
+    for block in blocks:
+        buffer = np.concatenate((buffer, _as_mono(block)))
+        while len(buffer) > chunk_samples:  # more audio follows: not the last window
+            yield (_chunk(k, start, start + chunk_samples, start + step, stride_samples, hop,
+                          frames_fn), buffer[:chunk_samples])
+            buffer, start, k = buffer[step:], start + step, k + 1
+    yield _chunk(k, start, start + len(buffer), None, stride_samples, hop, frames_fn), buffer
+
+
+def _kept(logits: np.ndarray, chunk: Chunk) -> np.ndarray:
+    """The frames of a window's logits that its plan keeps."""
+    piece = logits[chunk.keep]
+    if len(piece) != chunk.last_frame - chunk.first_frame:
+        raise WorkbenchError(
+            f"Window at sample {chunk.start} gave {len(logits)} frames, fewer than the "
+            f"{chunk.keep.stop} its plan needs."
+        )
+    return piece
 
 
 def stitch_logits(chunk_logits: Sequence[np.ndarray], chunks: Sequence[Chunk]) -> np.ndarray:
@@ -526,15 +595,7 @@ def stitch_logits(chunk_logits: Sequence[np.ndarray], chunks: Sequence[Chunk]) -
     """
     if len(chunk_logits) != len(chunks):
         raise WorkbenchError(f"{len(chunk_logits)} logit arrays for {len(chunks)} windows.")
-    pieces = []
-    for logits, chunk in zip(chunk_logits, chunks, strict=True):
-        piece = logits[chunk.keep]
-        if len(piece) != chunk.last_frame - chunk.first_frame:
-            raise WorkbenchError(
-                f"Window at sample {chunk.start} gave {len(logits)} frames, fewer than the "
-                f"{chunk.keep.stop} its plan needs."
-            )
-        pieces.append(piece)
+    pieces = [_kept(logits, chunk) for logits, chunk in zip(chunk_logits, chunks, strict=True)]
     return np.concatenate(pieces, axis=0)
 
 
@@ -596,6 +657,77 @@ def transcribe_long(
     return greedy_decode(logits, recognizer.tokenizer)[0]
 
 
+def stream_ids(
+    recognizer: Recognizer,
+    blocks: Iterable[np.ndarray],
+    chunk_s: float = CHUNK_S,
+    stride_s: tuple[float, float] = STRIDE_S,
+    *,
+    batch_seconds: float = BATCH_S,
+) -> tuple[np.ndarray, int]:
+    """Best-path token ids of every frame of a streamed recording, window by window.
+
+    The windows (:func:`stream_windows`) run in the batches :func:`long_logits` makes of
+    them, and only the argmax ids of each window's kept frames are kept, not the logits:
+    memory holds one window batch and 4 bytes per 20 ms frame, whatever the length.
+    Greedy decoding of stitched logits only reads their argmax, so the ids give the text of
+    :func:`transcribe_long`.
+
+    Args:
+        recognizer: From :func:`load_recognizer`.
+        blocks: 1-D 16 kHz sample blocks of any sizes, in order.
+        chunk_s, stride_s, batch_seconds: As for :func:`transcribe_long`.
+
+    Returns:
+        The ids (int32, as many as the model's frames for the whole recording) and the
+        recording's length in samples.
+    """
+    hop = recognizer.hop
+    chunk = _seconds_to_samples(chunk_s, hop)
+    stride = (_seconds_to_samples(stride_s[0], hop), _seconds_to_samples(stride_s[1], hop))
+    # long_logits' batches: full windows in order, per_batch at a time, the last with them.
+    per_batch = max(1, int(batch_seconds * SAMPLE_RATE) // chunk)
+    ids: list[np.ndarray] = []
+    pending: list[tuple[Chunk, np.ndarray]] = []
+    total = 0
+    for window in stream_windows(blocks, chunk, stride, hop, recognizer.output_frames):
+        pending.append(window)
+        total = window[0].end
+        if len(pending) == per_batch:
+            ids += _window_ids(recognizer, pending, batch_seconds)
+            pending = []
+    ids += _window_ids(recognizer, pending, batch_seconds)
+    return np.concatenate(ids), total
+
+
+def _window_ids(recognizer: Recognizer, windows: list[tuple[Chunk, np.ndarray]],
+                batch_seconds: float) -> list[np.ndarray]:
+    """Argmax ids of the kept frames of each window, run as :func:`clip_logits` batches."""
+    logits = clip_logits(recognizer, [samples for _, samples in windows], batch_seconds)
+    return [best_path(_kept(window_logits, chunk))[0].astype(np.int32)
+            for window_logits, (chunk, _) in zip(logits, windows, strict=True)]
+
+
+def transcribe_stream(
+    recognizer: Recognizer,
+    blocks: Iterable[np.ndarray],
+    chunk_s: float = CHUNK_S,
+    stride_s: tuple[float, float] = STRIDE_S,
+    *,
+    batch_seconds: float = BATCH_S,
+) -> tuple[str, int]:
+    """Transcribe a recording read as a stream of blocks, in bounded memory.
+
+    The text equals :func:`transcribe_long` on the whole recording (see :func:`stream_ids`).
+
+    Returns:
+        The text and the recording's length in samples.
+    """
+    ids, total = stream_ids(recognizer, blocks, chunk_s, stride_s, batch_seconds=batch_seconds)
+    # greedy_decode's last step, on ids instead of logits
+    return recognizer.tokenizer.decode(collapse_repeats(ids).tolist()), total
+
+
 # ---------------------------------------------------------------------------------------------
 # Files
 
@@ -611,11 +743,13 @@ def transcribe_files(
 ) -> list[TranscriptionResult]:
     """Transcribe audio files; a file that cannot be read gets an error entry.
 
-    Files are read (and decoded to 16 kHz mono) a group at a time, so memory stays bounded
-    however many files there are.
+    Memory stays bounded however many files there are and however long they are: files up
+    to ``chunk_s`` are read (decoded to 16 kHz mono) a group at a time and batched; a longer
+    file is decoded as a stream and transcribed window by window as it is read
+    (:func:`transcribe_stream`, the text of :func:`transcribe_long`), never held whole.
 
     Args:
-        paths: Audio files in any format :func:`workbench.audio.load_audio` reads.
+        paths: Audio files in any format :func:`workbench.audio.open_audio` reads.
         model: A model or run directory, or a loaded :class:`Recognizer`.
         progress: Show a progress bar (files done).
         batch_seconds: Most padded audio per forward pass.
@@ -629,40 +763,92 @@ def transcribe_files(
 
     paths = [Path(p) for p in paths]
     recognizer = model if isinstance(model, Recognizer) else load_recognizer(model)
+    options = {"chunk_s": chunk_s, "stride_s": stride_s, "batch_seconds": batch_seconds}
     results: list[TranscriptionResult] = []
     with tqdm(total=len(paths), unit="file", desc="Transcribing", disable=not progress) as bar:
-        for group in _read_groups(paths, GROUP_S):
-            readable = [(path, audio) for path, audio in group if not isinstance(audio, str)]
-            texts = iter(transcribe_arrays(recognizer, [audio for _, audio in readable],
-                                           batch_seconds, chunk_s=chunk_s, stride_s=stride_s))
-            for path, audio in group:
-                if isinstance(audio, str):
-                    results.append(TranscriptionResult(path, "", 0.0, audio))
+        for group in _read_groups(recognizer, paths, GROUP_S, options):
+            clips = [item for _, item in group if isinstance(item, np.ndarray)]
+            texts = iter(transcribe_arrays(recognizer, clips, batch_seconds, chunk_s=chunk_s,
+                                           stride_s=stride_s))
+            for path, item in group:
+                if isinstance(item, TranscriptionResult):
+                    results.append(item)
+                elif isinstance(item, str):
+                    results.append(TranscriptionResult(path, "", 0.0, item))
                 else:
-                    results.append(
-                        TranscriptionResult(path, next(texts), len(audio) / SAMPLE_RATE)
-                    )
+                    results.append(TranscriptionResult(path, next(texts), len(item) / SAMPLE_RATE))
             bar.update(len(group))
     return results
 
 
 def _read_groups(
-    paths: Sequence[Path], group_seconds: float
-) -> Iterator[list[tuple[Path, np.ndarray | str]]]:
-    """Yield (path, samples or error message) lists holding about ``group_seconds`` of audio."""
-    group: list[tuple[Path, np.ndarray | str]] = []
+    recognizer: Recognizer, paths: Sequence[Path], group_seconds: float, options: dict[str, Any]
+) -> Iterator[list[tuple[Path, np.ndarray | str | TranscriptionResult]]]:
+    """Yield lists of (path, samples, error message or result) in the order of ``paths``.
+
+    Files up to ``options["chunk_s"]`` come as samples, gathered up to about
+    ``group_seconds`` of audio per list; a longer file comes alone, already transcribed as a
+    stream (the short files before it are yielded first, so they are not held meanwhile).
+    """
+    limit = _seconds_to_samples(options["chunk_s"], recognizer.hop)
+    group: list[tuple[Path, np.ndarray | str | TranscriptionResult]] = []
     seconds = 0.0
     for path in paths:
-        try:
-            audio: np.ndarray | str = load_audio(path)
-            seconds += len(audio) / SAMPLE_RATE
-        except WorkbenchError as err:
-            audio = str(err) if str(path) in str(err) else f"{path}: {err}"
-        except (OSError, ValueError, RuntimeError) as err:
-            audio = f"{path}: could not be read ({err})."
-        group.append((path, audio))
+        item = _read_start(path, limit)
+        if isinstance(item, tuple):  # a long file, open
+            if group:
+                yield group
+                group, seconds = [], 0.0
+            yield [(path, _transcribe_open(recognizer, path, *item, options))]
+            continue
+        group.append((path, item))
+        seconds += len(item) / SAMPLE_RATE if isinstance(item, np.ndarray) else 0.0
         if seconds >= group_seconds:
             yield group
             group, seconds = [], 0.0
     if group:
         yield group
+
+
+def _read_start(path: Path, limit: int) -> np.ndarray | str | tuple[AudioStream, deque]:
+    """A file's samples when it has at most ``limit``, an error message, or for a longer file
+    its open stream and the blocks read from it so far."""
+    try:
+        stream = open_audio(path)
+    except (WorkbenchError, OSError, ValueError, RuntimeError) as err:
+        return _read_error(path, err)
+    head: deque[np.ndarray] = deque()
+    try:
+        for block in stream:
+            head.append(block)
+            if stream.samples_read > limit:
+                return stream, head
+    except (WorkbenchError, OSError, ValueError, RuntimeError) as err:
+        stream.close()
+        return _read_error(path, err)
+    stream.close()
+    return np.concatenate(head) if head else np.zeros(0, dtype=np.float32)
+
+
+def _transcribe_open(recognizer: Recognizer, path: Path, stream: AudioStream, head: deque,
+                     options: dict[str, Any]) -> TranscriptionResult:
+    """Transcribe a long file from its open stream (``head``: the blocks already read)."""
+
+    def blocks() -> Iterator[np.ndarray]:
+        while head:  # popped, so that a block read is not held after its windows
+            yield head.popleft()
+        yield from stream
+
+    with stream:
+        try:
+            text, total = transcribe_stream(recognizer, blocks(), **options)
+        except AudioDecodeError as err:  # reading failed part-way
+            return TranscriptionResult(path, "", 0.0, _read_error(path, err))
+    return TranscriptionResult(path, text, total / SAMPLE_RATE)
+
+
+def _read_error(path: Path, err: Exception) -> str:
+    """The message for a file that could not be read, naming it."""
+    if isinstance(err, WorkbenchError):
+        return str(err) if str(path) in str(err) else f"{path}: {err}"
+    return f"{path}: could not be read ({err})."

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -245,6 +246,41 @@ def test_m4a_reports_its_original_sample_rate(demo_corpus, tmp_path):
     add_rows(src, [("voice.m4a", "kuna wasi", "x1")])
     outcome = import_and_audit(src, tmp_path)
     assert imported(outcome, "voice.m4a").orig_sample_rate == 44_100
+
+
+def _pointing_elsewhere(src: Path, tmp_path: Path, kind: str) -> str:
+    """A file named .m4a that is a playlist or file list naming a real recording elsewhere
+    (another folder, or for ffconcat, whose safe mode allows no "..", a subfolder); its name."""
+    other = tmp_path / "elsewhere" if kind != "ffconcat" else src / "private"
+    other.mkdir()
+    write_wav(other / "secret.mp3", tone(3.0, 22_050), 22_050, format="MP3")
+    name = f"{kind}.m4a"
+    if kind == "ffconcat":
+        (src / name).write_text("ffconcat version 1.0\nfile private/secret.mp3\n")
+        return name
+    target = (f"file://{other / 'secret.mp3'}" if kind == "hls_url"
+              else os.path.relpath(other / "secret.mp3", src))
+    (src / name).write_text("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n"
+                            f"{target}\n#EXT-X-ENDLIST\n")
+    return name
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("kind", ["hls_url", "hls_relative", "ffconcat"])
+def test_file_pointing_at_audio_elsewhere_is_refused_and_the_rest_imported(
+    demo_corpus, tmp_path, kind: str
+):
+    src = mixed_folder(demo_corpus, tmp_path)
+    name = _pointing_elsewhere(src, tmp_path, kind)
+    plain = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", name, "-f", "f32le", "-"],
+                           cwd=src, capture_output=True, timeout=60)
+    assert len(plain.stdout) > 4 * 22_050  # unrestricted, ffmpeg would play the other file
+    add_rows(src, [(name, "mana uyarinchu", "x1")])
+    outcome = import_and_audit(src, tmp_path)
+    issue = import_issue(outcome, name)
+    assert issue["check"] == "unreadable_audio"
+    assert f"{name}: refused" in issue["detail"] and "Use the original recording" in issue["detail"]
+    assert len(outcome.result.utterances) == GOOD_CLIPS  # the good clips, nothing from elsewhere
 
 
 # --- clips the audit sets aside or warns about -----------------------------------------------

@@ -14,14 +14,17 @@ import pytest
 import soundfile as sf
 import soxr
 
+import data_recipes.common as common
 import workbench.audio as audio
 from data_recipes.common import SourceRow, decode_workers, import_rows
 from workbench.audio import (
     SAMPLE_RATE,
     AudioDecodeError,
+    AudioStream,
     content_hash,
     decode_audio,
     downmix,
+    signal_stats,
     wav_header,
     write_clip,
 )
@@ -149,3 +152,131 @@ def test_streaming_resampler_matches_one_call():
     parts = [stream.resample_chunk(x[i:i + 5000]) for i in range(0, len(x), 5000)]
     parts.append(stream.resample_chunk(np.empty(0, dtype=np.float32), last=True))
     assert np.array_equal(np.concatenate(parts), soxr.resample(x, 44_100, SAMPLE_RATE, "HQ"))
+
+
+# --- long recordings: decoded as a stream, clips cut and written as it passes -----------------
+
+# (start, end) in seconds: overlapping, out of order, across blocks, open-ended, running past
+# the end (of a 12.3 s file), starting past it, empty, shorter than a sample.
+SEGMENTS = [(5.0, 9.5), (0.0, 2.0), (1.5, 7.25), (8.0, None), (11.9, 30.0), (13.0, 14.0),
+            (3.0, 3.0), (4.0, 2.0), (6.00001, 6.00002), (0.0, None), (2.7183, 11.3)]
+
+
+def segment_rows(path) -> list[SourceRow]:
+    """The SEGMENTS of ``path``, and a row for the whole file."""
+    rows = [SourceRow(path, f"segment {i}", speaker="s1", item=f"long.eaf: {i}", start=start,
+                      end=end, utterance_id=f"seg_{i}")
+            for i, (start, end) in enumerate(SEGMENTS)]
+    return rows + [SourceRow(path, "all of it", speaker="s2", item="metadata.csv:2",
+                             utterance_id="whole")]
+
+
+def cut_like_the_whole_array(samples: np.ndarray, row: SourceRow) -> np.ndarray:
+    """The clip the import made when it decoded the whole recording first."""
+    if not row.is_segment:
+        return samples
+    end = len(samples) / SAMPLE_RATE if row.end is None else row.end
+    return samples[int(row.start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
+
+
+@pytest.mark.parametrize("rate,channels", [(44_100, 2), (16_000, 1)])
+def test_segments_cut_from_a_stream_are_the_clips_of_the_whole_array(tmp_path, monkeypatch, rate,
+                                                                     channels):
+    path = tmp_path / "long.flac"
+    sf.write(path, noise(12.3, rate, channels, 21), rate)
+    whole = decode_audio(path).samples
+    monkeypatch.setattr(audio, "WHOLE_FILE_FRAMES", 1000)  # read as a stream ...
+    monkeypatch.setattr(audio, "BLOCK_FRAMES", 7919)  # ... of many blocks (prime: odd edges)
+    rows = segment_rows(path)
+    ws = Workspace.at(tmp_path / "ws")
+    result = import_rows(rows, ws, progress=False)
+    by_id = {u.id: u for u in result.utterances}
+    assert [(i.item, i.check) for i in result.issues] == [
+        ("long.eaf: 5", "segment_past_end"), ("long.eaf: 6", "empty_segment"),
+        ("long.eaf: 7", "empty_segment")]
+    for row in rows:
+        utterance_id = row.utterance_id
+        if utterance_id not in by_id:
+            assert not (ws.root / "audio" / f"{utterance_id}.wav").exists()
+            continue
+        expected = cut_like_the_whole_array(whole, row)
+        write_clip(tmp_path / "expected.wav", expected)
+        utt = by_id[utterance_id]
+        assert (ws.root / utt.audio).read_bytes() == (tmp_path / "expected.wav").read_bytes()
+        assert utt.sha1 == content_hash(expected)
+        assert utt.duration == round(len(expected) / SAMPLE_RATE, 4)
+        stats = signal_stats(expected)
+        assert (utt.peak, utt.clipped_fraction) == (stats["peak"], stats["clipped_fraction"])
+        assert utt.rms_db == pytest.approx(stats["rms_db"], abs=1e-9)
+        assert (utt.orig_sample_rate, utt.orig_channels) == (rate, channels)
+    assert by_id["whole"].duration == round(len(whole) / SAMPLE_RATE, 4)
+
+
+def test_open_ended_segment_ends_where_the_whole_array_would_cut_it(tmp_path, monkeypatch):
+    # int(duration * 16000) is one short of the length for many lengths (1001 samples: 1000).
+    path = tmp_path / "short_by_one.wav"
+    sf.write(path, noise(1001 / SAMPLE_RATE, SAMPLE_RATE, 1, 2), SAMPLE_RATE, subtype="FLOAT")
+    monkeypatch.setattr(audio, "WHOLE_FILE_FRAMES", 100)
+    monkeypatch.setattr(audio, "BLOCK_FRAMES", 100)
+    row = SourceRow(path, "tail", start=0.0, end=None, utterance_id="tail")
+    [utt] = import_rows([row], Workspace.at(tmp_path / "ws"), progress=False).utterances
+    assert utt.duration == round(int(1001 / SAMPLE_RATE * SAMPLE_RATE) / SAMPLE_RATE, 4)
+    assert utt.sha1 == content_hash(decode_audio(path).samples[:1000])
+
+
+def write_long_wav(path, seconds: float) -> int:
+    """A long 16 kHz recording, written in pieces; its length in samples."""
+    with sf.SoundFile(path, "w", SAMPLE_RATE, 1, "PCM_16") as out:
+        for index in range(int(seconds // 10)):
+            out.write(noise(10.0, SAMPLE_RATE, 1, index))
+    return int(seconds // 10) * 10 * SAMPLE_RATE
+
+
+def test_importing_a_long_recording_holds_a_block_not_the_recording(tmp_path, monkeypatch):
+    path = tmp_path / "field.wav"
+    whole_bytes = 4 * write_long_wav(path, 240)  # 4 minutes as 16 kHz float32: 15.4 MB
+    rows = segment_rows(path) + [
+        SourceRow(path, f"utterance {i}", item=f"long.eaf: {100 + i}", start=7.0 * i,
+                  end=7.0 * i + 6.5, utterance_id=f"utt_{i}") for i in range(34)]
+    monkeypatch.setattr(audio, "WHOLE_FILE_FRAMES", 1 << 16)
+    monkeypatch.setattr(audio, "BLOCK_FRAMES", 1 << 15)
+    tracemalloc.start()
+    try:
+        result = import_rows(rows, Workspace.at(tmp_path / "ws"), progress=False, workers=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(result.utterances) == len(rows) - 2  # 2 of SEGMENTS have no length
+    assert max(u.duration for u in result.utterances) == 240.0  # the whole-file clip
+    assert peak < whole_bytes / 6  # about 1.3 MB
+
+
+def test_a_recording_failing_part_way_leaves_no_clip_and_names_the_file(tmp_path, monkeypatch):
+    good = tmp_path / "good.wav"
+    sf.write(good, noise(1.0, SAMPLE_RATE, 1, 1), SAMPLE_RATE)
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(b"stands in for a file that fails after 2 blocks")
+
+    def failing_stream(path):
+        if path != broken:
+            return common_open_audio(path)
+
+        def blocks():
+            yield noise(3.0, SAMPLE_RATE, 1, 3)[:, 0], 0
+            yield noise(3.0, SAMPLE_RATE, 1, 4)[:, 0], 0
+            raise AudioDecodeError(f"{broken}: decoding stopped at 6.0 s (damaged)")
+
+        return AudioStream(broken, 48_000, 2, False, blocks())
+
+    common_open_audio = common.open_audio
+    monkeypatch.setattr(common, "open_audio", failing_stream)
+    rows = [SourceRow(broken, "a", start=0.5, end=1.5, utterance_id="b_0"),
+            SourceRow(broken, "b", start=2.0, end=5.0, utterance_id="b_1"),
+            SourceRow(broken, "c", utterance_id="b_all"),
+            SourceRow(good, "d", utterance_id="good")]
+    ws = Workspace.at(tmp_path / "ws")
+    result = import_rows(rows, ws, progress=False)
+    assert [u.id for u in result.utterances] == ["good"]
+    assert [i.check for i in result.issues] == ["unreadable_audio"] * 3
+    assert all("broken.flac: decoding stopped" in i.detail for i in result.issues)
+    assert sorted(p.name for p in (ws.root / "audio").iterdir()) == ["good.wav"]

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import json
 import shutil
+import tracemalloc
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
+import workbench.audio as audio
+import workbench.transcribe as transcribe
 from tests.workbench.ctc_fixtures import noise, save_tiny_model
-from workbench.audio import SAMPLE_RATE, ctc_output_frames, load_audio, write_clip
+from workbench.audio import (
+    SAMPLE_RATE,
+    AudioDecodeError,
+    AudioStream,
+    ctc_output_frames,
+    load_audio,
+    open_audio,
+    write_clip,
+)
 from workbench.errors import WorkbenchError
 from workbench.transcribe import (
     clip_logits,
@@ -19,12 +31,25 @@ from workbench.transcribe import (
     plan_batches,
     plan_chunks,
     stitch_logits,
+    stream_ids,
+    stream_windows,
     transcribe_arrays,
     transcribe_files,
     transcribe_long,
+    transcribe_stream,
 )
 
 HOP = 320
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a busy shared machine two spin against each other (20x
+    slower); the results are the same."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +272,112 @@ def test_data2vec_audio_is_not_padded(tmp_path):
     arrays = clips()
     one_by_one = [transcribe_arrays(recognizer, [a])[0] for a in arrays]
     assert transcribe_arrays(recognizer, arrays) == one_by_one
+
+
+# ---------------------------------------------------------------------------------------------
+# Long files, streamed
+
+
+def blocks_of(samples: np.ndarray, size: int) -> list[np.ndarray]:
+    return [samples[i : i + size] for i in range(0, len(samples), size)]
+
+
+def exact_noise(num_samples: int, seed: int) -> np.ndarray:
+    """noise() of exactly ``num_samples`` (seconds * 16000 can round one sample short)."""
+    return noise(num_samples / SAMPLE_RATE + 0.01, seed)[:num_samples]
+
+
+@pytest.mark.parametrize("num_samples", [0, 399, 6_399, 6_400, 6_401, 10_880, 10_881, 27_200,
+                                         33_333, 100_001])
+@pytest.mark.parametrize("block", [1_000, 6_400, 50_000])
+def test_streamed_windows_are_the_plan_of_the_whole_length(num_samples, block):
+    samples = exact_noise(num_samples, seed=1)
+    windows = list(stream_windows(blocks_of(samples, block), 6_400, (1_280, 640), HOP))
+    assert [chunk for chunk, _ in windows] == plan_chunks(num_samples, 6_400, (1_280, 640), HOP)
+    for chunk, window in windows:
+        assert np.array_equal(window, samples[chunk.start : chunk.end])
+
+
+# Lengths around the last window's edge: 2 s windows with (0.4, 0.2) s context step 22,400
+# samples, so 3 * 22,400 + 32,000 = 99,200 samples end exactly on a full window.
+@pytest.mark.parametrize("num_samples", [32_001, 99_199, 99_200, 99_201, 116_777])
+def test_streamed_transcription_equals_transcribe_long(recognizer, group_recognizer, num_samples):
+    samples = exact_noise(num_samples, seed=num_samples)
+    for model in (recognizer, group_recognizer):
+        for batch_seconds in (20.0, 5.0):  # one window per batch, and several
+            expected = long_logits(model, samples, 2.0, (0.4, 0.2), batch_seconds=batch_seconds)
+            ids, total = stream_ids(model, blocks_of(samples, 7_919), 2.0, (0.4, 0.2),
+                                    batch_seconds=batch_seconds)
+            assert total == num_samples
+            assert np.array_equal(ids, expected.argmax(axis=-1))
+            text, _ = transcribe_stream(model, blocks_of(samples, 7_919), 2.0, (0.4, 0.2),
+                                        batch_seconds=batch_seconds)
+            assert text == transcribe_long(model, samples, 2.0, (0.4, 0.2),
+                                           batch_seconds=batch_seconds)
+    assert len(set(text)) > 3  # the random model says varied things
+
+
+def test_long_file_is_streamed_with_the_text_of_the_whole_array(recognizer, tmp_path,
+                                                                monkeypatch):
+    path = tmp_path / "field.flac"
+    rng = np.random.default_rng(3)
+    sf.write(path, (0.2 * rng.standard_normal((int(21.3 * 44_100), 2))).astype(np.float32),
+             44_100)
+    short = tmp_path / "short.wav"
+    write_clip(short, noise(1.5, seed=4))
+    monkeypatch.setattr(audio, "WHOLE_FILE_FRAMES", 10_000)
+    monkeypatch.setattr(audio, "BLOCK_FRAMES", 22_050)
+    results = transcribe_files([short, path, short], recognizer, progress=False, chunk_s=2.0,
+                               stride_s=(0.4, 0.2))
+    whole = load_audio(path)
+    assert results[1].ok and results[1].duration == len(whole) / SAMPLE_RATE
+    assert results[1].text == transcribe_long(recognizer, whole, 2.0, (0.4, 0.2))
+    assert results[0].text == results[2].text == transcribe_arrays(recognizer,
+                                                                   [load_audio(short)])[0]
+
+
+def test_long_file_memory_does_not_grow_with_its_length(recognizer, tmp_path, monkeypatch):
+    """Peak traced (numpy) memory of transcribing 45 s and 180 s: one window's worth each."""
+    monkeypatch.setattr(audio, "WHOLE_FILE_FRAMES", 1 << 16)
+    monkeypatch.setattr(audio, "BLOCK_FRAMES", 1 << 15)
+    peaks = {}
+    for seconds in (45, 180):
+        path = tmp_path / f"{seconds}.wav"
+        with sf.SoundFile(path, "w", SAMPLE_RATE, 1, "PCM_16") as out:
+            for index in range(seconds // 15):
+                out.write(noise(15.0, seed=index))
+        tracemalloc.start()
+        try:
+            [result] = transcribe_files([path], recognizer, progress=False, chunk_s=4.0,
+                                        stride_s=(0.8, 0.4), batch_seconds=4.0)
+            peaks[seconds] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert result.ok and result.duration == seconds and result.text
+    whole_bytes = 180 * SAMPLE_RATE * 4  # 11.5 MB
+    assert peaks[180] < whole_bytes / 4  # about 2 MB
+    assert peaks[180] < 1.3 * peaks[45]  # 4 times the audio, not more memory
+
+
+def test_file_failing_part_way_gets_an_error_entry(recognizer, tmp_path, monkeypatch):
+    broken, good = tmp_path / "broken.m4a", tmp_path / "good.wav"
+    broken.write_bytes(b"stands in for a long file that fails after 30 s")
+    write_clip(good, noise(1.2, seed=1))
+
+    def failing_stream(path):
+        if path != broken:
+            return open_audio(path)
+
+        def blocks():
+            for index in range(3):
+                yield noise(10.0, seed=index), 0
+            raise AudioDecodeError(f"{broken}: decoding stopped at 30.0 s (damaged)")
+
+        return AudioStream(broken, 48_000, 2, False, blocks())
+
+    monkeypatch.setattr(transcribe, "open_audio", failing_stream)
+    results = transcribe_files([broken, good], recognizer, progress=False)
+    assert results[0].error == f"{broken}: decoding stopped at 30.0 s (damaged)"
+    assert (results[0].text, results[0].duration) == ("", 0.0)
+    assert results[1].ok and results[1].text == transcribe_arrays(recognizer,
+                                                                  [load_audio(good)])[0]
