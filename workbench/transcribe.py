@@ -57,6 +57,7 @@ from workbench.audio import (
 )
 from workbench.decode import best_path, collapse_repeats, greedy_decode
 from workbench.errors import WorkbenchError
+from workbench.run import run_of_model_dir
 
 WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json")
 CHUNK_S = 20.0  # window length for long recordings (XLS-R was pretrained on <= 15-30 s crops)
@@ -270,13 +271,14 @@ def find_model_dir(model: str | Path) -> Path:
             "config.json and model.safetensors), a run folder (runs/<run-id>), or an ONNX "
             "export (a folder with model.onnx, or the .onnx file)."
         )
-    if not (path / "config.json").exists() and (path / "model").is_dir():
-        path = path / "model"
-    elif not (path / "config.json").exists() and (path / "config.yaml").exists():
-        raise WorkbenchError(
-            f"The run {path} has no model/ folder yet: its training is still running or "
-            "stopped before the end. Wait for it to finish, or train again."
-        )
+    run = run_of_model_dir(path) if not (path / "config.json").exists() else None
+    if run is not None:
+        if not run.has_model:
+            raise WorkbenchError(
+                f"The run {run.name} has no model yet: it is saved at the run's first dev "
+                "evaluation. Wait for it, or resume the run."
+            )
+        path = run.model_dir
     if not any((path / name).exists() for name in WEIGHTS_FILES):
         hint = ""
         if any(path.glob("*.bin")):
