@@ -94,7 +94,8 @@ def test_load_errors_are_actionable(model_dir, tmp_path):
     unfinished = tmp_path / "run"
     unfinished.mkdir()
     (unfinished / "config.yaml").write_text("model: tiny\n")
-    with pytest.raises(WorkbenchError, match="no model/ folder yet"):
+    with pytest.raises(WorkbenchError, match="The run run has no model yet: it is saved at the "
+                                             "run.s first dev evaluation"):
         load_recognizer(unfinished)
     pickled = tmp_path / "pickled"
     pickled.mkdir()
