@@ -8,16 +8,18 @@ vocabulary: demo-base fine-tuned for ``--steps`` steps (its pretrained checkpoin
 head for Quechua; for memory, the architecture is what matters).
 
 Each row runs in a fresh child process, which reports its own whole-process peak RSS
-(``VmHWM``: libraries, model, audio and activations together), the peak RSS of the programs
-it ran (ffmpeg and ffprobe, separate processes), its wall time and real-time factor
-(transcription only; model loading is not timed):
+(``VmHWM``: libraries, model, audio and activations together), its wall time and real-time
+factor (transcription only; model loading is not timed):
 
 1. model loaded, nothing transcribed: the fixed cost every row includes;
 2. workbench ``transcribe_files`` on the FLAC: decoded as a stream of blocks, windows cut as
    they pass, argmax ids kept per window;
 3. the same on the m4a: ffmpeg's output read from its pipe a block at a time;
 4. the old whole-file path on the FLAC: ``load_audio`` + ``transcribe_long`` (what
-   ``transcribe_files`` did before), reproduced here for comparison.
+   ``transcribe_files`` did before), reproduced here for comparison;
+5. the ffmpeg process of row 3 on its own (the workbench's command, output to /dev/null),
+   measured by ``/usr/bin/time``: row 3's RSS does not include it. (``RUSAGE_CHILDREN``
+   cannot tell it: Linux carries the parent's RSS at fork into the child's ``ru_maxrss``.)
 
 The texts of rows 2 and 4 must be identical (the script fails otherwise).
 
@@ -159,10 +161,27 @@ def child(mode: str, model: str, audio: str, threads: int) -> None:
         samples = load_audio(audio)
         text, seconds = transcribe_long(recognizer, samples), len(samples) / SAMPLE_RATE
     wall = time.perf_counter() - started
-    tools_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # ffmpeg, ffprobe
-    print(json.dumps({"peak_rss_mib": peak_rss_mib(), "tools_rss_mib": tools_mib,
-                      "wall_s": wall, "audio_s": seconds,
+    print(json.dumps({"peak_rss_mib": peak_rss_mib(), "wall_s": wall, "audio_s": seconds,
                       "chars": len(text), "text_sha1": hashlib.sha1(text.encode()).hexdigest()}))
+
+
+def ffmpeg_alone(audio: Path) -> dict | None:
+    """Peak RSS and time of the workbench's ffmpeg command decoding ``audio`` by itself."""
+    import shutil
+
+    from workbench.audio import ffmpeg_decode_command
+
+    timer, ffmpeg = Path("/usr/bin/time"), shutil.which("ffmpeg")
+    if not timer.is_file() or ffmpeg is None:
+        return None
+    command = [str(timer), "-f", "%M %e", *ffmpeg_decode_command(ffmpeg, audio)]
+    done = subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    max_kib, wall = done.stderr.strip().splitlines()[-1].split()
+    seconds = float(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+         str(audio)], capture_output=True, text=True, check=True).stdout)
+    return {"peak_rss_mib": int(max_kib) / 1024, "wall_s": float(wall), "audio_s": seconds}
 
 
 def run_row(mode: str, model: Path, audio: Path | None, threads: int) -> dict:
@@ -177,16 +196,15 @@ def run_row(mode: str, model: Path, audio: Path | None, threads: int) -> dict:
 
 
 def table(rows: list[tuple[str, dict]]) -> str:
-    lines = [f"| {'row':58s} | peak RSS MiB | ffmpeg RSS MiB | wall s | audio h | RTF    |",
-             f"|{'-' * 60}|--------------|----------------|--------|---------|--------|"]
+    lines = [f"| {'row':58s} | peak RSS MiB | wall s | audio h | RTF    |",
+             f"|{'-' * 60}|--------------|--------|---------|--------|"]
     for name, row in rows:
         audio_h = row["audio_s"] / 3600
         rtf = f"{row['wall_s'] / row['audio_s']:.4f}" if row["audio_s"] else "-"
         audio_text = f"{audio_h:.2f}" if row["audio_s"] else "-"
         wall = f"{row['wall_s']:.0f}" if row["audio_s"] else "-"
-        tools = f"{row['tools_rss_mib']:.0f}" if row["tools_rss_mib"] else "-"
-        lines.append(f"| {name:58s} | {row['peak_rss_mib']:12.0f} | {tools:>14s} | "
-                     f"{wall:>6s} | {audio_text:>7s} | {rtf:>6s} |")
+        lines.append(f"| {name:58s} | {row['peak_rss_mib']:12.0f} | {wall:>6s} | "
+                     f"{audio_text:>7s} | {rtf:>6s} |")
     return "\n".join(lines)
 
 
@@ -216,6 +234,9 @@ def main() -> None:
     for name, mode, audio in plan:
         print(f"running: {name} ...", flush=True)
         rows.append((name, run_row(mode, model, audio, args.threads)))
+    alone = ffmpeg_alone(m4a)
+    if alone:
+        rows.append(("ffmpeg decoding the m4a alone (row 3's separate process)", alone))
     print(f"\n{platform.machine()}, {os.cpu_count()} CPUs, torch threads {args.threads}, "
           f"model {model} (demo-base architecture, {args.steps} fine-tuning steps)\n")
     print(table(rows))

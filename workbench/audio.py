@@ -284,12 +284,7 @@ def _open_ffmpeg(path: Path, cause: Exception) -> AudioStream:
             f"{path}: cannot be read as audio ({cause}). If it is a format such as m4a, "
             "install ffmpeg (e.g. `apt-get install ffmpeg`) and run the import again."
         ) from cause
-    # ffmpeg resamples to SAMPLE_RATE and downmixes itself. Its stereo-to-mono matrix is
-    # 0.707 (L + R): 3 dB above the channel mean libsndfile files get, and past full scale
-    # for loud stereo. rematrix_maxval 1 scales the matrix to sum to 1, the mean for stereo.
-    command = [ffmpeg, "-nostdin", "-v", "error", *_ffmpeg_input(path), "-vn",
-               "-ac", "1", "-rematrix_maxval", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le",
-               "pipe:1"]
+    command = ffmpeg_decode_command(ffmpeg, path)
     errors = tempfile.TemporaryFile()  # a file, not a pipe: a chatty ffmpeg cannot block
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -302,6 +297,15 @@ def _open_ffmpeg(path: Path, cause: Exception) -> AudioStream:
     rate, channels = _ffprobe_format(path)  # what the source was like
     return AudioStream(path, rate, channels, False,
                        blocks if first is None else _prepend(first, blocks))
+
+
+def ffmpeg_decode_command(ffmpeg: str, path: Path) -> list[str]:
+    """The ffmpeg command that writes ``path`` to stdout as 16 kHz mono float32 (f32le)."""
+    # ffmpeg resamples to SAMPLE_RATE and downmixes itself. Its stereo-to-mono matrix is
+    # 0.707 (L + R): 3 dB above the channel mean libsndfile files get, and past full scale
+    # for loud stereo. rematrix_maxval 1 scales the matrix to sum to 1, the mean for stereo.
+    return [ffmpeg, "-nostdin", "-v", "error", *_ffmpeg_input(path), "-vn", "-ac", "1",
+            "-rematrix_maxval", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
 
 
 def _ffmpeg_input(path: Path) -> list[str]:
