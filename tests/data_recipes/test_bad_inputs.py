@@ -15,7 +15,6 @@ import csv
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,9 +211,9 @@ needs_ffmpeg = pytest.mark.needs_tool("ffmpeg")  # skipped on a dev machine, fai
         ("stereo.wav", _stereo_44k, 44_100, 2),
         ("phone.wav", _narrowband_8k, 8_000, 1),
         ("voice.mp3", _mp3, 22_050, 1),
-        # Decoded by ffmpeg, which resamples itself; ffprobe (if installed) counts channels.
-        pytest.param("voice.m4a", _m4a, None, 2 if shutil.which("ffprobe") else 0,
-                     marks=needs_ffmpeg),
+        # Decoded by ffmpeg, which resamples itself; ffprobe counts the channels.
+        pytest.param("voice.m4a", _m4a, None, 2,
+                     marks=pytest.mark.needs_tool("ffmpeg", "ffprobe")),
     ],
 )
 def test_other_formats_are_decoded_to_16k_mono(
