@@ -114,7 +114,15 @@ class Run:
 
     @property
     def finished(self) -> bool:
+        """The run ended and wrote result.json (its whole schedule, or stopped early on
+        purpose: run.stop_at_step or --max-minutes)."""
         return self.result_path.is_file()
+
+    @property
+    def completed(self) -> bool:
+        """The run trained its whole schedule (nothing is left to resume)."""
+        result = self.read_result()
+        return bool(result) and result.get("stopped") == "max_steps"
 
     @property
     def has_checkpoint(self) -> bool:

@@ -870,13 +870,13 @@ def resume_run(ws: Workspace, run: str | None = None, *, overrides: dict | None 
         **options: As for :func:`train` (max_minutes, progress, on_event).
 
     Raises:
-        WorkbenchError: The run finished, is being trained, or a setting outside
-            :data:`RESUMABLE_SETTINGS` would change.
+        WorkbenchError: The run trained its whole schedule, is being trained, or a setting
+            outside :data:`RESUMABLE_SETTINGS` would change.
     """
     found = find_run(ws, run)
-    if found.finished:
-        raise WorkbenchError(f"Run {found.name} has finished; there is nothing to resume. "
-                             "Start a new run to train again.")
+    if found.completed:
+        raise WorkbenchError(f"Run {found.name} has trained its whole schedule; there is "
+                             "nothing to resume. Start a new run to train again.")
     config = load_config(found.config_path)
     if overrides:
         config = apply_overrides(config, overrides)

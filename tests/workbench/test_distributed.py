@@ -30,6 +30,7 @@ from workbench.distributed import (
 )
 from workbench.errors import WorkbenchError
 from workbench.models import load_for_finetuning
+from workbench.run import list_runs
 from workbench.text import load_profile
 from workbench.train import build_processor, load_training_data
 from workbench.vocab import PAD, load_vocab
@@ -168,10 +169,10 @@ def _losses(records: list[dict]) -> dict[int, float]:
 
 def test_two_processes_train_exactly_like_one_and_resume(ws):
     _train(ws, "--model", "tiny", "--max-steps", str(STEPS), *SETTINGS)
-    [single] = sorted(ws.runs_dir.iterdir())
+    [single] = [run.root for run in list_runs(ws)]
     _train(ws, "--model", "tiny", "--max-steps", str(STEPS), *SETTINGS, "run.stop_at_step=5",
            ranks=2)
-    [paired] = [d for d in ws.runs_dir.iterdir() if d != single]
+    [paired] = [run.root for run in list_runs(ws) if run.root != single]
     # The latest run (torchrun itself would take `--run` for its own `--run-path`).
     _train(ws, "--resume", "run.stop_at_step=0", ranks=2)
 

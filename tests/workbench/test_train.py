@@ -216,7 +216,7 @@ def test_resume_refuses_changed_training_data(interrupted):
 def test_a_finished_run_is_not_resumed(ws):
     config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=2"])
     train(ws, config, progress=False)
-    with pytest.raises(WorkbenchError, match="has finished"):
+    with pytest.raises(WorkbenchError, match="has trained its whole schedule"):
         resume_run(ws, progress=False)
 
 
@@ -270,6 +270,9 @@ def test_stop_at_step_ends_early_on_the_longer_schedule(ws):
     assert result.steps == 4 and result.stopped == "stop_at_step"
     lr_at_4 = next(r["lr"] for r in records(Run(result.run_dir), "train") if r["step"] == 4)
     assert lr_at_4 == pytest.approx(config.optim.learning_rate * 6 / 10)
+    # A run stopped early on purpose can go on to the end of its schedule.
+    more = resume_run(ws, overrides={"run.stop_at_step": 0}, progress=False)
+    assert (more.run_dir, more.steps, more.stopped) == (result.run_dir, 10, "max_steps")
 
 
 def test_start_logs_the_runtime_and_steps_log_their_wait_for_data(ws):
