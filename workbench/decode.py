@@ -53,13 +53,16 @@ def greedy_decode(
     Raises:
         WorkbenchError: ``logits`` is not 2- or 3-dimensional, or ``lengths`` does not fit.
     """
-    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
     ids = best_path(logits)
     valid = _valid_lengths(lengths, ids.shape[0], ids.shape[1])
-    return [
-        tokenizer.decode(collapse_repeats(row[:n]).tolist())
-        for row, n in zip(ids, valid, strict=True)
-    ]
+    return [decode_best_path(row[:n], tokenizer) for row, n in zip(ids, valid, strict=True)]
+
+
+def decode_best_path(ids: np.ndarray, tokenizer: Any) -> str:
+    """Text of one utterance's best-path token ids (one per frame): the last step of greedy
+    decoding, for callers that keep ids rather than logits (long recordings)."""
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    return tokenizer.decode(collapse_repeats(np.asarray(ids)).tolist())
 
 
 def best_path(logits: torch.Tensor | np.ndarray) -> np.ndarray:

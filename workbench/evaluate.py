@@ -485,8 +485,8 @@ def evaluate_run(
         WorkbenchError: No run or model, an empty split, no readable audio, or references
             that are all empty.
     """
+    from workbench.recognizer import load_recognizer
     from workbench.text import load_profile, normalize
-    from workbench.transcribe import load_recognizer
 
     found = find_run(ws, run, with_model=True)
     chosen = scoring_set(ws, split, include_excluded=include_excluded, exclude_ids=exclude_ids)

@@ -183,7 +183,7 @@ def default_out_dir(model_dir: Path, *, int8: bool) -> Path:
 
 
 def _resolve_out_dir(source: Path, out_dir: str | Path | None, *, int8: bool) -> Path:
-    from workbench.transcribe import find_model_dir
+    from workbench.recognizer import find_model_dir
 
     if find_onnx_file(source) is not None:
         model_dir = find_onnx_file(source).parent
@@ -204,7 +204,7 @@ def _resolve_out_dir(source: Path, out_dir: str | Path | None, *, int8: bool) ->
 
 
 def _export_fp32(source: Path, out: Path, opset: int) -> ExportResult:
-    from workbench.transcribe import load_recognizer
+    from workbench.recognizer import load_recognizer
 
     recognizer = load_recognizer(source, device="cpu")
     out.mkdir(parents=True, exist_ok=True)
@@ -362,7 +362,7 @@ def _copy_support_files(recognizer: Any, out: Path) -> None:
 
 def _quantize_export(fp32_dir: Path, out: Path, options: Int8Options) -> ExportResult:
     """Quantize ``fp32_dir/model.onnx`` into ``out`` with the support files."""
-    from workbench.transcribe import load_recognizer
+    from workbench.recognizer import load_recognizer
 
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / ONNX_FILE

@@ -419,7 +419,7 @@ def evaluate_dev(model, processor, ws: Workspace, data: TrainingData,
     Returns:
         dev_cer, dev_wer and an example reference/hypothesis pair.
     """
-    from workbench.transcribe import Recognizer
+    from workbench.recognizer import Recognizer
 
     was_training = model.training
     model.eval()
