@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 from tqdm import tqdm
 
 from workbench.audio import (
@@ -37,6 +38,7 @@ AUDIO_EXTENSIONS = frozenset(
 # and pickling of processes; more threads than cores would not help.
 MAX_DECODE_WORKERS = 8
 WAV_HEADER_BYTES = 44
+COMPRESSED_BYTES_PER_SECOND = 16_000  # a guess for files whose header gives no length
 
 
 def decode_workers() -> int:
@@ -228,7 +230,6 @@ def _decode_all(rows: list[SourceRow], ids: list[str], staging: Workspace,
     for row, utterance_id in zip(rows, ids, strict=True):
         by_file.setdefault(row.audio, []).append((row, utterance_id))
     outcomes: list[Utterance | ImportIssue] = []
-    written = 0.0
     try:
         with ThreadPoolExecutor(workers or decode_workers()) as pool, tqdm(
                 total=len(rows), desc="Importing audio", unit="utt",
@@ -237,17 +238,42 @@ def _decode_all(rows: list[SourceRow], ids: list[str], staging: Workspace,
             for results in pool.map(lambda item: _import_file(item[0], item[1], staging),
                                     by_file.items()):
                 outcomes += results
-                written += sum(WAV_HEADER_BYTES + o.duration * SAMPLE_RATE * 2
-                               for o in results if isinstance(o, Utterance))
                 bar.update(len(results))
     except OSError as err:
         if not is_disk_full(err):
             raise
-        done = max(len(outcomes), 1)
-        needed = int(written * len(rows) / done) if outcomes else None
-        raise disk_full_error(staging.root.parent, "the import", needed,
+        raise disk_full_error(staging.root.parent, "the import", cache_bytes(rows),
                               "import again (the workspace was left as it was)") from err
     return outcomes
+
+
+def cache_bytes(rows: list[SourceRow]) -> int:
+    """About what the 16 kHz cache of ``rows`` takes (16-bit samples and a header a clip).
+
+    Segments count their own length; a whole file its length from its header, or (when the
+    header does not say) its size on disk. Only read when the disk has filled up.
+    """
+    seconds: dict[Path, float] = {}
+    total = 0.0
+    for row in rows:
+        if row.is_segment and row.end is not None:
+            length = max(row.end - row.start, 0.0)
+        else:
+            if row.audio not in seconds:
+                seconds[row.audio] = _file_seconds(row.audio)
+            length = seconds[row.audio] - (row.start or 0.0)
+        total += WAV_HEADER_BYTES + max(length, 0.0) * SAMPLE_RATE * 2
+    return int(total)
+
+
+def _file_seconds(path: Path) -> float:
+    try:
+        return float(sf.info(str(path)).duration)
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError):
+        try:  # a format only ffmpeg reads (m4a...): about 128 kbit/s, 16 kB a second
+            return path.stat().st_size / COMPRESSED_BYTES_PER_SECOND
+        except OSError:
+            return 0.0
 
 
 def _merge_sources(reads: list[SourceRead]):

@@ -15,11 +15,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedType
+from accelerate.utils import DistributedDataParallelKwargs
 from torch.utils.data import Dataset, Sampler
 
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.config import TrainConfig
 
 IGNORE_INDEX = -100  # label padding, as the CTC collator writes it
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -208,3 +214,41 @@ def interleave(per_rank: list[list]) -> list:
     world = len(per_rank)
     total = sum(len(part) for part in per_rank)
     return [per_rank[j % world][j // world] for j in range(total)]
+
+
+# --------------------------------------------------------------------------- accelerator
+
+
+def make_accelerator(config: TrainConfig) -> tuple[Accelerator, RuntimeSettings]:
+    """Accelerator and runtime settings for the device (GPU features chosen automatically).
+
+    Launched by torchrun or ``accelerate launch`` with several processes, the accelerator is
+    data-parallel (DDP, or FSDP/DeepSpeed from an accelerate config). One optimiser step is one
+    global batch split across the processes (``split_batches``), so the learning-rate schedule
+    advances once per step whatever the number of processes.
+    """
+    if config.run.device not in ("auto", "cpu", "cuda"):
+        raise WorkbenchError(f"run.device={config.run.device!r}: choose auto, cpu or cuda.")
+    if config.run.device == "cuda" and not torch.cuda.is_available():
+        raise WorkbenchError("run.device=cuda was asked for, but no CUDA GPU is available.")
+    use_cpu = config.run.device == "cpu" or not torch.cuda.is_available()
+    runtime = choose_runtime("cpu" if use_cpu else "cuda", usable_cpus(),
+                             not use_cpu and torch.cuda.is_bf16_supported(),
+                             precision=config.run.precision,
+                             local_world_size=local_world_size())
+    apply_tf32(runtime.tf32)
+    mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[runtime.precision]
+    # Layerdrop skips different layers on different ranks; DDP must then look for them.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=config.model.layerdrop > 0)
+    accelerator = Accelerator(cpu=use_cpu, mixed_precision=mixed, kwargs_handlers=[ddp],
+                              dataloader_config=DataLoaderConfiguration(split_batches=True))
+    if accelerator.state.deepspeed_plugin is not None:
+        # Batches are bounded by audio seconds, not a count; DeepSpeed only wants a number.
+        accelerator.state.deepspeed_plugin.deepspeed_config[
+            "train_micro_batch_size_per_gpu"] = 1
+    return accelerator, runtime
+
+
+def shards_parameters(accelerator: Accelerator) -> bool:
+    """True under FSDP or DeepSpeed, where every rank must run every forward pass together."""
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)

@@ -23,21 +23,28 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration, DistributedType
-from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list, gather_object
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, gather_object
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from workbench.audit import load_excluded_ids
+from workbench.checkpoint import (
+    TrainState,
+    capture_rng,
+    export_model,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    seed_everything,
+)
 from workbench.config import (
     Schedule,
     TrainConfig,
@@ -58,19 +65,17 @@ from workbench.distributed import (
     ShardedBatchSampler,
     WeightedCollator,
     WeightedDataset,
-    apply_tf32,
-    choose_runtime,
-    local_world_size,
     logit_lengths,
-    usable_cpus,
+    make_accelerator,
+    shards_parameters,
     weighted_ctc_loss,
 )
 from workbench.errors import WorkbenchError
 from workbench.evaluate import scoring_set, transcribe_and_score
-from workbench.fsio import disk_full_error, fault_point, is_disk_full, staged_dir
+from workbench.fsio import disk_full_error, fault_point, is_disk_full
 from workbench.manifest import Utterance
 from workbench.models import load_for_finetuning
-from workbench.run import LAST, MODEL, Run, TrainingLock, busy_error, find_run, new_run
+from workbench.run import Run, TrainingLock, busy_error, find_run, new_run
 from workbench.text import OrthographyProfile, load_profile, normalize
 from workbench.vocab import PAD, encode_labels, load_vocab, make_processor, require_current_vocab
 from workbench.workspace import Workspace
@@ -80,44 +85,10 @@ EventHandler = Callable[[dict], None]
 # fast the machine computes, not which batches come next or the learning rate of a step.
 RESUMABLE_SETTINGS = ("run.eval_every", "run.log_every", "run.threads", "run.stop_at_step",
                       "run.device", "run.precision", "data.cache_encoder_features")
-RANK_SEED_STRIDE = 1_000_003  # other processes draw their own masks and dropout
 
 
 class TrainingDiverged(WorkbenchError):
     """The loss became NaN or infinite."""
-
-
-@dataclass
-class TrainState:
-    """Where a run stands; saved with every checkpoint.
-
-    Attributes:
-        step: Optimiser steps done.
-        epoch: Current epoch.
-        batch_in_epoch: Batches of this epoch already served.
-        best_cer: Best dev CER so far (inf before the first evaluation).
-        best_wer: Dev WER at that evaluation.
-        best_step: Step of the best evaluation (the model in ``model/``).
-        elapsed_s: Training time so far.
-        metrics_bytes: Size of metrics.jsonl when the checkpoint was taken (a resume cuts the
-            lines logged after it, which it logs again).
-        data: Fingerprint of the training set, its labels and the vocabulary.
-    """
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    best_cer: float = math.inf
-    best_wer: float = math.nan
-    best_step: int = 0
-    elapsed_s: float = 0.0
-    metrics_bytes: int = 0
-    data: str = ""
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainState:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -186,44 +157,6 @@ def data_fingerprint(train: list[Utterance], labels: list[list[int]],
     return digest.hexdigest()
 
 
-# --------------------------------------------------------------------------- randomness
-
-
-def seed_everything(seed: int, rank: int = 0) -> None:
-    """Seed Python, NumPy (SpecAugment masks), torch and CUDA (dropout, layerdrop).
-
-    Rank 0 keeps the single-process streams; other processes get their own.
-    """
-    seed = seed + RANK_SEED_STRIDE * rank
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # and every CUDA device
-
-
-def capture_rng() -> dict:
-    """Every generator's state, in a form ``torch.load(weights_only=True)`` reads back."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
-             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)),
-                       "pos": int(position), "has_gauss": int(has_gauss),
-                       "cached_gaussian": float(cached)}}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict) -> None:
-    """Put back what :func:`capture_rng` saved."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    torch.set_rng_state(state["torch"])
-    numpy = state["numpy"]
-    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
-                         numpy["has_gauss"], numpy["cached_gaussian"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 # --------------------------------------------------------------------------- model and optimiser
 
 
@@ -263,150 +196,6 @@ def build_optimizer(model, config: TrainConfig, schedule: Schedule, fused: bool)
     scheduler = get_linear_schedule_with_warmup(optimizer, schedule.warmup_steps,
                                                 schedule.max_steps)
     return optimizer, scheduler
-
-
-def make_accelerator(config: TrainConfig) -> tuple[Accelerator, RuntimeSettings]:
-    """Accelerator and runtime settings for the device (GPU features chosen automatically).
-
-    Launched by torchrun or ``accelerate launch`` with several processes, the accelerator is
-    data-parallel (DDP, or FSDP/DeepSpeed from an accelerate config). One optimiser step is one
-    global batch split across the processes (``split_batches``), so the learning-rate schedule
-    advances once per step whatever the number of processes.
-    """
-    if config.run.device not in ("auto", "cpu", "cuda"):
-        raise WorkbenchError(f"run.device={config.run.device!r}: choose auto, cpu or cuda.")
-    if config.run.device == "cuda" and not torch.cuda.is_available():
-        raise WorkbenchError("run.device=cuda was asked for, but no CUDA GPU is available.")
-    use_cpu = config.run.device == "cpu" or not torch.cuda.is_available()
-    runtime = choose_runtime("cpu" if use_cpu else "cuda", usable_cpus(),
-                             not use_cpu and torch.cuda.is_bf16_supported(),
-                             precision=config.run.precision,
-                             local_world_size=local_world_size())
-    apply_tf32(runtime.tf32)
-    mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[runtime.precision]
-    # Layerdrop skips different layers on different ranks; DDP must then look for them.
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=config.model.layerdrop > 0)
-    accelerator = Accelerator(cpu=use_cpu, mixed_precision=mixed, kwargs_handlers=[ddp],
-                              dataloader_config=DataLoaderConfiguration(split_batches=True))
-    if accelerator.state.deepspeed_plugin is not None:
-        # Batches are bounded by audio seconds, not a count; DeepSpeed only wants a number.
-        accelerator.state.deepspeed_plugin.deepspeed_config[
-            "train_micro_batch_size_per_gpu"] = 1
-    return accelerator, runtime
-
-
-def shards_parameters(accelerator: Accelerator) -> bool:
-    """True under FSDP or DeepSpeed, where every rank must run every forward pass together."""
-    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def checkpoint_bytes(weights: dict[str, torch.Tensor], optimizer) -> int:
-    """About what a checkpoint takes on disk: the weights and the optimiser's moments."""
-    size = sum(t.numel() * t.element_size() for t in weights.values())
-    for group in optimizer.state.values():
-        size += sum(t.numel() * t.element_size() for t in group.values()
-                    if isinstance(t, torch.Tensor))
-    return size
-
-
-def save_checkpoint(run: Run, weights: dict[str, torch.Tensor], optimizer, scheduler, scaler,
-                    state: TrainState, rng: list[dict]) -> Path:
-    """Write the resume point, replacing the previous one atomically.
-
-    A stop at any moment (a kill, a full disk) leaves one complete checkpoint: the new one
-    is written under a staging name and swapped in whole.
-
-    Args:
-        run: The run.
-        weights: The model's state dict (gathered from every process under FSDP/DeepSpeed).
-        optimizer, scheduler: Their state is saved.
-        scaler: The fp16 loss scaler, or None.
-        state: Where the run stands.
-        rng: Every process's generator states (:func:`capture_rng`), by rank.
-
-    Raises:
-        DiskFullError: The disk cannot hold it (the previous checkpoint is kept).
-    """
-    from safetensors.torch import save_file
-
-    cpu_weights = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
-    resume = f"resume the run (`workbench train -w WS --resume --run {run.name}`)"
-    with staged_dir(run.checkpoints_dir / LAST, what="saving the checkpoint",
-                    needed=checkpoint_bytes(cpu_weights, optimizer), then=resume,
-                    fault="checkpoint") as staging:
-        save_file(cpu_weights, staging / "model.safetensors")
-        fault_point("checkpoint.weights")
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict() if scaler is not None else None,
-                    "rng": rng}, staging / "training_state.pt")
-        (staging / "state.json").write_text(json.dumps(asdict(state)), encoding="utf-8")
-    return run.checkpoints_dir / LAST
-
-
-def load_checkpoint(run: Run, model, optimizer, scheduler, scaler) -> tuple[TrainState,
-                                                                           list[dict]]:
-    """Restore model, optimiser, schedule and loss scaler; return the state and RNG states.
-
-    Raises:
-        WorkbenchError: The checkpoint's weights do not fit this model exactly (another
-            architecture or vocabulary), or its files are unreadable.
-    """
-    from safetensors.torch import load_file
-
-    checkpoint = run.last_checkpoint
-    try:
-        weights = load_file(checkpoint / "model.safetensors")
-        extra = torch.load(checkpoint / "training_state.pt", weights_only=True)
-        state = TrainState.from_dict(
-            json.loads((checkpoint / "state.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
-        raise WorkbenchError(f"The checkpoint of run {run.name} cannot be read ({err}); "
-                             "start a new run.") from err
-    _load_weights_exactly(model, weights, run)
-    optimizer.load_state_dict(extra["optimizer"])
-    scheduler.load_state_dict(extra["scheduler"])
-    if scaler is not None and extra.get("scaler"):
-        scaler.load_state_dict(extra["scaler"])
-    return state, list(extra.get("rng") or [])
-
-
-def _load_weights_exactly(model, weights: dict[str, torch.Tensor], run: Run) -> None:
-    """Every weight of the model from the checkpoint, none missing, none extra."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(weights))
-    extra = sorted(set(weights) - set(expected))
-    shapes = sorted(k for k in set(expected) & set(weights)
-                    if expected[k].shape != weights[k].shape)
-    if missing or extra or shapes:
-        found = "; ".join(part for part in (
-            f"missing {', '.join(missing[:3])}" if missing else "",
-            f"unexpected {', '.join(extra[:3])}" if extra else "",
-            f"shape differs for {', '.join(shapes[:3])}" if shapes else "") if part)
-        raise WorkbenchError(
-            f"The checkpoint of run {run.name} does not fit the model it is resumed with "
-            f"({found}): resuming would train partly from fresh weights. Resume with the "
-            "run's own config.yaml and vocabulary, or start a new run.")
-    model.load_state_dict(weights, strict=True)
-
-
-def export_model(run: Run, model, processor, state_dict: dict | None = None) -> Path:
-    """Save the model and processor in Hugging Face format to ``run/model``, atomically.
-
-    Raises:
-        DiskFullError: The disk cannot hold it (the previous model/ is kept).
-    """
-    weights = state_dict if state_dict is not None else model.state_dict()
-    needed = sum(t.numel() * t.element_size() for t in weights.values())
-    with staged_dir(run.root / MODEL, what="saving the best model", needed=needed,
-                    then=f"resume the run (`workbench train -w WS --resume --run {run.name}`)",
-                    fault="export") as staging:
-        model.save_pretrained(staging, safe_serialization=True, state_dict=state_dict)
-        fault_point("export.weights")
-        processor.save_pretrained(staging)
-    return run.root / MODEL
 
 
 # --------------------------------------------------------------------------- evaluation
