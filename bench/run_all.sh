@@ -22,6 +22,7 @@
 #   6 train_memory --steps 3                                        14 (needs ~7 GB RAM)
 #   7 train_memory --steps 3 --long-clips                           14
 #   8 finetune_curve --minutes 10                                   23
+#   9 transcribe_memory --hours 2 (builds the recording once)        12
 #   total                                                           about 85-90 (105-115 with
 #                                                                   the 10 h corpus to build)
 set -uo pipefail
@@ -112,6 +113,7 @@ else
   step "7 memory: XLS-R-300M, 16 s clips" "$PY" bench/train_memory.py --steps 3 --long-clips
   step "8 CER against time, demo corpus + new voices" "$PY" bench/finetune_curve.py \
     --minutes 10 --eval-every 50
+  step "9 memory: transcribing a 2-hour recording" "$PY" bench/transcribe_memory.py --hours 2
   if [ "${EXTRA:-0}" = 1 ]; then
     step "9 CER against time, every voice outside pretraining" "$PY" bench/finetune_curve.py \
       --language qu --corpus-voices m6,m8,f5,klatt2,klatt3,klatt5,Annie,benjamin,linda,Andy \
