@@ -209,13 +209,6 @@ def logit_lengths(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return model._get_feat_extract_output_lengths(samples).to(torch.long)
 
 
-def interleave(per_rank: list[list]) -> list:
-    """Undo a round-robin split: item ``j`` of the whole came from rank ``j % len(per_rank)``."""
-    world = len(per_rank)
-    total = sum(len(part) for part in per_rank)
-    return [per_rank[j % world][j // world] for j in range(total)]
-
-
 # --------------------------------------------------------------------------- accelerator
 
 

@@ -141,10 +141,6 @@ class Run:
             return FINISHED
         return STOPPED if self.has_checkpoint else NOT_STARTED
 
-    def resumable(self, ws: Workspace) -> bool:
-        """Stopped before its end, with a checkpoint, and nobody is training it."""
-        return self.state(ws) == STOPPED
-
     def recover(self) -> None:
         """Put back a model or checkpoint whose replacement a crash cut short, and remove
         what a killed writer left half-written (only while holding the training lock)."""
@@ -240,10 +236,6 @@ class Run:
 
 
 # --------------------------------------------------------------------------- listing, lookup
-
-
-def runs_dir(ws: Workspace) -> Path:
-    return ws.runs_dir
 
 
 def list_runs(ws: Workspace) -> list[Run]:

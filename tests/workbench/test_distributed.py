@@ -23,7 +23,6 @@ from workbench.distributed import (
     WeightedCollator,
     WeightedDataset,
     choose_runtime,
-    interleave,
     logit_lengths,
     shard_batch,
     weighted_ctc_loss,
@@ -77,12 +76,6 @@ def test_every_rank_gets_its_shard_with_weights_that_make_the_global_mean():
 def test_a_rank_with_nothing_to_do_still_steps_with_zero_weight():
     [shard] = ShardedBatchSampler([[4]], [1.0] * 5, rank=1, world_size=2)
     assert shard == [(4, 0.0)]
-
-
-def test_interleave_undoes_a_round_robin_split():
-    items = list(range(7))
-    assert interleave([items[r::3] for r in range(3)]) == items
-    assert interleave([[0], []]) == [0]
 
 
 # --------------------------------------------------------------------------- loss
