@@ -11,12 +11,14 @@ import contextlib
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 
+from ui.messages import for_page
 from ui.workspaces import WorkspaceRoot, current_call, handling, page_text
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
@@ -32,11 +34,12 @@ def shows_errors(fn: Callable) -> Callable:
 
     The one place the page's errors come from: a :class:`WorkbenchError` is shown as it is,
     anything else as an unexpected error with the traceback in the server's log; either way
-    with the server's folders left out (:func:`ui.workspaces.page_text`: files relative to
-    the workspace, or by name). The wrapper keeps ``fn``'s signature, which Gradio reads to
-    name the API parameters, plus a ``gr.Request`` parameter Gradio fills in: the handler
-    runs inside :func:`ui.workspaces.handling` for the request's user, so workspace names
-    resolve under that user's folder when users have their own.
+    in the page's words (:func:`ui.messages.for_page`: steps and fields, not commands and
+    options) and with the server's folders left out (:func:`ui.workspaces.page_text`: files
+    relative to the workspace, or by name). The wrapper keeps ``fn``'s signature, which
+    Gradio reads to name the API parameters, plus a ``gr.Request`` parameter Gradio fills
+    in: the handler runs inside :func:`ui.workspaces.handling` for the request's user, so
+    workspace names resolve under that user's folder when users have their own.
     """
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -45,10 +48,10 @@ def shows_errors(fn: Callable) -> Callable:
             try:
                 return fn(*args, **kwargs)
             except gr.Error as err:
-                err.message = page_text(str(err.message))
+                err.message = page_text(for_page(str(err.message)))
                 raise
             except WorkbenchError as err:
-                raise gr.Error(page_text(str(err)), print_exception=False) from err
+                raise gr.Error(page_text(for_page(err)), print_exception=False) from err
             except Exception as err:  # noqa: BLE001 - the page gets a message, the log the trace
                 log.exception("unexpected error in %s", fn.__name__)
                 raise gr.Error(page_text(
@@ -139,6 +142,68 @@ class Context:
         return event.success(shows_errors(redraw), inputs=[self.workspace],
                              outputs=[self.overview], api_visibility="private",
                              show_progress="hidden")
+
+
+    def action(self, button: gr.Button, fn: Callable, inputs: list, outputs: list, *,
+               busy: str, api_name: str | None = None, **kwargs: Any) -> Any:
+        """Wire ``button`` to a handler that may take a while (anything over a second).
+
+        While it runs the button is disabled and says ``busy`` (e.g. "Preparing the ONNX
+        model..."), and the outputs show Gradio's progress (a handler may take a
+        ``gr.Progress`` parameter to report its own); afterwards, also after an error, the
+        button comes back. The same action cannot run twice at once for one workspace: a
+        second start (another tab, the API) is refused with a message (:func:`exclusive`).
+
+        Args:
+            button: The button that starts it (its label now is the label it gets back).
+            fn: The handler, already wrapped in :func:`shows_errors`; its first input is
+                the workspace name.
+            inputs, outputs: As for ``button.click``.
+            busy: The button's label while it runs.
+            api_name: The API name of the action (``None``: private).
+            kwargs: More arguments of the event (e.g. ``inputs_kwargs``).
+
+        Returns:
+            The event of the handler itself (chain ``.success`` on it).
+        """
+        idle = button.value
+        quiet = {"api_visibility": "private", "show_progress": "hidden", "queue": False}
+        disabled = button.click(lambda: gr.Button(value=busy, interactive=False),
+                                outputs=[button], **quiet)
+        visibility = {"api_name": api_name} if api_name else {"api_visibility": "private"}
+        event = disabled.then(exclusive(fn, idle), inputs=inputs, outputs=outputs,
+                              show_progress=kwargs.pop("show_progress", "full"),
+                              **visibility, **kwargs)
+        event.then(lambda: gr.Button(value=idle, interactive=True), outputs=[button], **quiet)
+        return event
+
+
+def exclusive(fn: Callable, what: str) -> Callable:
+    """``fn``, refusing to start while it already runs for the same user and workspace.
+
+    The first argument of ``fn`` is the workspace name; the message names the action by
+    ``what`` (its button's label).
+    """
+    guard = threading.Lock()
+    running: set[tuple] = set()
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs.get(REQUEST_PARAMETER) or next(
+            (a for a in args if isinstance(a, gr.Request)), None)
+        key = (getattr(request, "username", None), args[0] if args else None)
+        with guard:
+            if key in running:
+                raise gr.Error(f"“{what}” is already running for this workspace (in this or "
+                               "another window). Wait for it to finish.")
+            running.add(key)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            with guard:
+                running.discard(key)
+
+    return wrapper
 
 
 def frame_or_empty(frame: Any, columns: list[str]) -> Any:

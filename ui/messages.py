@@ -1,0 +1,61 @@
+"""Messages in the page's words: no command lines, no option flags, no server paths.
+
+The library's messages are written for the command line ("Run `workbench vocab -w WS`
+first", "choose one with --format"). Every message the page shows goes through
+:func:`for_page`: a :class:`~workbench.errors.WorkbenchError` that carries its own page
+wording (``page=``) is shown in it; otherwise each command is replaced by the step of the
+page that does the same and each option by the field that sets it. ``ui.workspaces.page_text``
+then takes the server's folders out.
+"""
+
+from __future__ import annotations
+
+import re
+
+from workbench.errors import WorkbenchError
+
+# `workbench <command> ...` -> the step of the page that does it.
+COMMAND_STEPS = {
+    "prepare": "step 1, Data (upload and import)",
+    "audit": "step 2, Check (Run the check)",
+    "vocab": "step 3, Alphabet (Build the vocabulary)",
+    "train": "step 4, Train",
+    "evaluate": "step 5, Evaluate",
+    "transcribe": "step 6, Try it",
+    "export": "step 7, Export",
+}
+# Options -> the page's field (longest first when replacing).
+OPTION_FIELDS = {
+    "--format": "the 'Format' import option",
+    "--text-column": "the 'Transcript column' import option",
+    "--audio-column": "the 'Audio column' import option",
+    "--speaker-column": "the 'Speaker column' import option",
+    "--tier": "the 'Tier' import option",
+    "--participant": "the 'Participant' import option",
+    "--linguistic-type": "the 'Linguistic type' import option",
+    "--speaker-from-tier": "'Use the tier name as the speaker'",
+    "--speaker": "'Speaker of every segment'",
+    "--seed": "the 'Seed of the train/dev/test split' option",
+    "--model": "the Model choice",
+    "--preset": "the Preset choice",
+    "--max-seconds": "'Longest clip kept'",
+    "--include-excluded": "the evaluation options",
+}
+_RUN_COMMAND = re.compile(r"\b[Rr]un `workbench (\w+)[^`]*`")
+_COMMAND = re.compile(r"`workbench (\w+)[^`]*`")
+_OPTION_VALUE = re.compile(r"(--[a-z][a-z-]*)(?: [A-Z][A-Z_]*)?\b")
+
+
+def for_page(message: str | BaseException) -> str:
+    """``message`` (or an error's message) in the page's words."""
+    if isinstance(message, WorkbenchError):
+        text = message.for_page()
+    else:
+        text = str(message)
+    text = _RUN_COMMAND.sub(lambda m: f"Go to {_step(m.group(1))}", text)
+    text = _COMMAND.sub(lambda m: _step(m.group(1)), text)
+    return _OPTION_VALUE.sub(lambda m: OPTION_FIELDS.get(m.group(1), m.group(0)), text)
+
+
+def _step(command: str) -> str:
+    return COMMAND_STEPS.get(command, f"the command line (`workbench {command}`)")
