@@ -15,6 +15,7 @@ throttling) is in ``ui/security.py``. Training runs as a separate process (``ui/
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,17 +25,22 @@ from urllib.parse import urlsplit
 import gradio as gr
 
 from ui import security
-from ui.steps.overview import overview_markdown
+from ui.steps.overview import is_training, overview_markdown
 from ui.tabs import alphabet, check, data, evaluate, export, train, try_it
 from ui.tabs.common import Context, shows_errors
-from ui.workspaces import MODELS_FOLDER, WORKSPACE_NAME, WorkspaceRoot
+from ui.workspaces import MODELS_FOLDER, USER_NAME, WorkspaceRoot
 from workbench.errors import WorkbenchError
+from workbench.fsio import write_text_atomic
 
 TITLE = "Speech recogniser workbench"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MAX_FILE_SIZE = "4gb"  # one upload; a zipped corpus of a few hours fits
 CACHE_CLEANUP = (3600, 24 * 3600)  # every hour, delete served copies older than a day
+OVERVIEW_SECONDS = 10.0  # the top of the page follows a training this often
+STEP_IDS = ("data", "check", "alphabet", "train", "evaluate", "try-it", "export")
+MEMORY_KEY = "workbench-page"  # the browser's local storage entry of the page's memory
+PAGE_KEY_FILE = ".workbench-page-key"  # in the root: the key of that entry
 CSS = """
 .wb-alphabet { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0; }
 .wb-chip { display: inline-block; padding: 2px 8px; border-radius: 12px; margin-right: 4px;
@@ -43,6 +49,13 @@ CSS = """
 .wb-rare { background: #fff3c4; border-color: #f0a500; }
 .wb-unseen { background: #ffd6d6; border-color: #c62828; }
 .wb-legend { margin-top: 6px; font-size: 0.85em; }
+.wb-badge { display: inline-block; min-width: 3.6em; padding: 0 6px; margin-right: 4px;
+            border-radius: 8px; border: 1px solid; font-size: 0.8em; font-weight: 600;
+            text-align: center; }
+.wb-done { background: #e8f5e9; color: #1b5e20; border-color: #2e7d32; }
+.wb-todo { background: #eceff1; color: #37474f; border-color: #90a4ae; }
+.wb-busy { background: #e3f2fd; color: #0d47a1; border-color: #1565c0; }
+.wb-note { background: #fff3c4; color: #5d4037; border-color: #f0a500; }
 .wb-progress { position: relative; height: 26px; border-radius: 6px; background: #eceff1;
                overflow: hidden; }
 .wb-bar { height: 100%; background: #4caf50; transition: width 0.5s; }
@@ -143,7 +156,7 @@ def served_root(root: WorkspaceRoot, accounts: Mapping[str, str]) -> WorkspaceRo
             "-w opens one workspace for everyone, but with several users each has their "
             f"own folder under the root ({root.root}/<user>/). Leave out -w; give --root.")
     for user in accounts:
-        if not WORKSPACE_NAME.fullmatch(user) or user == MODELS_FOLDER:
+        if not USER_NAME.fullmatch(user) or user == MODELS_FOLDER:
             raise WorkbenchError(
                 f"With several users each user name is also a folder name: {user!r} is not "
                 f"one. Use 1 to 64 letters, digits, '-' or '_' (and not {MODELS_FOLDER!r}).")
@@ -151,62 +164,130 @@ def served_root(root: WorkspaceRoot, accounts: Mapping[str, str]) -> WorkspaceRo
 
 
 def build_app(root: WorkspaceRoot) -> gr.Blocks:
-    """The page: workspace choice, where the workspace stands, and the seven steps."""
+    """The page: workspace choice, where the workspace stands, and the seven steps.
+
+    The open workspace and step are kept in the browser's storage (:func:`page_memory`), so
+    a reload or a restart of the server comes back to them.
+    """
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=CACHE_CLEANUP) as app:
         gr.Markdown(f"# {TITLE}\nTurn a little transcribed speech into a speech recogniser "
                     "for your language. Work through the steps from left to right.")
         workspace = gr.State(root.default_name)
+        memory = page_memory(root)
         with gr.Row(equal_height=True):
-            choose = gr.Dropdown(label="Workspace", choices=root.names(), scale=3,
+            choose = gr.Dropdown(label="Workspace", choices=root.choices(), scale=3,
                                  value=root.default_name or None, allow_custom_value=True,
-                                 info=f"one folder per language project, under {root.root}")
+                                 info="one folder per language project, in the workspaces "
+                                      "folder")
             new_name = gr.Textbox(label="New workspace", scale=2,
-                                  placeholder="a name: letters, digits, - and _")
+                                  placeholder="a name, e.g. Māori project")
             create_button = gr.Button("Create", scale=1)
         overview = gr.Markdown()
-        ctx = Context(root, workspace, overview)
-        with gr.Tabs():
+        overview_timer = gr.Timer(OVERVIEW_SECONDS, active=False)
+        ctx = Context(root, workspace, overview, overview_timer)
+        with gr.Tabs() as tabs:
             for tab in (data, check, alphabet, train, evaluate, try_it, export):
                 tab.build(ctx)
-        _wire_workspace(app, ctx, choose, new_name, create_button)
+        steps = [child for child in tabs.children if isinstance(child, gr.Tab)]
+        for tab, step in zip(steps, STEP_IDS, strict=True):
+            tab.id = step  # what the page remembers and selects on load
+        _wire_workspace(app, ctx, choose, new_name, create_button, memory, tabs)
     return app
 
 
+def page_memory(root: WorkspaceRoot) -> gr.BrowserState:
+    """The browser's memory of this page: {"workspace": folder name, "step": tab id}.
+
+    It is kept in the browser's local storage, encrypted with a key that lives in the root
+    (``.workbench-page-key``), so it survives a reload and a restart of the server.
+    """
+    return gr.BrowserState({"workspace": "", "step": ""}, storage_key=MEMORY_KEY,
+                           secret=_page_key(root.root))
+
+
+def _page_key(folder: Path) -> str:
+    """The key of the page's memory, made once per root (0600)."""
+    path = folder / PAGE_KEY_FILE
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        key = ""
+    if len(key) < 32:
+        key = secrets.token_urlsafe(32)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, key + "\n")
+        path.chmod(0o600)
+    return key
+
+
 def _wire_workspace(app: gr.Blocks, ctx: Context, choose: gr.Dropdown, new_name: gr.Textbox,
-                    create_button: gr.Button) -> None:
-    """Opening, creating and (on page load) restoring a workspace redraws every step."""
+                    create_button: gr.Button, memory: gr.BrowserState, tabs: gr.Tabs) -> None:
+    """Opening, creating and (on page load) restoring a workspace redraws every step; the
+    workspace and step are remembered in the browser."""
     root = ctx.root
 
     @shows_errors
-    def open_workspace(name: str):
-        name = (name or "").strip()
-        return name, overview_markdown(root.open(name))
+    def open_workspace(name: str, remembered: dict | None = None):
+        ws = root.open(name)
+        return (ws.root.name, overview_markdown(ws), gr.Timer(active=is_training(ws)),
+                {**(remembered or {}), "workspace": ws.root.name})
 
     @shows_errors
-    def create_workspace(name: str):
+    def create_workspace(name: str, remembered: dict | None = None):
         ws = root.open(name, create=True)
-        return (ws.root.name, gr.Dropdown(choices=root.names(), value=ws.root.name),
-                overview_markdown(ws), "")
+        return (ws.root.name, gr.Dropdown(choices=root.choices(), value=ws.root.name),
+                overview_markdown(ws), gr.Timer(active=is_training(ws)), "",
+                {**(remembered or {}), "workspace": ws.root.name})
 
-    def on_load(name: str):
-        names = root.names()
-        text = overview_markdown(root.resolve(name)) if name else (
-            "Choose a workspace above, or create one for your language project.")
-        return gr.Dropdown(choices=names, value=name or None), text
+    def remember_step(remembered: dict, evt: gr.SelectData):
+        step = STEP_IDS[evt.index] if isinstance(evt.index, int) else ""
+        return {**(remembered or {}), "step": step}
+
+    def on_load(name: str, remembered: dict):
+        remembered = remembered or {}
+        name = _restorable(root, remembered.get("workspace")) or name
+        step = remembered.get("step")
+        selected = gr.Tabs(selected=step) if step in STEP_IDS else gr.skip()
+        if not name:
+            return (name, gr.Dropdown(choices=root.choices(), value=None),
+                    "Choose a workspace above, or create one for your language project.",
+                    gr.Timer(active=False), selected)
+        ws = root.resolve(name)
+        return (name, gr.Dropdown(choices=root.choices(), value=name), overview_markdown(ws),
+                gr.Timer(active=is_training(ws)), selected)
 
     events = [
-        choose.input(open_workspace, inputs=[choose], outputs=[ctx.workspace, ctx.overview],
+        choose.input(open_workspace, inputs=[choose, memory],
+                     outputs=[ctx.workspace, ctx.overview, ctx.overview_timer, memory],
                      api_name="open_workspace"),
-        create_button.click(create_workspace, inputs=[new_name],
-                            outputs=[ctx.workspace, choose, ctx.overview, new_name],
+        create_button.click(create_workspace, inputs=[new_name, memory],
+                            outputs=[ctx.workspace, choose, ctx.overview, ctx.overview_timer,
+                                     new_name, memory],
                             api_name="create_workspace"),
-        app.load(shows_errors(on_load), inputs=[ctx.workspace], outputs=[choose, ctx.overview],
+        app.load(shows_errors(on_load), inputs=[ctx.workspace, memory],
+                 outputs=[ctx.workspace, choose, ctx.overview, ctx.overview_timer, tabs],
                  api_visibility="private"),
     ]
+    tabs.select(remember_step, inputs=[memory], outputs=[memory], api_visibility="private",
+                show_progress="hidden", queue=False)
+    ctx.overview_timer.tick(shows_errors(ctx.redraw_overview), inputs=[ctx.workspace],
+                            outputs=[ctx.overview, ctx.overview_timer],
+                            api_visibility="private", show_progress="hidden")
     for event in events:
         for hook in ctx.refreshers:
             event.success(hook.fn, inputs=hook.inputs, outputs=hook.outputs,
                           api_visibility="private", show_progress="hidden")
+
+
+def _restorable(root: WorkspaceRoot, name: object) -> str:
+    """A remembered workspace name, if it is still one this user can open ("" if not)."""
+    if not isinstance(name, str) or not name:
+        return ""
+    try:
+        root.resolve(name)
+    except WorkbenchError:
+        return ""
+    return name
 
 
 def serve(root: WorkspaceRoot, options: ServeOptions | None = None, *,

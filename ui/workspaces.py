@@ -1,10 +1,13 @@
 """Which workspaces a browser session may open: names under one root folder, never paths.
 
 The server is started on a root folder (``workbench ui --root DIR``, by default the parent of
-``-w WS``). A session opens a workspace by *name*; the name must match
-:data:`WORKSPACE_NAME` and always maps to ``<root>/<name>``, so nothing typed in the browser
-is ever used as a path on the server. The workspace given with ``-w`` is always available
-under its folder name, wherever it lies.
+``-w WS``). A session opens a workspace by its *folder name*, which :func:`is_folder_name`
+accepts only as one safe path component (letters of any script, marks, digits, '-' and '_';
+NFC) and which always maps to ``<root>/<name>``, so nothing typed in the browser is ever used
+as a path on the server. A new workspace gets its folder name from the name the user typed
+(:func:`folder_name`: "Māori project" -> ``Māori-project``); that name, as typed, is kept in
+the workspace (:data:`TITLE_FILE`) and shown in the page. The workspace given with ``-w`` is
+always available under its folder name, wherever it lies.
 
 Who sees what: the page is a single-user local tool. Every session of one server (every tab,
 and everyone who can open the page) works on the same workspaces under the root, and can
@@ -21,6 +24,7 @@ name), never by the server's absolute paths.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,16 +32,67 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
 from workbench.errors import WorkbenchError
+from workbench.fsio import write_text_atomic
 from workbench.workspace import Workspace
 
-WORKSPACE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+USER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a user's folder (several accounts)
+MAX_NAME = 64  # characters of a workspace's name and folder name
+TITLE_FILE = "title.txt"  # the workspace's name as the user typed it
 # Files or folders that mark a folder as a workspace (any one is enough).
-WORKSPACE_MARKERS = ("workbench.yaml", "manifests", "orthography.yaml", "runs")
+WORKSPACE_MARKERS = (TITLE_FILE, "workbench.yaml", "manifests", "orthography.yaml", "runs")
+NAME_RULE = ("use letters (of any script), digits, spaces, '-' or '_', at most "
+             f"{MAX_NAME} characters")
 MODELS_FOLDER = "models"  # default home of local checkpoints, under the root
 # An absolute path left in a message (POSIX with two or more parts, or a Windows drive).
 _ABSOLUTE_PATH = re.compile(r"(?<![\w/.~-])/(?:[^\s/'\"`<>]+/)+[^\s/'\"`<>]+"
                             r"|\b[A-Za-z]:\\(?:[^\s\\'\"`<>]+\\)*[^\s\\'\"`<>]+")
 _PATH_END = r"(?=$|[\s'\"`:;,.)<>])"
+
+
+def is_folder_name(name: str) -> bool:
+    """True for a workspace folder name: one safe path component of letters (any script),
+    marks, digits, '-' and '_', in NFC, starting with a letter, digit or '_'."""
+    if not name or len(name) > MAX_NAME or unicodedata.normalize("NFC", name) != name:
+        return False
+    if not (_name_char(name[0]) and unicodedata.category(name[0])[0] != "M"
+            and name[0] != "-"):
+        return False
+    return all(_name_char(c) for c in name)
+
+
+def _name_char(char: str) -> bool:
+    return char in "-_" or unicodedata.category(char)[0] in "LMN"
+
+
+def folder_name(title: str) -> str:
+    """The folder name for a workspace called ``title`` (NFC; spaces become '-'; other
+    punctuation is left out).
+
+    Raises:
+        WorkbenchError: Nothing of the name is left, or it is too long.
+    """
+    title = unicodedata.normalize("NFC", (title or "").strip())
+    if len(title) > MAX_NAME:
+        raise WorkbenchError(f"{title[:20]}… is too long for a workspace name: {NAME_RULE}.")
+    if title.startswith(".") or any(c in "/\\" or not c.isprintable() for c in title):
+        raise WorkbenchError(f"{title!r} is not a workspace name (no '/', '\\' or leading "
+                             f"'.'): {NAME_RULE}.")
+    kept = "".join(c if _name_char(c) else "-" if c.isspace() else "" for c in title)
+    kept = re.sub("-{2,}", "-", kept).strip("-")
+    while kept and not is_folder_name(kept):  # e.g. it starts with a mark
+        kept = kept[1:]
+    if not kept:
+        raise WorkbenchError(f"{title!r} cannot be a workspace name: {NAME_RULE}.")
+    return kept
+
+
+def workspace_title(folder: Path) -> str:
+    """The name a workspace was created with (its folder name when none was kept)."""
+    try:
+        text = (folder / TITLE_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return folder.name
+    return text[:MAX_NAME] or folder.name
 
 
 @dataclass
@@ -152,7 +207,7 @@ class WorkspaceRoot:
             return self.root
         call = _CALL.get()
         user = call.user if call else None
-        if not user or not WORKSPACE_NAME.fullmatch(user) or user == MODELS_FOLDER:
+        if not user or not USER_NAME.fullmatch(user) or user == MODELS_FOLDER:
             raise WorkbenchError("Log in to see your workspaces (reload the page).")
         return self.root / user
 
@@ -166,11 +221,22 @@ class WorkspaceRoot:
         found = []
         if home.is_dir():
             found = sorted(p.name for p in home.iterdir()
-                           if p.is_dir() and WORKSPACE_NAME.fullmatch(p.name)
+                           if p.is_dir() and is_folder_name(p.name)
                            and p.name != MODELS_FOLDER
                            and any((p / marker).exists() for marker in WORKSPACE_MARKERS))
         head = [self.default_name] if self.default else []
         return head + [name for name in found if name not in head]
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(name as shown, folder name) of every workspace, in the order of :meth:`names`."""
+        return [(self.title(name), name) for name in self.names()]
+
+    def title(self, name: str) -> str:
+        """The name of workspace ``name`` as its user typed it (else its folder name)."""
+        try:
+            return workspace_title(self._path(name))
+        except WorkbenchError:
+            return name
 
     def resolve(self, name: str | None) -> Workspace:
         """The workspace a session named; it must exist.
@@ -188,29 +254,34 @@ class WorkspaceRoot:
         return self._served(path)
 
     def open(self, name: str, *, create: bool = False) -> Workspace:
-        """Open the workspace ``name``, creating its folder when asked.
+        """Open the workspace ``name`` (its folder name, or the name it was created with),
+        creating it when asked.
 
         Raises:
             WorkbenchError: The name is not allowed, or it does not exist and ``create`` is
                 False.
         """
-        name = (name or "").strip()
-        path = self._path(name)
+        title = unicodedata.normalize("NFC", (name or "").strip())
+        if not title:
+            raise WorkbenchError("Type a name for the new workspace first." if create else
+                                 "Choose a workspace, or type a name and press Create.")
+        folder = title if is_folder_name(title) else folder_name(title)
+        path = self._path(folder)
         if not path.is_dir():
             if not create:
-                raise WorkbenchError(f"There is no workspace {name!r}. Tick 'create' to start "
-                                     "a new one.")
+                raise WorkbenchError(f"There is no workspace {title!r}. Type its name under "
+                                     "'New workspace' and press Create to start one.")
             path.mkdir(parents=True)
+        if create and not (path / TITLE_FILE).is_file():
+            write_text_atomic(path / TITLE_FILE, title + "\n")
         return self._served(path)
 
     def _path(self, name: str) -> Path:
         if self.default is not None and name == self.default_name and not self.per_user:
             return self.default
-        if not WORKSPACE_NAME.fullmatch(name or "") or name == MODELS_FOLDER:
+        if not is_folder_name(name or "") or name == MODELS_FOLDER:
             raise WorkbenchError(
-                f"{name!r} is not a workspace name: use 1 to 64 letters, digits, '-' or '_' "
-                f"(and not {MODELS_FOLDER!r})."
-            )
+                f"{name!r} is not a workspace name: {NAME_RULE} (and not {MODELS_FOLDER!r}).")
         return self.home / name
 
     def _served(self, path: Path) -> Workspace:

@@ -399,6 +399,9 @@ def _ui_args(p: argparse.ArgumentParser) -> None:
                    "one folder each (default: ROOT/models)")
 
 
+PAGE_MESSAGE = "page message: "  # a UI job's error in the page's words, after its error line
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``workbench`` console script."""
     if os.environ.get("WORKBENCH_JOB"):  # a UI job (own session): SIGINT stops it cleanly
@@ -408,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         args.handler(args)
     except WorkbenchError as err:
         print(f"error: {err}", file=sys.stderr)
+        if err.page and os.environ.get("WORKBENCH_JOB"):  # the page shows its own wording
+            print(f"{PAGE_MESSAGE}{err.page}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted; `workbench train --resume` continues a training run.",

@@ -38,27 +38,31 @@ LOCAL_ARCHITECTURES: dict[str, dict] = {
 
 @dataclass(frozen=True)
 class RegisteredModel:
-    """A checkpoint users can pick by short name."""
+    """A checkpoint users can pick by short name (``millions``: its size in millions of
+    parameters, from its model card)."""
 
     hub_id: str
     description: str
+    millions: float = 0.0
 
 
 REGISTRY: dict[str, RegisteredModel] = {
     "xls-r-300m": RegisteredModel("facebook/wav2vec2-xls-r-300m",
-                                  "XLS-R 300M, 128 languages (default)"),
-    "xls-r-1b": RegisteredModel("facebook/wav2vec2-xls-r-1b", "XLS-R 1B, 128 languages"),
-    "mms-300m": RegisteredModel("facebook/mms-300m", "MMS 300M, 1,400 languages"),
-    "mms-1b": RegisteredModel("facebook/mms-1b", "MMS 1B, 1,400 languages"),
-    "wav2vec2-base": RegisteredModel("facebook/wav2vec2-base", "wav2vec 2.0 base, English"),
-    "hubert-large": RegisteredModel("facebook/hubert-large-ll60k", "HuBERT large, English"),
-    "wavlm-large": RegisteredModel("microsoft/wavlm-large", "WavLM large, English"),
+                                  "XLS-R 300M, 128 languages (default)", 315),
+    "xls-r-1b": RegisteredModel("facebook/wav2vec2-xls-r-1b", "XLS-R 1B, 128 languages", 965),
+    "mms-300m": RegisteredModel("facebook/mms-300m", "MMS 300M, 1,400 languages", 315),
+    "mms-1b": RegisteredModel("facebook/mms-1b", "MMS 1B, 1,400 languages", 965),
+    "wav2vec2-base": RegisteredModel("facebook/wav2vec2-base", "wav2vec 2.0 base, English", 95),
+    "hubert-large": RegisteredModel("facebook/hubert-large-ll60k", "HuBERT large, English", 316),
+    "wavlm-large": RegisteredModel("microsoft/wavlm-large", "WavLM large, English", 316),
     "data2vec-audio-base": RegisteredModel("facebook/data2vec-audio-base",
-                                           "data2vec-audio base, English"),
+                                           "data2vec-audio base, English", 94),
     DEMO_BASE: RegisteredModel("", "the project's small base trained on synthetic speech in 18 "
-                                   "languages (offline demos and tests; not for real use)"),
-    TINY: RegisteredModel("", "tiny randomly initialised wav2vec2, built locally (offline, tests)"),
-    SMALL: RegisteredModel("", "demo-base's architecture, randomly initialised (from scratch)"),
+                                   "languages (offline demos and tests; not for real use)", 2.5),
+    TINY: RegisteredModel("", "tiny randomly initialised wav2vec2, built locally (offline, tests)",
+                          0.5),
+    SMALL: RegisteredModel("", "demo-base's architecture, randomly initialised (from scratch)",
+                           2.5),
 }
 
 # Settings copied from the run configuration onto the model config (all wav2vec2-family
@@ -73,6 +77,88 @@ def resolve_model_name(name: str) -> str:
         return str(DEMO_BASE_DIR)
     entry = REGISTRY.get(name)
     return entry.hub_id if entry and entry.hub_id else name
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a checkpoint can be loaded here, and from where.
+
+    Attributes:
+        ok: It can be loaded now.
+        where: "built" (a local architecture), "folder" (a checkpoint folder), "cached"
+            (downloaded before), "hub" (reachable on the Hub: downloaded when training
+            starts), or "" when not available.
+        reason: Why not (or what to know), in plain words.
+    """
+
+    ok: bool
+    where: str = ""
+    reason: str = ""
+
+
+def checkpoint_availability(name: str, *, ask_hub: bool = False,
+                            timeout_s: float = 8.0) -> Availability:
+    """Can ``name`` (a registry name, a folder or a Hub id) be loaded on this machine?
+
+    Looks only on this machine (the bundled and built models, a folder, the Hugging Face
+    cache) unless ``ask_hub``: then a Hub id not downloaded yet is looked up on the Hub (one
+    request, no download), unless the Hub is switched off (``HF_HUB_OFFLINE``).
+    """
+    if is_from_scratch(name):
+        return Availability(True, "built")
+    source = resolve_model_name(name)
+    folder = Path(source)
+    if folder.is_dir():
+        return _folder_availability(folder)
+    if folder.is_absolute() or source.count("/") != 1:
+        return Availability(False, reason=f"there is no checkpoint folder {source}")
+    cached = _cached_snapshot(source)
+    if cached is not None:
+        return _folder_availability(cached, where="cached")
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return Availability(False, reason=f"{source} has not been downloaded to this machine, "
+                                          "and downloads are switched off (HF_HUB_OFFLINE)")
+    if not ask_hub:
+        return Availability(True, "hub", f"{source} will be downloaded from the Hugging Face "
+                                         "Hub when training starts")
+    return _hub_availability(source, timeout_s)
+
+
+def _folder_availability(folder: Path, where: str = "folder") -> Availability:
+    if not (folder / "config.json").is_file():
+        return Availability(False, reason=f"{folder.name} has no config.json")
+    if not any(folder.glob("*.safetensors")):
+        return Availability(False, reason=f"{folder.name} has no .safetensors weights (the "
+                                          "workbench loads safetensors only)")
+    return Availability(True, where)
+
+
+def _cached_snapshot(hub_id: str) -> Path | None:
+    """The downloaded copy of ``hub_id`` in the Hugging Face cache (None: not downloaded)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(hub_id, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+
+
+def _hub_availability(hub_id: str, timeout_s: float) -> Availability:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(hub_id, timeout=timeout_s)
+    except RepositoryNotFoundError:
+        return Availability(False, reason=f"there is no model {hub_id} on the Hugging Face Hub "
+                                          "(or it is private)")
+    except Exception as err:  # noqa: BLE001 - any failure (DNS, proxy, HTTP) means unreachable
+        return Availability(False, reason=f"the Hugging Face Hub cannot be reached from here "
+                                          f"to download {hub_id} ({type(err).__name__})")
+    return Availability(True, "hub", f"{hub_id} will be downloaded from the Hugging Face Hub")
 
 
 def is_from_scratch(name: str) -> bool:
@@ -132,7 +218,7 @@ def _load_config(source: str, vocab_size: int, pad_token_id: int, overrides: dic
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError) as err:
-        raise WorkbenchError(_unreachable_message(source, err)) from err
+        raise _unreachable(source, err) from err
     config.update({"vocab_size": vocab_size, "pad_token_id": pad_token_id,
                    "ctc_loss_reduction": "mean", "ctc_zero_infinity": True, **overrides})
     return config
@@ -176,19 +262,22 @@ def _load_weights(source: str, config, attention: dict | None = None) -> PreTrai
                 "transformers. Choose a wav2vec2, XLS-R, MMS, HuBERT, WavLM or "
                 "data2vec-audio checkpoint."
             ) from err
-        raise WorkbenchError(_unreachable_message(source, err)) from err
+        raise _unreachable(source, err) from err
     except OSError as err:
-        raise WorkbenchError(_unreachable_message(source, err)) from err
+        raise _unreachable(source, err) from err
 
 
-def _unreachable_message(source: str, err: Exception) -> str:
+def _unreachable(source: str, err: Exception) -> WorkbenchError:
+    """The error for a checkpoint that cannot be loaded, for the command line and the page."""
     text = str(err).strip()
     reason = text.splitlines()[0].rstrip(".") if text else type(err).__name__
     if Path(source).exists():
-        return f"Cannot load the checkpoint in {source}: {reason}"
-    return (
+        return WorkbenchError(f"Cannot load the checkpoint in {source}: {reason}")
+    return WorkbenchError(
         f"Cannot load the checkpoint {source!r}: {reason}. It is neither a local folder nor "
         "reachable on the Hugging Face Hub from here. On a machine with internet, download "
         f"it once (`huggingface-cli download {source} --local-dir DIR`), copy DIR here and "
-        "pass --model DIR; or use --model tiny to try the workbench offline."
-    )
+        "pass --model DIR; or use --model demo-base to try the workbench offline.",
+        page=f"The model {source} cannot be loaded: it is not on this machine and the Hugging "
+             "Face Hub cannot be reached from here. Choose demo-base (works offline), or copy "
+             "a downloaded checkpoint folder into the models folder and choose it as local:.")

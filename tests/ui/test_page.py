@@ -9,7 +9,7 @@ from ui.app import build_app
 from ui.steps import check
 from ui.workspaces import WorkspaceRoot
 
-REDRAWS = ("refresh", "resolve_for_workspace", "on_load", "redraw")
+REDRAWS = ("refresh", "resolve_for_workspace", "on_load", "redraw_overview")
 
 
 def redraw_functions(app: gr.Blocks):
@@ -65,8 +65,8 @@ def test_a_fresh_workspace_redraws_without_errors(tmp_path):
     root = WorkspaceRoot.create(None, tmp_path / "new")
     values = browser_values(build_app(root), "new")
     assert len(values) > 10
-    overview = values[("common", "redraw")][0]
-    assert overview.startswith("**Workspace `new`**") and "**Next:** Data" in overview
+    overview = values[("common", "redraw_overview")][0]
+    assert overview.startswith("**Workspace: new**") and "**Next:** Data" in overview
     assert values[("check", "refresh")][0] == "Import data first (step 1)."
     assert values[("data", "refresh")][2].startswith("Nothing imported yet")
     for tab in ("evaluate", "try_it", "export"):
@@ -83,7 +83,7 @@ def test_every_redraw_is_accepted_by_its_widgets(ws_with_run):
     check.run_check(ws_with_run, 20.0)
     values = browser_values(build_app(WorkspaceRoot.create(None, ws_with_run.root)),
                             ws_with_run.root.name)
-    assert values[("common", "redraw")][0] == overview_markdown(ws_with_run)
+    assert values[("common", "redraw_overview")][0] == overview_markdown(ws_with_run)
     summary, *_, table = values[("check", "refresh")]
     assert summary == check.saved_check(ws_with_run).summary
     assert [row[0] for row in table["data"]] == [

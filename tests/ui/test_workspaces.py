@@ -7,12 +7,34 @@ from workbench.errors import WorkbenchError
 
 
 @pytest.mark.parametrize("name", ["", "../etc", "a/b", "/tmp/x", ".hidden", "x" * 65,
-                                  "models", "a b", "ñandú"])
+                                  "models", "a\\b", "tab\there", "¡!"])
 def test_names_that_could_be_paths_are_refused(tmp_path, name):
     root = WorkspaceRoot.create(tmp_path / "root")
     with pytest.raises(WorkbenchError):
         root.open(name, create=True)
     assert not (tmp_path / "etc").exists() and not (tmp_path / "x").exists()
+    assert not (tmp_path / "root").exists() or root.names() == []
+
+
+@pytest.mark.parametrize(("name", "folder"), [
+    ("Māori project", "Māori-project"),
+    ("ñandú", "ñandú"),
+    ("हिन्दी कक्षा", "हिन्दी-कक्षा"),  # vowel signs and virama are marks: kept
+    ("ʻŌlelo Hawaiʻi", "ʻŌlelo-Hawaiʻi"),  # the ʻokina is a letter
+    ("日本語", "日本語"),
+    ("Yorùbá (Ọ̀yọ́)", "Yorùbá-Ọ̀yọ́"),  # punctuation left out of the folder name
+    ("Ma\u0304ori", "Māori"),  # NFD typed, NFC folder
+])
+def test_names_in_any_script_are_accepted(tmp_path, name, folder):
+    import unicodedata
+
+    root = WorkspaceRoot.create(tmp_path / "root")
+    ws = root.open(name, create=True)
+    assert ws.root == tmp_path / "root" / folder
+    assert root.names() == [folder]  # listed at once, before any import
+    assert root.choices() == [(unicodedata.normalize("NFC", name), folder)]
+    assert root.open(name).root == ws.root  # reopened by the name as typed...
+    assert root.resolve(folder).root == ws.root  # ...or by its folder
 
 
 def test_create_open_and_list(tmp_path):
@@ -26,7 +48,7 @@ def test_create_open_and_list(tmp_path):
     assert root.resolve("quechua-1") == ws
     with pytest.raises(WorkbenchError, match="no workspace"):
         root.resolve("other")
-    with pytest.raises(WorkbenchError, match="create"):
+    with pytest.raises(WorkbenchError, match="press Create"):
         root.open("other")
     with pytest.raises(WorkbenchError, match="No workspace is open"):
         root.resolve("")

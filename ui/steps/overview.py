@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 
-from workbench.run import list_runs
+from ui.jobs import active_job
+from ui.workspaces import workspace_title
+from workbench.errors import WorkbenchError
+from workbench.run import find_run, list_runs, training_now
 from workbench.vocab import vocab_is_stale
 from workbench.workspace import Workspace
 
@@ -53,12 +57,56 @@ def _vocab_detail(ws: Workspace) -> str:
 
 
 def overview_markdown(ws: Workspace) -> str:
-    """The overview as one Markdown line per step, and the next thing to do."""
+    """The overview as one Markdown line per step, the training going on, and the next thing
+    to do. Steps are marked with words ("done", "to do"), which every font renders and every
+    screen reader reads, not with emoji."""
     steps = overview(ws)
-    lines = [f"**Workspace `{ws.root.name}`**  "]
-    lines += [f"{'✅' if s.done else '⬜'} {i}. {s.step}: {s.detail}  "
+    lines = [f"**Workspace: {html.escape(workspace_title(ws.root))}**  "]
+    lines += [f"{badge('done' if s.done else 'to do')} {i}. {s.step}: {s.detail}  "
               for i, s in enumerate(steps, start=1)]
+    training = training_line(ws)
+    if training:
+        lines.append(training + "  ")
     todo = next((s for s in steps if not s.done), None)
     lines.append(f"**Next:** {todo.step} — {todo.detail}." if todo else
                  "**Next:** try your model on new recordings (step 6) or export it (step 7).")
     return "\n".join(lines)
+
+
+def badge(word: str) -> str:
+    """A status word drawn as a small label (plain text where styles are not applied)."""
+    kind = {"done": "done", "to do": "todo", "training": "busy"}.get(word, "note")
+    return f'<span class="wb-badge wb-{kind}">{html.escape(word)}</span>'
+
+
+def is_training(ws: Workspace) -> bool:
+    """A run is being trained in the workspace (by the page or the command line)."""
+    return training_now(ws) is not None or active_job(ws) is not None
+
+
+def training_line(ws: Workspace) -> str:
+    """What is being trained now, for the top of the page ("" when nothing is)."""
+    job = active_job(ws)
+    holder = training_now(ws)
+    run = (job.job.run if job else "") or str((holder or {}).get("run", ""))
+    if job is None and holder is None:
+        return ""
+    where = "by this page" if job else "outside this page (on the command line)"
+    return (f"{badge('training')} {_run_progress(ws, run)}, started {where}: follow it in "
+            "step 4, Train.")
+
+
+def _run_progress(ws: Workspace, run: str) -> str:
+    """"run NAME, step N of M" as far as its metrics tell."""
+    if not run:
+        return "a new run (loading the model)"
+    try:
+        records = find_run(ws, run, allow_path=False).read_metrics()
+    except WorkbenchError:
+        return f"run {run}"
+    total = max((int(r.get("max_steps", 0)) for r in records if r.get("event") == "start"),
+                default=0)
+    step = max((int(r.get("step", 0)) for r in records if r.get("event") in ("train", "eval")),
+               default=0)
+    return f"run {run}, step {step} of {total}" if total else f"run {run}"
+

@@ -22,7 +22,9 @@ import pandas as pd
 
 from ui import jobs
 from ui.jobs import JobStatus
+from ui.messages import for_page
 from ui.steps import chosen_run
+from ui.workspaces import page_text
 from workbench import run as runs
 from workbench.errors import WorkbenchError
 from workbench.vocab import require_current_vocab, vocab_is_stale
@@ -35,6 +37,14 @@ LOG_EVENTS = ("train", "eval")
 # A run no page job follows: its state from workbench.run, as the page names it.
 RUN_STATES = {runs.TRAINING: EXTERNAL, runs.FINISHED: jobs.FINISHED,
               runs.STOPPED: jobs.STOPPED, runs.NOT_STARTED: NOT_STARTED}
+# What a large model costs on a CPU, until the measured estimate of the training modes: one
+# step of XLS-R 300M (315M parameters) over 16 s of audio took 80-110 s on 2 cores.
+CPU_STEP_SECONDS = (80.0, 110.0)
+CPU_REFERENCE = (315.0, 16.0, 2)  # millions of parameters, seconds of audio, cores
+LARGE_MILLIONS = 50.0  # from this size on a CPU run takes hours
+OFFLINE_CHOICES = ("demo-base (works offline; for demos, not real recognition), or a "
+                   "downloaded checkpoint folder copied into the models folder and chosen "
+                   "as local:")
 
 
 # --------------------------------------------------------------------------- models, settings
@@ -83,6 +93,99 @@ def model_argument(choice: str, models_folder: Path) -> str:
     raise WorkbenchError(f"Unknown model {choice!r}: choose one from the list, or type a "
                          "Hugging Face Hub id such as facebook/mms-300m (local checkpoints go "
                          f"in {models_folder}, one folder each).")
+
+
+def choice_of_model(name: str, models_folder: Path) -> str:
+    """The Model box's value for a run's ``model.name`` (the inverse of
+    :func:`model_argument`): a registry name, ``local:<folder>``, or the Hub id."""
+    from workbench.models import DEMO_BASE, DEMO_BASE_DIR, REGISTRY
+
+    if name in REGISTRY:
+        return name
+    path = Path(name)
+    if path == DEMO_BASE_DIR:
+        return DEMO_BASE
+    if path.parent == models_folder and path.name in local_models(models_folder):
+        return f"local:{path.name}"
+    hub = {m.hub_id: short for short, m in REGISTRY.items() if m.hub_id}
+    return hub.get(name, name)
+
+
+def run_model(ws: Workspace, run: str, models_folder: Path) -> tuple[str, str] | None:
+    """(Model box value, preset) a run was started with (None: its settings are unreadable)."""
+    from workbench.config import load_config
+
+    try:
+        config = load_config(chosen_run(ws, run).config_path)
+    except (WorkbenchError, OSError, ValueError):
+        return None
+    return choice_of_model(config.model.name, models_folder), config.preset
+
+
+def model_note(choice: str, models_folder: Path, steps: int, batch_seconds: float) -> str:
+    """What the chosen model is, whether it is here, and what training it costs on this
+    machine (Markdown; looks only on this machine, never on the network)."""
+    import torch
+
+    from workbench.models import REGISTRY, checkpoint_availability
+
+    argument = model_argument(choice, models_folder)
+    found = checkpoint_availability(argument)
+    entry = REGISTRY.get(choice)
+    millions = entry.millions if entry else 0.0
+    size = f" ({millions:g}M parameters)" if millions >= 1 else ""
+    lines = [f"**Model:** {choice}{size}. " + (
+        "Not available: " + found.reason + f". Choose {OFFLINE_CHOICES}." if not found.ok
+        else found.reason + "." if found.reason else "On this machine.")]
+    if not torch.cuda.is_available() and millions >= LARGE_MILLIONS:
+        lines.append(cpu_cost(millions, steps, batch_seconds, torch.get_num_threads()))
+    return "  \n".join(lines)
+
+
+def cpu_cost(millions: float, steps: int, batch_seconds: float, cores: int) -> str:
+    """A rough duration of a training run of a large model on this CPU (Markdown)."""
+    ref_millions, ref_seconds, ref_cores = CPU_REFERENCE
+    scale = (millions / ref_millions) * (batch_seconds / ref_seconds) * (ref_cores / cores)
+    low, high = (steps * s * scale / 3600 for s in CPU_STEP_SECONDS)
+    return (f"**No GPU here:** on this CPU ({cores} threads) one training step of this model "
+            f"takes minutes; {steps} steps would take roughly {_hours(low)} to "
+            f"{_hours(high)} (from a measurement of XLS-R 300M on 2 cores). On a CPU, "
+            "choose demo-base to see the whole flow, and train large models on a machine "
+            "with a GPU.")
+
+
+def _hours(hours: float) -> str:
+    if hours >= 48:
+        return f"{hours / 24:.0f} days"
+    return f"{hours:.0f} hours" if hours >= 2 else f"{hours * 60:.0f} minutes"
+
+
+def require_available(choice: str, models_folder: Path) -> None:
+    """Refuse to start training on a model that cannot be loaded here (asks the Hub, once,
+    for a Hub model not downloaded yet).
+
+    Raises:
+        WorkbenchError: The model is neither on this machine nor downloadable now.
+    """
+    from workbench.models import checkpoint_availability
+
+    found = checkpoint_availability(model_argument(choice, models_folder), ask_hub=True)
+    if not found.ok:
+        raise WorkbenchError(f"Training was not started: {found.reason}. Choose "
+                             f"{OFFLINE_CHOICES}.")
+
+
+def estimated_steps(ws: Workspace, values: dict[str, Any]) -> int:
+    """The run's number of steps for these settings and the training audio (as the trainer
+    derives it; batches assumed full)."""
+    from workbench.config import build_config, resolve_schedule
+
+    config = build_config(preset="10min", overrides=[
+        f"{key}={value}" for key, value in values.items()
+        if key in ("optim.max_steps", "optim.min_steps", "optim.epochs")])
+    batch_seconds = max(1.0, float(values["data.max_batch_seconds"]))
+    batches = math.ceil(train_minutes(ws) * 60 / batch_seconds)
+    return resolve_schedule(config, batches).max_steps
 
 
 def setting_fields() -> list[tuple[str, Any]]:
@@ -192,6 +295,7 @@ def start_training(ws: Workspace, model_choice: str, preset: str, edits: dict[st
         The new job's :class:`~ui.jobs.JobStatus`.
     """
     require_current_vocab(ws)
+    require_available(model_choice, models_folder)
     model = model_argument(model_choice, models_folder)
     resolved_preset, resolved = resolved_settings(ws, preset, model)
     overrides = settings_overrides(resolved, {**resolved, **edits})
@@ -236,7 +340,8 @@ def training_view(ws: Workspace, run: str | None, job_id: str | None = None) -> 
     best = found.best() if found else None
     active = bool(status and status.active) or state == EXTERNAL
     return TrainingView(
-        run=run or "", state=state, status=_status_text(state, records, best, step, max_steps),
+        run=run or "", state=state,
+        status=_status_text(state, records, best, step, max_steps, failure_reason(status)),
         step=step, max_steps=max_steps, loss=_loss_frame(records), scores=_score_frame(records),
         log=status.log_tail if status else "", active=active)
 
@@ -296,8 +401,21 @@ def _steps(records: list[dict]) -> tuple[int, int]:
     return step, int(max_steps)
 
 
+def failure_reason(status: JobStatus | None) -> str:
+    """Why a failed job failed, in the page's words: the error its command printed last."""
+    if status is None or status.state != jobs.FAILED:
+        return ""
+    from workbench.cli import PAGE_MESSAGE
+
+    lines = status.log_tail.splitlines()
+    worded = [line[len(PAGE_MESSAGE):] for line in lines if line.startswith(PAGE_MESSAGE)]
+    errors = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    reason = (worded or errors or [""])[-1].strip()
+    return page_text(for_page(reason)) if reason else ""
+
+
 def _status_text(state: str, records: list[dict], best: dict | None, step: int,
-                 max_steps: int) -> str:
+                 max_steps: int, reason: str = "") -> str:
     if not state:
         return "No training run yet. Choose a model and press **Start training**."
     scores = ""
@@ -316,7 +434,8 @@ def _status_text(state: str, records: list[dict], best: dict | None, step: int,
         jobs.FINISHED: f"**Finished**: {where}{loss}.{scores} **Next:** step 5, Evaluate.",
         jobs.STOPPED: f"**Stopped** at {where}.{scores} Press **Resume** to continue from the "
                       "last checkpoint.",
-        jobs.FAILED: f"**Failed** at {where}.{scores} The end of its log says why (below).",
+        jobs.FAILED: f"**Failed** at {where}.{scores} " + (
+            f"Why: {reason}" if reason else "The end of its log says why (below)."),
         EXTERNAL: f"**Training outside this page** (e.g. on the command line): {where}{loss}."
                   f"{scores}",
         NOT_STARTED: f"**Stopped** at {where}, before its first checkpoint (saved at each dev "

@@ -108,12 +108,14 @@ class Context:
         root: The workspaces this server serves.
         workspace: ``gr.State`` holding the name of the session's open workspace.
         overview: Markdown at the top of the page saying where the workspace stands.
+        overview_timer: Redraws the overview while a training runs (active only then).
         refreshers: Filled by the tabs; the app runs them when the workspace changes.
     """
 
     root: WorkspaceRoot
     workspace: gr.State
     overview: gr.Markdown
+    overview_timer: gr.Timer
     refreshers: list[Refresher] = field(default_factory=list)
 
     def ws(self, name: str | None) -> Workspace:
@@ -132,16 +134,20 @@ class Context:
         or the page loads (not when the tab is opened: that would undo the user's edits)."""
         self.refreshers.append(Refresher(shows_errors(fn), [self.workspace, *inputs], outputs))
 
+    def redraw_overview(self, name: str) -> tuple:
+        """The overview of workspace ``name``, and its timer: on while a training runs."""
+        from ui.steps.overview import is_training, overview_markdown
+
+        if not name:
+            return "", gr.Timer(active=False)
+        ws = self.ws(name)
+        return overview_markdown(ws), gr.Timer(active=is_training(ws))
+
     def then_overview(self, event: Any) -> Any:
         """Chain a redraw of the overview after a successful step."""
-        from ui.steps.overview import overview_markdown
-
-        def redraw(name: str) -> str:
-            return overview_markdown(self.ws(name)) if name else ""
-
-        return event.success(shows_errors(redraw), inputs=[self.workspace],
-                             outputs=[self.overview], api_visibility="private",
-                             show_progress="hidden")
+        return event.success(shows_errors(self.redraw_overview), inputs=[self.workspace],
+                             outputs=[self.overview, self.overview_timer],
+                             api_visibility="private", show_progress="hidden")
 
 
     def action(self, button: gr.Button, fn: Callable, inputs: list, outputs: list, *,

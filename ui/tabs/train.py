@@ -117,15 +117,21 @@ def build(ctx: Context) -> None:
         ws = ctx.ws(name)
         active = jobs.active_job(ws)
         job_id = active.job.id if active else ""
-        latest = run_names(ws)[:1]
         model_update = gr.Dropdown(choices=training.model_choices(ctx.root.models_folder))
         return (model_update, training.readiness(ws), job_id,
-                *_view(ws, latest[0] if latest else None, job_id, force_run=True))
+                *_view(ws, _shown_run(ws), job_id, force_run=True))
 
     def resolve_for_workspace(name: str, model: str, preset: str):
+        """On load and workspace change: the model and preset of the run being trained (or
+        of the latest run), so that Start never launches another model unnoticed."""
         if not name:
-            return (gr.skip(),) * len(resolve_outputs)
-        return resolve(name, model, preset)
+            return (gr.skip(),) * (2 + len(resolve_outputs))
+        ws = ctx.ws(name)
+        shown = _shown_run(ws)
+        started = training.run_model(ws, shown, ctx.root.models_folder) if shown else None
+        if started is not None:
+            model, preset = started[0], started[1] if started[1] in PRESETS else "auto"
+        return (model, preset, *resolve(name, model, preset))
 
     def resolve_once(name: str, model: str, preset: str, shown: dict):
         """On opening the tab: fill the settings if they never were (data came later)."""
@@ -139,21 +145,22 @@ def build(ctx: Context) -> None:
                 api_name="resolve_settings")
     preset.input(resolve, inputs=[ctx.workspace, model, preset], outputs=resolve_outputs,
                  api_visibility="private")
-    event = start_button.click(
-        start, inputs=[ctx.workspace, model, preset, shown], outputs=[job, *view_outputs],
+    event = ctx.action(
+        start_button, start, inputs=[ctx.workspace, model, preset, shown],
+        outputs=[job, *view_outputs], busy="Starting...",
         inputs_kwargs={training.parameter_name(k): w for k, w in settings.items()},
         api_name="start_training")
     ctx.then_overview(event)
     stop_button.click(stop, inputs=[ctx.workspace, job, run], outputs=[job, *view_outputs],
                       api_name="stop_training")
-    resume_button.click(resume, inputs=[ctx.workspace, run], outputs=[job, *view_outputs],
-                        api_name="resume_training")
+    ctx.action(resume_button, resume, inputs=[ctx.workspace, run], outputs=[job, *view_outputs],
+               busy="Resuming...", api_name="resume_training")
     timer.tick(poll, inputs=[ctx.workspace, run, job], outputs=view_outputs,
                api_name="training_status", show_progress="hidden")
     run.input(choose_run, inputs=[ctx.workspace, run], outputs=[job, *view_outputs],
               api_visibility="private")
     ctx.register(tab, refresh, [model, readiness, job, *view_outputs])
-    ctx.on_workspace(resolve_for_workspace, [model, preset], resolve_outputs)
+    ctx.on_workspace(resolve_for_workspace, [model, preset], [model, preset, *resolve_outputs])
     tab.select(shows_errors(resolve_once), inputs=[ctx.workspace, model, preset, shown],
                outputs=resolve_outputs, api_visibility="private", show_progress="hidden")
 
@@ -188,14 +195,27 @@ def _setting_widgets() -> dict:
 
 
 def _resolved(ctx: Context, ws: Workspace, model: str | None, preset: str) -> tuple:
-    """Readiness text, the preset note and every setting's value for this model and preset."""
+    """Readiness text, the preset and model note and every setting's value for this model
+    and preset."""
     model = model or DEFAULT_CHOICE
     argument = training.model_argument(model, ctx.root.models_folder)
     resolved_preset, values = training.resolved_settings(ws, preset, argument)
     minutes = training.train_minutes(ws)
+    steps = training.estimated_steps(ws, values)
     note = (f"Preset **{resolved_preset}**" + (" (chosen by auto)" if preset == "auto" else "")
-            + f" for {minutes:.1f} min of training audio.")
+            + f" for {minutes:.1f} min of training audio: about {steps} steps.\n\n"
+            + training.model_note(model, ctx.root.models_folder, steps,
+                                  values["data.max_batch_seconds"]))
     return (training.readiness(ws), note, *values.values(), values)
+
+
+def _shown_run(ws: Workspace) -> str | None:
+    """The run the Train step shows on arrival: the one being trained, else the latest."""
+    active = jobs.active_job(ws)
+    if active and active.job.run:
+        return active.job.run
+    latest = run_names(ws)[:1]
+    return latest[0] if latest else None
 
 
 def _active_id(ws: Workspace) -> str:
