@@ -7,7 +7,7 @@ import html
 import gradio as gr
 
 from data_recipes import READERS
-from ui import uploads
+from ui import tempfiles, uploads
 from ui.steps.data import data_summary, import_summary_markdown
 from ui.tabs.common import Context, shows_errors
 from workbench.workspace import Workspace
@@ -62,9 +62,16 @@ def build(ctx: Context) -> None:
     def upload(name: str, files: list[str] | None):
         ws = ctx.ws(name)
         upload_name = uploads.stage_upload(ws, files or [])
+        tempfiles.remove_gradio_copies(files or [])  # kept in the workspace now
         names = uploads.list_uploads(ws)
         return (_describe(ws, [upload_name]), gr.Dropdown(choices=names, value=[upload_name]),
-                *_options(ws, [upload_name], ""))
+                *_options(ws, [upload_name], ""), None)
+
+    def empty_box(_name: str, files: list[str] | None):
+        """A workspace was opened: files picked but not uploaded are dropped, here and on
+        the server."""
+        tempfiles.remove_gradio_copies(files or [])
+        return None
 
     @shows_errors
     def options(name: str, selected: list[str], fmt: str):
@@ -98,17 +105,19 @@ def build(ctx: Context) -> None:
         return (_describe(ws, selected), gr.Dropdown(choices=names, value=selected or None), text,
                 split_frame, issue_frame, *_options(ws, selected, ""))
 
-    event = upload_button.click(upload, inputs=[ctx.workspace, files],
-                                outputs=[upload_info, chosen, *option_outputs], api_name="upload")
+    event = ctx.action(upload_button, upload, [ctx.workspace, files],
+                       [upload_info, chosen, *option_outputs, files], busy="Uploading...",
+                       api_name="upload")
     ctx.then_overview(event)
+    ctx.on_workspace(empty_box, [files], [files])
     for trigger in (chosen.input, fmt.input):
         trigger(options, inputs=[ctx.workspace, chosen, fmt],
                 outputs=[upload_info, *option_outputs], api_visibility="private")
-    event = import_button.click(
-        import_data,
-        inputs=[ctx.workspace, chosen, fmt, audio_column, text_column, speaker_column, tier,
-                participant, linguistic_type, speaker, speaker_from_tier, seed],
-        outputs=[summary, splits, issues], api_name="import_data")
+    event = ctx.action(
+        import_button, import_data,
+        [ctx.workspace, chosen, fmt, audio_column, text_column, speaker_column, tier,
+         participant, linguistic_type, speaker, speaker_from_tier, seed],
+        [summary, splits, issues], busy="Importing...", api_name="import_data")
     ctx.then_overview(event)
     ctx.register(tab, refresh, [upload_info, chosen, summary, splits, issues, *option_outputs])
 

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import time
 from pathlib import Path
 
 import gradio as gr
 
 from ui.steps import export as steps
 from ui.tabs.common import Context, shows_errors
+from ui.tempfiles import new_export_folder
 from workbench.run import run_names
 
-EXPORT_PREFIX = "workbench-export-"
-EXPORT_MAX_AGE_S = 24 * 3600  # staging folders of earlier exports older than this are removed
 INTRO = """Download the trained model as a zip: a standard Hugging Face folder
 (`model.safetensors`, `config.json` and the processor) that `transformers` loads with
 `pipeline("automatic-speech-recognition", model=FOLDER)`, with the run's settings and
 scores. The report holds WER/CER and every utterance's reference and transcript.
 The ONNX model runs with ONNX Runtime on a CPU without PyTorch; with int8 matrix products it
 is smaller and faster, at nearly the same accuracy (it takes a while to prepare)."""
+NOT_PREPARED = "Nothing was prepared: the message on the page says why."
 
 
 def build(ctx: Context) -> None:
@@ -34,56 +31,89 @@ def build(ctx: Context) -> None:
         with gr.Row():
             onnx_button = gr.Button("Prepare an ONNX model for CPUs")
             int8 = gr.Checkbox(label="int8 (smaller, faster)", value=True)
+        status = gr.Markdown()
         model_file = gr.DownloadButton("Download the model", visible=False)
         onnx_file = gr.DownloadButton("Download the ONNX model", visible=False)
         report_files = gr.File(label="Evaluation report", file_count="multiple",
                                interactive=False)
 
+    made = gr.State("")  # what the last export made, for the status once it is done
+
     @shows_errors
     def export_model(name: str, run: str | None):
-        if not run:
-            raise gr.Error("Choose a run first.")
-        path = steps.export_model(ctx.ws(name), run, _staging())
-        return gr.DownloadButton(f"Download {path.name}", value=str(path), visible=True)
+        path = steps.export_model(ctx.ws(name), _chosen(run), new_export_folder())
+        return _download(path), prepared_text([path])
 
     @shows_errors
     def export_onnx(name: str, run: str | None, quantize: bool):
-        if not run:
-            raise gr.Error("Choose a run first.")
-        path = steps.export_onnx_model(ctx.ws(name), run, _staging(), int8=quantize)
-        return gr.DownloadButton(f"Download {path.name}", value=str(path), visible=True)
+        path = steps.export_onnx_model(ctx.ws(name), _chosen(run), new_export_folder(),
+                                       int8=quantize)
+        return _download(path), prepared_text([path])
 
     @shows_errors
     def export_report(name: str, run: str | None):
-        if not run:
-            raise gr.Error("Choose a run first.")
-        return [str(p) for p in steps.export_report(ctx.ws(name), run, _staging())]
+        paths = steps.export_report(ctx.ws(name), _chosen(run), new_export_folder())
+        return [str(p) for p in paths], prepared_text(paths)
 
     def refresh(name: str):
         runs = run_names(ctx.ws(name), with_model=True) if name else []
         return (gr.Dropdown(choices=runs, value=runs[0] if runs else None),
-                gr.DownloadButton(visible=False), gr.DownloadButton(visible=False), None)
+                gr.DownloadButton(visible=False), gr.DownloadButton(visible=False), None, "")
 
-    model_button.click(export_model, inputs=[ctx.workspace, run], outputs=[model_file],
-                       api_name="export_model")
-    onnx_button.click(export_onnx, inputs=[ctx.workspace, run, int8], outputs=[onnx_file],
-                      api_name="export_onnx")
-    report_button.click(export_report, inputs=[ctx.workspace, run], outputs=[report_files],
-                        api_name="export_report")
-    ctx.register(tab, refresh, [run, model_file, onnx_file, report_files])
+    exports = (
+        (model_button, export_model, [run], model_file, "the model zip", "export_model"),
+        (onnx_button, export_onnx, [run, int8], onnx_file, "the ONNX model", "export_onnx"),
+        (report_button, export_report, [run], report_files, "the evaluation report",
+         "export_report"),
+    )
+    for button, handler, inputs, output, what, api_name in exports:
+        _wire_export(ctx, button, handler, inputs, [output, made], status, what, api_name)
+    ctx.register(tab, refresh, [run, model_file, onnx_file, report_files, status])
 
 
-def _staging() -> Path:
-    """A fresh folder for one export; Gradio copies the files it serves into its own cache.
+def _wire_export(ctx: Context, button: gr.Button, handler, inputs: list, outputs: list,
+                 status: gr.Markdown, what: str, api_name: str) -> None:
+    """One export button: the status says what is being prepared, then what was made.
 
-    The server may only hand out files from its temporary folder (never from a workspace
-    directly), so exports are written there; old export folders are cleared on the way.
+    ``outputs`` are the export's file output and a ``gr.State`` the handler puts the
+    status in (states are not part of the API: the action still returns just the file).
     """
-    base = Path(tempfile.gettempdir())
-    for old in base.glob(f"{EXPORT_PREFIX}*"):
-        try:
-            if time.time() - old.stat().st_mtime > EXPORT_MAX_AGE_S:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            continue
-    return Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
+    quiet = {"api_visibility": "private", "show_progress": "hidden", "queue": False}
+    button.click(lambda run: preparing_text(what, run), inputs=[inputs[0]], outputs=[status],
+                 **quiet)
+    event = ctx.action(button, handler, [ctx.workspace, *inputs], outputs,
+                       busy=f"Preparing {what}...", api_name=api_name)
+    event.success(lambda text: text, inputs=[outputs[-1]], outputs=[status], **quiet)
+    event.failure(lambda: NOT_PREPARED, outputs=[status], **quiet)
+
+
+def _chosen(run: str | None) -> str:
+    if not run:
+        raise gr.Error("Choose a run first.")
+    return run
+
+
+def preparing_text(what: str, run: str | None) -> str:
+    """The status while an export runs."""
+    if not run:
+        return ""
+    return f"⏳ Preparing {what} of run **{run}**... (a big model takes a minute or more)"
+
+
+def _download(path: Path) -> gr.DownloadButton:
+    return gr.DownloadButton(f"Download {path.name}", value=str(path), visible=True)
+
+
+def prepared_text(paths: list[Path]) -> str:
+    """The status once an export is made: its files and their sizes."""
+    made = ", ".join(f"**{p.name}** ({_size(p)})" for p in paths)
+    return f"✅ Prepared {made}. Download {'it' if len(paths) == 1 else 'them'} below."
+
+
+def _size(path: Path) -> str:
+    size = path.stat().st_size if path.is_file() else 0
+    for unit in ("bytes", "KB", "MB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
