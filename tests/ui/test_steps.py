@@ -16,6 +16,7 @@ import soundfile as sf
 from tests.ui.conftest import RUN
 from ui.steps import alphabet, check, data, evaluate, export, overview, try_it, utterances
 from ui.steps.alphabet import ProfileForm
+from ui.steps.reasons import reason_for
 from workbench.audio import SAMPLE_RATE, load_audio
 from workbench.audit import EXCLUDED
 from workbench.errors import WorkbenchError
@@ -58,7 +59,57 @@ def test_data_summary_counts_the_splits(ws):
         assert row["speakers"] == len({u.speaker for u in utts if u.speaker})
     report = json.loads(ws.import_report_path.read_text(encoding="utf-8"))
     assert len(issues) == len(report["issues"])
-    assert list(issues.columns) == ["item", "check", "detail", "action"]
+    assert list(issues.columns) == ["file", "reason", "what to do", "details", "check"]
+
+
+def test_import_issues_name_the_uploaded_file_and_a_plain_reason(ws):
+    upload = ws.root / "uploads" / "20240101-000000"
+    report = {"issues": [
+        {"item": f"{upload}/metadata.csv:4", "check": "row_without_audio",
+         "detail": f"audio file {upload}/clips/missing.wav not found; check the path"},
+        {"item": f"{ws.root}/sources/20240101-000000-corpus/ñawi/rimay.wav",
+         "check": "unreadable_audio", "detail": "/tmp/gradio/abc/rimay.wav: not audio"},
+        {"item": "x.eaf", "check": "tier_not_found",
+         "detail": "x.eaf: no tier with tier 'words'. Its tiers:\n  - ref (A)\n  - tx (B)"}]}
+    issues = data.issues_frame(report["issues"], ws.root)
+    assert list(issues["file"]) == ["metadata.csv:4", "ñawi/rimay.wav", "x.eaf"]
+    assert issues["reason"][0] == reason_for("row_without_audio").reason
+    assert issues["what to do"][1] == reason_for("unreadable_audio").todo
+    assert issues["details"][0] == "audio file clips/missing.wav not found; check the path"
+    assert issues["details"][1] == "rimay.wav: not audio"
+    assert issues["details"][2] == "x.eaf: no tier with tier 'words'. Its tiers: ref (A); tx (B)"
+    assert list(issues["check"]) == [i["check"] for i in report["issues"]]
+    assert str(ws.root) not in issues.to_string() and "/tmp" not in issues.to_string()
+
+
+def test_import_warnings_use_the_pages_words():
+    warning = ("Speakers are not known ... a table's speaker column (--speaker-column); for "
+               "TextGrid files --speaker or --speaker-from-tier")
+    text = data.import_summary_markdown({"splits": {"train": {"utterances": 3}},
+                                         "utterances": 3, "seconds": 6.0, "speakers": 0,
+                                         "issues": [], "warnings": [warning]})
+    assert "the 'Speaker column' import option" in text
+    assert "'Speaker of every segment' or 'Use the tier name as the speaker'" in text
+    assert "--" not in text
+
+
+def test_empty_workspace_states_have_real_headers(tmp_path):
+    from workbench.workspace import Workspace
+
+    empty = Workspace.at(tmp_path / "empty")
+    empty.root.mkdir()
+    text, splits, issues = data.data_summary(empty)
+    assert text.startswith("Nothing imported yet")
+    assert list(splits.columns) == ["split", "utterances", "minutes", "speakers"]
+    assert list(issues.columns) == data.ISSUE_COLUMNS and issues.empty
+    assert check.saved_check(empty) is None
+    view = check.empty_view("Import data first (step 1).")
+    assert list(view.set_aside.columns) == check.SET_ASIDE_COLUMNS
+    assert list(view.findings.columns) == check.FINDING_COLUMNS
+    assert list(view.splits.columns) == check.SPLIT_COLUMNS
+    assert alphabet.saved_alphabet(empty) is None
+    assert list(alphabet.empty_view("").counts.columns) == alphabet.COUNT_COLUMNS
+    assert list(evaluate.empty_table().columns) == evaluate.EVAL_COLUMNS
 
 
 # --------------------------------------------------------------------------- check
@@ -77,7 +128,7 @@ def test_check_gives_tables_and_plot_data(ws):
     kept_bars = view.histogram[view.histogram["status"] == "kept"]["utterances"].sum()
     assert kept_bars == total["kept"] and view.histogram["utterances"].sum() == 24
     assert view.speakers["minutes"].sum() == pytest.approx(total["kept_seconds"] / 60, abs=0.01)
-    assert list(view.set_aside["id"]) == [i["id"] for i in audit["issues"]]
+    assert list(view.set_aside["utterance or file"]) == [i["id"] for i in audit["issues"]]
     saved = check.saved_check(ws)
     assert saved is not None and saved.summary == view.summary
 
@@ -86,10 +137,33 @@ def test_a_strict_limit_sets_clips_aside_with_their_reason(ws):
     view = check.run_check(ws, 1.0)
     longer = {u.id for us in ws.read_all().values() for u in us if u.duration > 1.0}
     too_long = view.set_aside[view.set_aside["check"] == "too_long"]
-    assert set(too_long["id"]) == longer and longer
-    assert (too_long["action"] == EXCLUDED).all()
+    assert set(too_long["utterance or file"]) == longer and longer
+    assert (too_long["reason"] == reason_for("too_long").reason).all()
+    assert (too_long["what to do"] == reason_for("too_long").todo).all()
+    assert too_long["details"].str.startswith(f"{EXCLUDED}: ").all()
+    assert f"{reason_for('too_long').short} ({len(longer)})" in view.summary
+    assert "too_long" not in view.summary
     table = utterances.utterance_table(ws)
-    assert set(table[table["status"] == "set aside: too_long"]["id"]) == longer
+    assert set(table[table["status"] == "set aside: too long"]["id"]) == longer
+
+
+def test_check_names_import_items_and_findings_plainly(ws):
+    check.run_check(ws, 20.0)
+    report = json.loads(ws.audit_path.read_text(encoding="utf-8"))
+    report["import_issues"] = [{"item": f"{ws.root}/uploads/20240101-000000/a.csv:3",
+                                "check": "audio_not_uploaded", "action": "not imported",
+                                "detail": "the audio 'x.wav' it names was not uploaded"}]
+    report["findings"] = [{"check": "audio_leak", "subject": "0123abcd", "ids": ["u1", "u2"],
+                           "detail": "The same audio is in train (u1) and in test (u2)"},
+                          {"check": "little_training_audio", "subject": "", "ids": [],
+                           "detail": "With 0.4 minutes of training audio ..."}]
+    view = check.check_view(report, ws.root)
+    row = view.set_aside.iloc[-1]
+    assert (row["utterance or file"], row["split"]) == ("a.csv:3", check.NOT_IMPORTED)
+    assert row["reason"] == reason_for("audio_not_uploaded").reason
+    assert list(view.findings["about"]) == ["u1, u2", "the whole corpus"]
+    assert list(view.findings["check"]) == ["audio_leak", "little_training_audio"]
+    assert view.findings["what to do"][0] == reason_for("audio_leak").todo
 
 
 def test_the_utterance_table_lists_the_manifests(ws):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
+from ui.messages import for_page
 from ui.steps import read_json
+from ui.steps.reasons import page_detail, reason_for, user_path
 from workbench.manifest import Utterance
 from workbench.workspace import Workspace
 
@@ -25,8 +29,7 @@ def data_summary(ws: Workspace) -> tuple[str, pd.DataFrame, pd.DataFrame]:
             f"{len(issues)} item(s) set aside during the import (listed below). "
             "**Next:** step 2, Check.")
     warnings = report.get("warnings", []) if isinstance(report, dict) else []
-    text += "".join(f"\n\n⚠️ {w}" for w in warnings)
-    return text, split_frame(splits), issues_frame(issues)
+    return text + warnings_markdown(warnings), split_frame(splits), issues_frame(issues, ws.root)
 
 
 def split_frame(splits: dict[str, list[Utterance]]) -> pd.DataFrame:
@@ -38,11 +41,26 @@ def split_frame(splits: dict[str, list[Utterance]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["split", "utterances", "minutes", "speakers"])
 
 
-def issues_frame(issues: list[dict]) -> pd.DataFrame:
-    """The importer's findings (``import.json``) as a table."""
-    columns = ["item", "check", "detail", "action"]
-    return pd.DataFrame([{c: str(i.get(c, "")) for c in columns} for i in issues],
-                        columns=columns)
+ISSUE_COLUMNS = ["file", "reason", "what to do", "details", "check"]
+
+
+def issues_frame(issues: list[dict], workspace: Path | None = None) -> pd.DataFrame:
+    """The importer's findings (``import.json``) as a table: the file as the user uploaded
+    it, the reason and what to do in plain words, the details, and the check's code last."""
+    rows = []
+    for issue in issues:
+        check = str(issue.get("check", ""))
+        reason = reason_for(check)
+        rows.append({"file": user_path(str(issue.get("item", "")), workspace),
+                     "reason": reason.reason, "what to do": reason.todo,
+                     "details": page_detail(str(issue.get("detail", "")), workspace),
+                     "check": check})
+    return pd.DataFrame(rows, columns=ISSUE_COLUMNS)
+
+
+def warnings_markdown(warnings: list[str]) -> str:
+    """The import's warnings as paragraphs in the page's words."""
+    return "".join(f"\n\n⚠️ {for_page(w)}" for w in warnings)
 
 
 def import_summary_markdown(summary: dict) -> str:
@@ -51,4 +69,4 @@ def import_summary_markdown(summary: dict) -> str:
     text = (f"Imported **{summary['utterances']} utterances** ({summary['seconds'] / 60:.1f} "
             f"min, {summary['speakers']} speakers): {splits}. {len(summary['issues'])} item(s) "
             "set aside. **Next:** step 2, Check.")
-    return text + "".join(f"\n\n⚠️ {w}" for w in summary["warnings"])
+    return text + warnings_markdown(summary["warnings"])

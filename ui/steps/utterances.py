@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ui.steps import read_json
+from ui.steps.reasons import reason_for
 from workbench.audio import SAMPLE_RATE, load_audio
 from workbench.audit import EXCLUDED
 from workbench.errors import WorkbenchError
@@ -31,7 +32,7 @@ def _set_aside_reasons(ws: Workspace) -> dict[str, str]:
     reasons: dict[str, str] = {}
     for issue in data.get("issues", []) if isinstance(data, dict) else []:
         if issue.get("action") == EXCLUDED:
-            reasons.setdefault(issue["id"], f"set aside: {issue['check']}")
+            reasons.setdefault(issue["id"], f"set aside: {reason_for(issue['check']).short}")
     return reasons
 
 

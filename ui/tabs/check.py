@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from ui.steps import check
-from ui.steps.utterances import utterance_audio, utterance_table
+from ui.steps.utterances import UTTERANCE_COLUMNS, utterance_audio, utterance_table
 from ui.tabs.common import Context, shows_errors
 from workbench.workspace import Workspace
 
 INTRO = """The check looks at every clip and transcript: too long, silent, clipped, empty, too
 short for its transcript, duplicated, a speaking rate that does not fit. Clips **set aside**
-are left out of training, each with its reason. Click a row of either table to listen."""
+are left out of training, each with its reason and what to do. Click a row of either table to
+listen."""
+# Shares of the page's width (1280 px and up): no column cut off, long cells wrap.
+SET_ASIDE_WIDTHS = ["15%", "7%", "23%", "24%", "21%", "10%"]
+FINDING_WIDTHS = ["14%", "24%", "26%", "26%", "10%"]
 
 
 def build(ctx: Context) -> None:
@@ -23,7 +28,7 @@ def build(ctx: Context) -> None:
                                     minimum=1.0)
             run_button = gr.Button("Run the check", variant="primary")
         summary = gr.Markdown()
-        splits = gr.Dataframe(label="Per split", interactive=False)
+        splits = gr.Dataframe(label="Per split", headers=check.SPLIT_COLUMNS, interactive=False)
         with gr.Row():
             histogram = gr.BarPlot(x="seconds", y="utterances", color="status",
                                    title="Clip durations", y_title="utterances",
@@ -31,12 +36,14 @@ def build(ctx: Context) -> None:
             speakers = gr.BarPlot(x="speaker", y="minutes", color="split",
                                   title="Minutes per speaker (kept)", x_label_angle=-45)
         set_aside = gr.Dataframe(label="Set aside or flagged, with the reason",
-                                 interactive=False, wrap=True, max_height=360)
+                                 headers=check.SET_ASIDE_COLUMNS, interactive=False, wrap=True,
+                                 max_height=420, column_widths=SET_ASIDE_WIDTHS)
         findings = gr.Dataframe(label="About the corpus as a whole", interactive=False,
-                                wrap=True)
+                                headers=check.FINDING_COLUMNS, wrap=True,
+                                column_widths=FINDING_WIDTHS)
         gr.Markdown("### Listen to any utterance")
-        table = gr.Dataframe(label="Utterances (click a row)", interactive=False, wrap=True,
-                             max_height=360)
+        table = gr.Dataframe(label="Utterances (click a row)", headers=UTTERANCE_COLUMNS,
+                             interactive=False, wrap=True, max_height=360)
         with gr.Row():
             utterance_id = gr.Textbox(label="Utterance id", scale=3)
             play_button = gr.Button("Play", scale=1)
@@ -59,7 +66,7 @@ def build(ctx: Context) -> None:
     @shows_errors
     def play_row(name: str, evt: gr.SelectData):
         row = list(evt.row_value or [])
-        if not row or (len(row) > 1 and row[1] == "(import)"):
+        if not row or (len(row) > 1 and row[1] == check.NOT_IMPORTED):
             gr.Info("This item was never imported, so there is no clip to play.")
             return gr.skip(), gr.skip(), gr.skip()
         clip, text = utterance_audio(ctx.ws(name), str(row[0]))
@@ -67,18 +74,18 @@ def build(ctx: Context) -> None:
 
     def refresh(name: str):
         if not name:
-            return ("", None, None, None, None, None, None)
+            return _empty("", None)
         ws = ctx.ws(name)
         if not ws.manifest_path("train").exists():
-            return ("Import data first (step 1).", None, None, None, None, None, None)
+            return _empty("Import data first (step 1).", None)
         view = check.saved_check(ws)
         if view is None:
-            return ("Not checked yet: press **Run the check**.", None, None, None, None, None,
-                    utterance_table(ws))
+            return _empty("Not checked yet: press **Run the check**.", ws)
         return _view(view, ws)
 
-    event = run_button.click(run_check, inputs=[ctx.workspace, max_seconds],
-                             outputs=check_outputs, api_name="run_check")
+    event = ctx.action(run_button, run_check, inputs=[ctx.workspace, max_seconds],
+                       outputs=check_outputs, busy="Checking every clip...",
+                       api_name="run_check")
     ctx.then_overview(event)
     play_button.click(play, inputs=[ctx.workspace, utterance_id], outputs=[audio, transcript],
                       api_name="play_utterance")
@@ -86,6 +93,14 @@ def build(ctx: Context) -> None:
         frame.select(play_row, inputs=[ctx.workspace], outputs=[utterance_id, audio, transcript],
                      api_visibility="private")
     ctx.register(tab, refresh, check_outputs)
+
+
+def _empty(summary: str, ws: Workspace | None) -> tuple:
+    """Nothing checked yet: the note, no plots, and tables with their headers only."""
+    view = check.empty_view(summary)
+    utterances = utterance_table(ws) if ws is not None else pd.DataFrame(
+        columns=UTTERANCE_COLUMNS)
+    return (view.summary, view.splits, None, None, view.set_aside, view.findings, utterances)
 
 
 def _view(view: check.CheckView, ws: Workspace) -> tuple:
