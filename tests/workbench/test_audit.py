@@ -223,6 +223,23 @@ def test_histogram_bins():
     assert duration_histogram([]) == []
 
 
+def test_one_long_outlier_gets_an_open_last_bin():
+    # 24 clips of 1-4 s and one of 44 s: 5 bars ("≥ 4 s" the last), not 45 one-second bins.
+    durations = [(1.0 + 3.0 * i / 24, True) for i in range(24)] + [(44.0, False)]
+    rows = duration_histogram(durations)
+    assert [(r["start"], r["end"]) for r in rows] == [
+        (0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, None)]
+    assert (rows[-1]["count"], rows[-1]["kept"]) == (1, 0)
+    assert sum(r["count"] for r in rows) == 25
+
+
+def test_long_clips_get_wider_bins_not_more():
+    rows = duration_histogram([(float(s), True) for s in range(0, 400, 7)])
+    assert len(rows) <= 21 and rows[0]["end"] - rows[0]["start"] == 30.0
+    assert sum(r["count"] for r in rows) == len(range(0, 400, 7))
+    assert all(r["end"] is not None for r in rows)  # no outlier: no open bin
+
+
 def test_report_counts_speakers_and_histograms():
     splits = {
         "train": [_utt("a", speaker="s1"), _utt("b", speaker="s2", duration=3.5)],
@@ -237,7 +254,7 @@ def test_report_counts_speakers_and_histograms():
     assert report.splits["dev"].excluded_seconds == pytest.approx(30.0)
     assert report.total.seconds == pytest.approx(2 + 3.5 + 30 + 2 + 2)
     assert sum(r["count"] for r in report.histogram) == 5
-    assert len(report.split_histograms["dev"]) == 31
+    assert [r["end"] - r["start"] for r in report.split_histograms["dev"]] == [2.0] * 16
     assert sum(r["kept"] for r in report.split_histograms["dev"]) == 1
     _assert_invariants(report, splits)
 
@@ -347,14 +364,24 @@ def test_format_audit_summary_and_cap(tmp_path):
     assert "Every utterance passed" in format_audit(audit_utterances({"train": [_utt("a")]}))
 
 
-def test_format_audit_merges_long_histograms():
-    splits = {"train": [_utt("short", duration=1.5), _utt("long", duration=400.0)]}
+def test_format_audit_shows_outliers_in_an_open_bin():
+    splits = {"train": [_utt(f"u{i}", duration=1.0 + i / 10) for i in range(20)]
+              + [_utt("long", duration=400.0)]}
     report = audit_utterances(splits)
-    assert len(report.histogram) == 401  # the JSON keeps every 1-second bin
+    assert len(report.histogram) == 4 and report.histogram[-1]["end"] is None
     lines = format_audit(report).splitlines()
     start = lines.index("Durations (all splits):") + 1
-    bars = [line for line in lines[start:] if line.strip().endswith((" 0", " 1"))]
-    assert 0 < len(bars) <= 30
+    assert lines[start + 3].strip().startswith(">= 3 s #") and lines[start + 3].endswith(" 1")
+    assert lines[start + 4] == ""
+
+
+def test_format_audit_merges_an_old_long_histogram():
+    report = audit_utterances({"train": [_utt("a")]})
+    report.histogram = [{"start": float(i), "end": float(i + 1), "count": i % 2, "kept": 0}
+                        for i in range(401)]  # an audit.json from before the open bin
+    lines = format_audit(report).splitlines()
+    start = lines.index("Durations (all splits):") + 1
+    assert 0 < lines[start:].index("") <= 30
 
 
 # --- corpus description ----------------------------------------------------------------------

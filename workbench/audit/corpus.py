@@ -53,8 +53,9 @@ def data_amount_findings(
                 "unknown_speakers",
                 "",
                 "No utterance names its speaker, so train and test may share voices and the "
-                "scores may look better than they will on new speakers; add a speaker column "
-                "to the transcript table.",
+                "scores may look better than they will on new speakers. Name the speakers and "
+                "import again: a table's speaker column (--speaker-column); for TextGrid files "
+                "--speaker or --speaker-from-tier; for ELAN files the tiers' participants.",
             )
         )
     return findings
@@ -77,8 +78,8 @@ def speaker_leaks(splits: dict[str, list[Utterance]]) -> list[CorpusFinding]:
                 speaker,
                 f"Speaker {speaker} is in train ({train_counts[speaker]} utterances) and in "
                 f"{where}: scores on those utterances will look better than on a new voice. "
-                "Re-split so each speaker is in one split only (`workbench prepare` does this "
-                "when every row names one of at least 3 speakers).",
+                "Re-split so each speaker is in one split only: importing again does this when "
+                "every utterance names one of at least 3 speakers.",
                 [uid for ids in by_split.values() for uid in ids],
             )
         )
@@ -156,26 +157,67 @@ def duplicate_transcripts(
 # Summaries
 
 
+MAX_HISTOGRAM_BINS = 20  # bars of a duration histogram before the open last one
+# Bin widths in seconds, narrowest first: the narrowest that fits MAX_HISTOGRAM_BINS is used.
+HISTOGRAM_WIDTHS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+OUTLIER_IQR = 3.0  # longer than Q3 + 3 IQR (Tukey's "far out"): counted in the open last bin
+
+
 def duration_histogram(
-    durations: Sequence[tuple[float, bool]], bin_seconds: float = HISTOGRAM_BIN_S
+    durations: Sequence[tuple[float, bool]],
+    bin_seconds: float = HISTOGRAM_BIN_S,
+    max_bins: int = MAX_HISTOGRAM_BINS,
 ) -> list[dict]:
-    """Histogram of (duration, kept) pairs in fixed-width bins from 0 up to the longest.
+    """Histogram of (duration, kept) pairs that stays readable with outliers.
+
+    Bins of one width cover 0 up to the typical longest clip (the longest that is not far out
+    of the rest, see :data:`OUTLIER_IQR`); the width is the narrowest of ``bin_seconds`` and
+    :data:`HISTOGRAM_WIDTHS` that needs at most ``max_bins`` bins. Longer clips share one open
+    last bin (``"end": None``), so one 44 s clip among 3 s clips adds one bar, not 40.
 
     Returns:
         [{"start", "end", "count", "kept"}], bins [start, end), empty when there is no data.
     """
     if not durations:
         return []
-    longest = max(max(d for d, _ in durations), 0.0)
+    values = sorted(max(d, 0.0) for d, _ in durations)
+    typical = _typical_longest(values)
+    width = _bin_width(typical, bin_seconds, max_bins)
+    closed = min(int(typical // width) + 1, max_bins)
     bins = [
-        {"start": i * bin_seconds, "end": (i + 1) * bin_seconds, "count": 0, "kept": 0}
-        for i in range(int(longest // bin_seconds) + 1)
+        {"start": i * width, "end": (i + 1) * width, "count": 0, "kept": 0}
+        for i in range(closed)
     ]
+    if values[-1] >= closed * width:
+        bins.append({"start": closed * width, "end": None, "count": 0, "kept": 0})
     for duration, kept in durations:
-        row = bins[int(max(duration, 0.0) // bin_seconds)]
+        row = bins[min(int(max(duration, 0.0) // width), len(bins) - 1)]
         row["count"] += 1
         row["kept"] += int(kept)
     return bins
+
+
+def _typical_longest(values: Sequence[float]) -> float:
+    """The longest of sorted ``values`` that is not far out (above Q3 + OUTLIER_IQR * IQR)."""
+    q1, q3 = _quantile(values, 0.25), _quantile(values, 0.75)
+    fence = q3 + OUTLIER_IQR * (q3 - q1)
+    return max((v for v in values if v <= fence), default=values[-1])
+
+
+def _quantile(values: Sequence[float], share: float) -> float:
+    """Linear-interpolated quantile of sorted ``values``."""
+    position = share * (len(values) - 1)
+    low = int(position)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
+def _bin_width(longest: float, narrowest: float, max_bins: int) -> float:
+    """The narrowest readable width that covers 0..``longest`` in ``max_bins`` bins."""
+    for width in (narrowest, *(w for w in HISTOGRAM_WIDTHS if w > narrowest)):
+        if int(longest // width) + 1 <= max_bins:
+            return width
+    return HISTOGRAM_WIDTHS[-1]  # then the open last bin holds the rest
 
 
 def split_stats(utterances: Iterable[Utterance], excluded: set[str]) -> SplitStats:

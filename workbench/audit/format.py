@@ -28,7 +28,8 @@ def _split_table(report: AuditReport) -> list[str]:
 
 
 def _merge_bins(histogram: list[dict], max_rows: int) -> list[dict]:
-    """Merge neighbouring bins so a long tail fits on a terminal."""
+    """Merge neighbouring bins so a long tail fits on a terminal (an audit.json written
+    before histograms had an open last bin may hold hundreds)."""
     group = -(-len(histogram) // max_rows)
     merged = []
     for i in range(0, len(histogram), group):
@@ -51,7 +52,8 @@ def _histogram_lines(histogram: list[dict], width: int = 40, max_rows: int = 30)
     top = max(row["count"] for row in rows) or 1
     lines = []
     for row in rows:
-        label = f"{row['start']:g}-{row['end']:g} s"
+        label = (f"{row['start']:g}-{row['end']:g} s" if row["end"] is not None
+                 else f">= {row['start']:g} s")
         bar = "#" * round(width * row["count"] / top)
         lines.append(f"  {label:>13} {bar:<{width}} {row['count']}")
     return lines
