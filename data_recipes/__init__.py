@@ -19,6 +19,7 @@ from data_recipes.elan import read_elan
 from data_recipes.kaldi import is_kaldi_dir, read_kaldi
 from data_recipes.table import METADATA_NAMES, read_audiofolder, read_csv, read_tsv
 from data_recipes.textgrid import read_textgrid
+from data_recipes.unknown import unknown_folder_error
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
 
@@ -52,11 +53,7 @@ def detect_format(source: Path) -> str:
         annotation_format = _annotation_folder_format(source)
         if annotation_format:
             return annotation_format
-        raise WorkbenchError(
-            f"{source}: cannot tell the format of this folder (no metadata.csv, Common "
-            "Voice validated.tsv, Kaldi wav.scp and text, .eaf or .TextGrid files). Choose "
-            "one with --format (" + ", ".join(READERS) + ")."
-        )
+        raise unknown_folder_error(source, list(READERS))
     suffix = source.suffix.lower().lstrip(".")
     if suffix in ("csv", "tsv"):
         return suffix

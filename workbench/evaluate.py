@@ -340,7 +340,9 @@ def scoring_set(ws: Workspace, split: str, *, include_excluded: bool = False,
         raise WorkbenchError(
             f"The {split} split is empty ({ws.manifest_path(split).name} is missing or has no "
             f"utterances). Prepare and split the data first with "
-            f"`workbench prepare SOURCE -w {ws.root}`, or evaluate another split."
+            f"`workbench prepare SOURCE -w {ws.root}`, or evaluate another split.",
+            page=f"The {split} split has no utterances: import data in step 1, Data, or "
+                 "choose another split.",
         )
     reasons = {} if include_excluded or not utterances else audit_exclusions(ws)
     for utterance_id in exclude_ids or ():
@@ -351,7 +353,10 @@ def scoring_set(ws: Workspace, split: str, *, include_excluded: bool = False,
         raise WorkbenchError(
             f"All {len(utterances)} {split} utterances are set aside (by the audit, or on "
             f"request), so nothing is left to score: see `workbench audit -w {ws.root}`, or "
-            "score them anyway with --include-excluded.")
+            "score them anyway with --include-excluded.",
+            page=f"All {len(utterances)} {split} utterances were set aside by step 2, Check, "
+                 "so nothing is left to score: see why in step 2, Check, or choose another "
+                 "split.")
     return ScoringSet(split, kept, left_out, {u.id: i for i, u in enumerate(utterances)},
                       audited=not include_excluded)
 
@@ -428,7 +433,10 @@ def transcribe_and_score(recognizer: Any, ws: Workspace, utterances: Sequence[Ut
         raise WorkbenchError(
             f"None of the {len(utterances)} clips could be read (first: "
             f"{skipped[0]['reason'] if skipped else 'none given'}). Re-run `workbench "
-            "prepare` to rebuild the audio cache."
+            "prepare` to rebuild the audio cache.",
+            page=f"None of the {len(utterances)} clips could be read (first: "
+                 f"{skipped[0]['reason'] if skipped else 'none given'}). Import the data "
+                 "again in step 1, Data, to rebuild the clips.",
         )
     refs = [references[i] for i in kept]
     hyps = [results[i].text for i in kept]

@@ -51,7 +51,9 @@ def split_utterances(
         warning = (
             "Speakers are not known for every utterance, so the split is by utterance: the same "
             "voice may be in train and test, and the scores will look better than they are on "
-            "new speakers. Give a speaker column to hold whole speakers out."
+            "new speakers. Name every utterance's speaker to hold whole speakers out: a "
+            "table's speaker column (--speaker-column); for TextGrid files --speaker or "
+            "--speaker-from-tier; for ELAN files the tiers' participants."
         )
     else:
         warning = (

@@ -389,12 +389,17 @@ def require_current_vocab(ws: Workspace) -> None:
     """
     if not ws.vocab_path.is_file():
         raise WorkbenchError(f"{ws.root.name} has no vocabulary yet. Build it with "
-                             f"`workbench vocab -w {ws.root}` (step 3, Alphabet, in the page).")
+                             f"`workbench vocab -w {ws.root}` (step 3, Alphabet, in the page).",
+                             page="There is no vocabulary yet: build it in step 3, Alphabet "
+                                  "(Save and build the vocabulary).")
     if vocab_is_stale(ws):
         raise WorkbenchError(
             "The training transcripts or the orthography profile changed after the vocabulary "
             f"was built, so its labels no longer match the data. Build it again with "
-            f"`workbench vocab -w {ws.root}` (step 3, Alphabet, in the page), then train.")
+            f"`workbench vocab -w {ws.root}` (step 3, Alphabet, in the page), then train.",
+            page="The training transcripts or the orthography profile changed after the "
+                 "vocabulary was built, so its labels no longer match the data. Build it "
+                 "again in step 3, Alphabet (Save and build the vocabulary), then train.")
 
 
 def build_workspace_vocab(ws: Workspace, profile_path: Path | None = None) -> VocabReport:
@@ -417,7 +422,9 @@ def build_workspace_vocab(ws: Workspace, profile_path: Path | None = None) -> Vo
     if not train:
         raise WorkbenchError(
             f"{ws.manifest_path('train')} is missing or empty, so there is nothing to build "
-            f"the vocabulary from. Run `workbench prepare SOURCE -w {ws.root}` first."
+            f"the vocabulary from. Run `workbench prepare SOURCE -w {ws.root}` first.",
+            page="There are no training transcripts to build the vocabulary from: import "
+                 "data in step 1, Data, first.",
         )
     vocab = build_vocab((u.text for u in train), profile)
     if len(vocab) <= len(SPECIAL_TOKENS) + 1:

@@ -169,7 +169,9 @@ class Workspace:
         if not self.manifest_path("train").exists():
             raise WorkbenchError(
                 f"{self.root} has no prepared data (manifests/train.jsonl is missing). "
-                f"Run `workbench prepare SOURCE -w {self.root}` first."
+                f"Run `workbench prepare SOURCE -w {self.root}` first.",
+                page="Nothing is imported in this workspace yet: upload recordings with their "
+                     "transcripts in step 1, Data, and press Import.",
             )
 
     def audio_path(self, utterance: Utterance) -> Path:
