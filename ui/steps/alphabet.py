@@ -19,6 +19,9 @@ from workbench.text import (
 from workbench.workspace import Workspace
 
 PREVIEW_UTTERANCES = 8  # transcripts shown before/after normalisation
+COUNT_COLUMNS = ["label", "count", "code points", "note"]
+UNSEEN_COLUMNS = ["split", "label", "count", "code points", "e.g."]
+PREVIEW_COLUMNS = ["id", "transcript", "normalised", "labels"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,12 @@ def saved_alphabet(ws: Workspace) -> VocabView | None:
     return vocab_view(ws, data, load_profile(ws.profile_path))
 
 
+def empty_view(summary: str) -> VocabView:
+    """No vocabulary yet: the note, and the tables with their headers only."""
+    return VocabView(summary, "", pd.DataFrame(columns=COUNT_COLUMNS),
+                     pd.DataFrame(columns=UNSEEN_COLUMNS), pd.DataFrame(columns=PREVIEW_COLUMNS))
+
+
 def vocab_view(ws: Workspace, report: dict, profile: OrthographyProfile) -> VocabView:
     """Summary, coloured alphabet, tables and a normalisation preview of a vocabulary report."""
     rare = {s["token"] for s in report["rare"]}
@@ -125,8 +134,8 @@ def vocab_view(ws: Workspace, report: dict, profile: OrthographyProfile) -> Voca
         [{"label": s["token"], "count": s["count"], "code points": s["names"],
           "note": f"rare (< {report['rare_threshold']})" if s["token"] in rare else ""}
          for s in report["train_counts"]],
-        columns=["label", "count", "code points", "note"])
-    unseen = pd.DataFrame(unseen_rows, columns=["split", "label", "count", "code points", "e.g."])
+        columns=COUNT_COLUMNS)
+    unseen = pd.DataFrame(unseen_rows, columns=UNSEEN_COLUMNS)
     shares = ", ".join(f"{split} {share:.1%}" for split, share in report["unk_share"].items())
     summary = (f"**{report['vocab_size']} labels** (with [PAD], [UNK] and the word delimiter) "
                f"from {report['train_utterances']} training utterances; {len(rare)} rare, "
@@ -166,4 +175,4 @@ def normalisation_preview(ws: Workspace, profile: OrthographyProfile,
         text = normalize(utt.text, profile)
         rows.append({"id": utt.id, "transcript": utt.text, "normalised": text,
                      "labels": " ".join(tokenize(text, profile))})
-    return pd.DataFrame(rows, columns=["id", "transcript", "normalised", "labels"])
+    return pd.DataFrame(rows, columns=PREVIEW_COLUMNS)

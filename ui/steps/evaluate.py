@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ui.steps import chosen_run
+from ui.steps.reasons import reason_for
 from workbench.errors import WorkbenchError
 from workbench.manifest import SPLITS
 from workbench.workspace import Workspace
@@ -56,7 +57,7 @@ def eval_view(report: dict) -> EvalView:
         summary += f" {len(report['skipped'])} clip(s) could not be read."
     left_out = report.get("left_out") or []
     if left_out:
-        reasons = sorted({u["reason"].split(":")[0] for u in left_out})
+        reasons = sorted({reason_for(u["reason"].split(":")[0]).short for u in left_out})
         summary += (f" {len(left_out)} utterance(s) the Check step set aside are not scored "
                     f"({', '.join(reasons)}).")
     summary += " Click a row to hear it. **Next:** step 6, Try it, or step 7, Export."
@@ -65,6 +66,11 @@ def eval_view(report: dict) -> EvalView:
              "differences": diff_html(u["reference"], u["hypothesis"])}
             for u in report["utterances"]]
     return EvalView(summary, pd.DataFrame(rows, columns=EVAL_COLUMNS))
+
+
+def empty_table() -> pd.DataFrame:
+    """The table before any evaluation: its headers, no rows."""
+    return pd.DataFrame(columns=EVAL_COLUMNS)
 
 
 def diff_html(reference: str, hypothesis: str) -> str:

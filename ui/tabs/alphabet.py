@@ -11,6 +11,7 @@ INTRO = """How transcripts become the labels the model learns. Apostrophes are k
 orthographies they are letters); look-alikes such as `ʼ ’ ‘` are written as one character.
 The vocabulary is built from the **train** split only; characters that appear only in dev or
 test are shown in red, rare ones in amber."""
+PREVIEW_WIDTHS = ["16%", "28%", "28%", "28%"]  # long transcripts and label lists wrap
 
 
 def build(ctx: Context) -> None:
@@ -40,12 +41,13 @@ def build(ctx: Context) -> None:
         summary = gr.Markdown()
         alphabet = gr.HTML()
         preview = gr.Dataframe(label="Transcripts before and after (train)", interactive=False,
-                               wrap=True)
+                               headers=steps.PREVIEW_COLUMNS, wrap=True,
+                               column_widths=PREVIEW_WIDTHS)
         with gr.Row():
             counts = gr.Dataframe(label="Labels in train, with counts", interactive=False,
-                                  max_height=400)
+                                  headers=steps.COUNT_COLUMNS, wrap=True, max_height=400)
             unseen = gr.Dataframe(label="In dev/test but not in train (become [UNK])",
-                                  interactive=False, wrap=True)
+                                  headers=steps.UNSEEN_COLUMNS, interactive=False, wrap=True)
 
     form_inputs = [unicode_form, lowercase, ignore, mappings, graphemes, fold, distinct]
     view_outputs = [summary, alphabet, counts, unseen, preview]
@@ -61,18 +63,19 @@ def build(ctx: Context) -> None:
 
     def refresh(name: str):
         if not name:
-            return (*_form(steps.ProfileForm()), "", "", None, None, None)
+            return (*_form(steps.ProfileForm()), *_view(steps.empty_view("")))
         ws = ctx.ws(name)
         form = steps.profile_form(ws)
         view = steps.saved_alphabet(ws) if ws.vocab_path.is_file() else None
         if view is None:
             note = ("Import data first (step 1)." if not ws.manifest_path("train").exists()
                     else "No vocabulary yet: check the settings and press **Save and build**.")
-            return (*_form(form), note, "", None, None, None)
+            return (*_form(form), *_view(steps.empty_view(note)))
         return (*_form(form), *_view(view))
 
-    event = build_button.click(build_vocab, inputs=[ctx.workspace, *form_inputs],
-                               outputs=view_outputs, api_name="build_alphabet")
+    event = ctx.action(build_button, build_vocab, inputs=[ctx.workspace, *form_inputs],
+                       outputs=view_outputs, busy="Building the vocabulary...",
+                       api_name="build_alphabet")
     ctx.then_overview(event)
     ctx.register(tab, refresh, [*form_inputs, *view_outputs])
 

@@ -15,6 +15,8 @@ at least three) with a run's best model and score it. **WER**: share of words wr
 **CER**: share of characters wrong. In the table, words missing from the output are
 <del>struck through</del> and wrong or extra words are <ins>underlined</ins>, with the
 differing letters <mark>marked</mark>. Click a row to hear the clip."""
+# Shares of the page's width: the texts and their differences get room, and wrap.
+COLUMN_WIDTHS = ["13%", "7%", "7%", "24%", "24%", "25%"]
 
 
 def build(ctx: Context) -> None:
@@ -30,7 +32,7 @@ def build(ctx: Context) -> None:
         table = gr.Dataframe(label="Utterances, worst first (click a row to listen)",
                              headers=steps.EVAL_COLUMNS, interactive=False, wrap=True,
                              datatype=["str", "number", "number", "str", "str", "html"],
-                             max_height=520)
+                             max_height=520, column_widths=COLUMN_WIDTHS)
         with gr.Row():
             audio = gr.Audio(label="Clip", type="numpy", interactive=False)
             transcript = gr.Markdown()
@@ -55,14 +57,14 @@ def build(ctx: Context) -> None:
 
     def refresh(name: str):
         if not name:
-            return gr.Dropdown(choices=[], value=None), "", None
+            return gr.Dropdown(choices=[], value=None), "", steps.empty_table()
         ws = ctx.ws(name)
         runs = run_names(ws, with_model=True)
         value = runs[0] if runs else None
         return (gr.Dropdown(choices=runs, value=value), *_saved(ws, value, "test"))
 
-    event = evaluate_button.click(evaluate, inputs=[ctx.workspace, run, split],
-                                  outputs=[summary, table], api_name="evaluate")
+    event = ctx.action(evaluate_button, evaluate, inputs=[ctx.workspace, run, split],
+                       outputs=[summary, table], busy="Evaluating...", api_name="evaluate")
     ctx.then_overview(event)
     for trigger in (run.input, split.input):
         trigger(show_saved, inputs=[ctx.workspace, run, split], outputs=[summary, table],
@@ -74,8 +76,9 @@ def build(ctx: Context) -> None:
 
 def _saved(ws: Workspace, run: str | None, split: str) -> tuple:
     if not run:
-        return "No run has a model yet: train one in step 4.", None
+        return "No run has a model yet: train one in step 4.", steps.empty_table()
     view = steps.saved_evaluation(ws, run, split or "test")
     if view is None:
-        return f"Run {run} has not been evaluated on {split} yet: press **Evaluate**.", None
+        return (f"Run {run} has not been evaluated on {split} yet: press **Evaluate**.",
+                steps.empty_table())
     return view.summary, view.table
