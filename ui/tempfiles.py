@@ -41,8 +41,10 @@ def use_private_temp_dir(root: Path) -> Path:
     """Put Gradio's temporary files under ``<root>/.workbench-tmp/gradio`` (call before the
     app is built: Gradio reads the folder when its components and routes are made).
 
-    Entries older than :data:`MAX_AGE_S` (left by a server that did not stop cleanly) are
-    removed on the way.
+    One process serves one root: Gradio also reads the folder whenever it checks an upload,
+    so a second call in the same process (a second server, as in tests) keeps the folder of
+    the first rather than make the first server refuse its own uploads. Entries older than
+    :data:`MAX_AGE_S` (left by a server that did not stop cleanly) are removed on the way.
 
     Args:
         root: The served root.
@@ -50,7 +52,7 @@ def use_private_temp_dir(root: Path) -> Path:
     Returns:
         Gradio's temporary folder, created with mode 0700.
     """
-    folder = Path(root).resolve() / TEMP_FOLDER / GRADIO_FOLDER
+    folder = _folder_in_use() or Path(root).resolve() / TEMP_FOLDER / GRADIO_FOLDER
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for private in (folder.parent, folder):
         private.chmod(0o700)
@@ -61,6 +63,16 @@ def use_private_temp_dir(root: Path) -> Path:
             module.DEFAULT_TEMP_DIR = str(folder)
     remove_stale(folder)
     return folder
+
+
+def _folder_in_use() -> Path | None:
+    """The private folder an earlier call of this process chose, if it still exists."""
+    current = os.environ.get(GRADIO_TEMP_VARIABLE)
+    if not current:
+        return None
+    folder = Path(current)
+    ours = folder.name == GRADIO_FOLDER and folder.parent.name == TEMP_FOLDER
+    return folder if ours and folder.is_dir() else None
 
 
 def gradio_temp_dir() -> Path:

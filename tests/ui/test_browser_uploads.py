@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.ui.conftest import RUN
 from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS, LOCAL_HOSTS, block, require_browser
 from tests.ui.test_tempfiles import copies_of, new_token, private_temp_dir, start_server
 from tests.ui.test_tempfiles import unique_upload as table_and_clip
@@ -153,6 +154,33 @@ def test_try_it_offers_an_upload_and_a_microphone_plainly(page, tmp_path):
     expect(uploaded.get_by_role("button", name="Play", exact=True)).to_be_visible()
     expect(recorded.get_by_role("button", name="Play", exact=True)).to_have_count(0)  # gone
     expect(recorded.get_by_role("button", name="Record", exact=True)).to_be_visible()
+
+
+def test_an_export_says_what_it_prepares_and_what_it_made(browser, served, ws_with_run,
+                                                           tmp_path):
+    from playwright.sync_api import expect
+
+    app, _ = start_server(tmp_path / "root", ws_with_run.root)
+    page = browser.new_page()
+    try:
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(app.local_url)
+        page.get_by_role("tab", name="7. Export").click()
+        panel = page.locator('[role="tabpanel"]:visible')
+        expect(panel.get_by_role("combobox", name="Run")).to_have_value(RUN)
+        panel.get_by_role("button", name="Prepare the model zip").click()
+        expect(panel).to_contain_text(f"Prepared {RUN}-model.zip (")
+        expect(panel.get_by_role("button", name=f"Download {RUN}-model.zip")).to_be_visible()
+        expect(panel.get_by_role("button", name="Prepare the model zip")).to_be_enabled()
+        panel.get_by_role("button", name="Prepare the evaluation report").click()
+        expect(panel).to_contain_text("Nothing was prepared")  # never evaluated
+        expect(page.locator('[data-testid="toast-body"].error')).to_contain_text(
+            "has not been evaluated yet")
+        staged = list(served[2].glob(f"workbench-export-*/{RUN}-model.zip"))
+        assert len(staged) == 1  # in Gradio's folder under the root, served from there
+    finally:
+        page.close()
+        app.close()
 
 
 def create_workspace(page, name: str) -> None:

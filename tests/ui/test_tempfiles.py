@@ -198,3 +198,19 @@ def test_exports_are_served_from_the_private_folder(private_temp, closing, ws_wi
     expected = transcribe_files([clip], ws_with_run.runs_dir / RUN / "model",
                                 progress=False)[0].text
     assert client.predict(RUN, handle_file(clip), api_name="/transcribe") == expected
+
+
+def test_a_second_server_in_the_process_keeps_the_first_ones_folder(private_temp, closing,
+                                                                    tmp_path):
+    from gradio_client import Client, handle_file
+
+    first, _ = start_server(tmp_path / "root")
+    closing.append(first)
+    assert tempfiles.use_private_temp_dir(tmp_path / "other") == private_temp
+    closing.append(start_server(tmp_path / "other")[0])
+    assert not (tmp_path / "other" / tempfiles.TEMP_FOLDER).exists()
+    client = Client(first.local_url, verbose=False, download_files=False)
+    client.predict("quechua", api_name="/create_workspace")
+    picked = unique_upload(tmp_path / "picked", new_token())
+    result = client.predict([handle_file(p) for p in picked], api_name="/upload")
+    assert "2 file(s)" in result[0]  # the first server still takes its uploads
