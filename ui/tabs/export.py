@@ -82,7 +82,8 @@ def _wire_export(ctx: Context, button: gr.Button, handler, inputs: list, outputs
     button.click(lambda run: preparing_text(what, run), inputs=[inputs[0]], outputs=[status],
                  **quiet)
     event = ctx.action(button, handler, [ctx.workspace, *inputs], outputs,
-                       busy=f"Preparing {what}...", api_name=api_name)
+                       busy=f"Preparing {what}...", api_name=api_name,
+                       show_progress_on=[button, status])
     event.success(lambda text: text, inputs=[outputs[-1]], outputs=[status], **quiet)
     event.failure(lambda: NOT_PREPARED, outputs=[status], **quiet)
 
