@@ -170,8 +170,8 @@ class Workspace:
             raise WorkbenchError(
                 f"{self.root} has no prepared data (manifests/train.jsonl is missing). "
                 f"Run `workbench prepare SOURCE -w {self.root}` first.",
-                page=f"Nothing is imported in workspace {self.root.name} yet: upload "
-                     "recordings with their transcripts in step 1, Data, and press Import.",
+                page=f"{self.root.name} has no prepared data yet: upload recordings with "
+                     "their transcripts in step 1, Data, and press Import.",
             )
 
     def audio_path(self, utterance: Utterance) -> Path:
