@@ -28,6 +28,7 @@ from ui import security
 from ui.steps.overview import is_training, overview_markdown
 from ui.tabs import alphabet, check, data, evaluate, export, train, try_it
 from ui.tabs.common import Context, shows_errors
+from ui.tempfiles import use_private_temp_dir
 from ui.workspaces import MODELS_FOLDER, USER_NAME, WorkspaceRoot
 from workbench.errors import WorkbenchError
 from workbench.fsio import write_text_atomic
@@ -41,6 +42,12 @@ OVERVIEW_SECONDS = 10.0  # the top of the page follows a training this often
 STEP_IDS = ("data", "check", "alphabet", "train", "evaluate", "try-it", "export")
 MEMORY_KEY = "workbench-page"  # the browser's local storage entry of the page's memory
 PAGE_KEY_FILE = ".workbench-page-key"  # in the root: the key of that entry
+CLICK_STEP = """(step) => {
+  const tab = step && document.querySelector(
+    `button[role="tab"][data-tab-id="${CSS.escape(step)}"]`);
+  if (tab && tab.getAttribute("aria-selected") !== "true") tab.click();
+  return [];
+}"""
 CSS = """
 .wb-alphabet { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0; }
 .wb-chip { display: inline-block; padding: 2px 8px; border-radius: 12px; margin-right: 4px;
@@ -239,22 +246,27 @@ def _wire_workspace(app: gr.Blocks, ctx: Context, choose: gr.Dropdown, new_name:
                 overview_markdown(ws), gr.Timer(active=is_training(ws)), "",
                 {**(remembered or {}), "workspace": ws.root.name})
 
+    labels = {tab.label: tab.id for tab in tabs.children if isinstance(tab, gr.Tab)}
+
     def remember_step(remembered: dict, evt: gr.SelectData):
-        step = STEP_IDS[evt.index] if isinstance(evt.index, int) else ""
+        step = labels.get(evt.value) or getattr(evt, "id", None) or ""
+        if not step and isinstance(evt.index, int) and evt.index < len(STEP_IDS):
+            step = STEP_IDS[evt.index]
         return {**(remembered or {}), "step": step}
 
     def on_load(name: str, remembered: dict):
-        remembered = remembered or {}
-        name = _restorable(root, remembered.get("workspace")) or name
-        step = remembered.get("step")
-        selected = gr.Tabs(selected=step) if step in STEP_IDS else gr.skip()
+        name = _restorable(root, (remembered or {}).get("workspace")) or name
         if not name:
             return (name, gr.Dropdown(choices=root.choices(), value=None),
                     "Choose a workspace above, or create one for your language project.",
-                    gr.Timer(active=False), selected)
+                    gr.Timer(active=False))
         ws = root.resolve(name)
         return (name, gr.Dropdown(choices=root.choices(), value=name), overview_markdown(ws),
-                gr.Timer(active=is_training(ws)), selected)
+                gr.Timer(active=is_training(ws)))
+
+    def restore_step(remembered: dict) -> str:
+        step = (remembered or {}).get("step")
+        return step if step in STEP_IDS else ""
 
     events = [
         choose.input(open_workspace, inputs=[choose, memory],
@@ -265,9 +277,14 @@ def _wire_workspace(app: gr.Blocks, ctx: Context, choose: gr.Dropdown, new_name:
                                      new_name, memory],
                             api_name="create_workspace"),
         app.load(shows_errors(on_load), inputs=[ctx.workspace, memory],
-                 outputs=[ctx.workspace, choose, ctx.overview, ctx.overview_timer, tabs],
+                 outputs=[ctx.workspace, choose, ctx.overview, ctx.overview_timer],
                  api_visibility="private"),
     ]
+    # The step is selected by clicking its tab in the browser (a Tabs(selected=) update on
+    # load is undone by the redraws that follow it), which also redraws that step.
+    step = gr.Textbox(visible=False)
+    events[-1].then(restore_step, inputs=[memory], outputs=[step], api_visibility="private",
+                    show_progress="hidden").then(None, inputs=[step], js=CLICK_STEP)
     tabs.select(remember_step, inputs=[memory], outputs=[memory], api_visibility="private",
                 show_progress="hidden", queue=False)
     ctx.overview_timer.tick(shows_errors(ctx.redraw_overview), inputs=[ctx.workspace],
@@ -311,6 +328,7 @@ def serve(root: WorkspaceRoot, options: ServeOptions | None = None, *,
     """
     options = options or ServeOptions()
     accounts = options.accounts()
+    use_private_temp_dir(root.root)  # Gradio's temporary files under <root>/.workbench-tmp
     app = build_app(served_root(root, accounts))
     app.queue()
     hosts = security.host_policy(options.host, options.allowed_hosts)

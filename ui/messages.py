@@ -10,6 +10,7 @@ then takes the server's folders out.
 
 from __future__ import annotations
 
+import html
 import re
 
 from workbench.errors import WorkbenchError
@@ -59,3 +60,17 @@ def for_page(message: str | BaseException) -> str:
 
 def _step(command: str) -> str:
     return COMMAND_STEPS.get(command, f"the command line (`workbench {command}`)")
+
+
+BADGE_KINDS = {"done": "done", "ready": "done", "to do": "todo", "training": "busy",
+               "working": "busy"}  # anything else: a note (amber)
+
+
+def badge(word: str) -> str:
+    """A status word drawn as a small coloured label (``ui.app.CSS``: ``wb-badge``).
+
+    Words, not emoji: every font draws them and every screen reader reads them; where the
+    page's styles do not apply they are still plain text.
+    """
+    kind = BADGE_KINDS.get(word, "note")
+    return f'<span class="wb-badge wb-{kind}">{html.escape(word)}</span>'

@@ -28,6 +28,7 @@ from data_recipes.archive import archive_stem, content_root, extract_archive, is
 from data_recipes.common import AUDIO_EXTENSIONS, ImportIssue, SourceRead, import_sources
 from data_recipes.elan import annotation_files, parse_eaf
 from data_recipes.table import METADATA_NAMES
+from ui.messages import for_page
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace, new_stamped_dir
 
@@ -35,16 +36,6 @@ UPLOADS_DIR = "uploads"
 TABLE_SUFFIXES = (".csv", ".tsv")
 AUTO = "auto"
 MAX_FILES_INSPECTED = 200  # annotation files parsed to list tiers (a big corpus: the first)
-# Command-line words in library messages, and what the page calls them.
-UI_WORDS = {
-    "--format": "the 'Format' import option",
-    "--text-column": "the 'Transcript column' import option",
-    "--audio-column": "the 'Audio column' import option",
-    "--speaker-column": "the 'Speaker column' import option",
-    "--tier": "the 'Tier' import option",
-    "--participant": "the 'Participant' import option",
-    "--linguistic-type": "the 'Linguistic type' import option",
-}
 
 
 @dataclass(frozen=True)
@@ -260,7 +251,7 @@ def inspect_upload(ws: Workspace, name: str) -> UploadInfo:
     try:
         sources = upload_sources(ws, name)
     except WorkbenchError as err:
-        return UploadInfo(name, files, [SourceInfo(folder, name, problem=str(err))])
+        return UploadInfo(name, files, [SourceInfo(folder, name, problem=for_page(err))])
     return UploadInfo(name, files, [inspect_source(ws, path) for path in sources])
 
 
@@ -270,7 +261,7 @@ def inspect_source(ws: Workspace, path: Path) -> SourceInfo:
     try:
         info.fmt = detect_format(path)
     except WorkbenchError as err:
-        info.problem = ui_message(str(err))
+        info.problem = for_page(err)
         return info
     if info.fmt in ("csv", "tsv"):
         info.columns = table_header(path)
@@ -382,7 +373,7 @@ def import_uploads(ws: Workspace, names: Sequence[str], options: ImportOptions) 
         result = import_sources(reads, ws, seed=options.seed, progress=False,
                                 settings=settings)
     except WorkbenchError as err:
-        raise WorkbenchError(ui_message(str(err))) from err
+        raise WorkbenchError(str(err), page=for_page(err)) from err
     return result.summary()
 
 
@@ -426,12 +417,3 @@ def _audio_by_name(roots: Iterable[Path]) -> dict[str, list[Path]]:
             if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file():
                 found.setdefault(path.name, set()).add(path.resolve())
     return {name: sorted(paths) for name, paths in found.items()}
-
-
-def ui_message(message: str) -> str:
-    """A library message with its command-line option names replaced by the page's words."""
-    for flag in sorted(UI_WORDS, key=len, reverse=True):
-        message = message.replace(f"with {flag} NAME", f"with {UI_WORDS[flag]}")
-        message = message.replace(flag, UI_WORDS[flag])
-    return message
-

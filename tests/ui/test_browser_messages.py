@@ -94,10 +94,12 @@ def _flagged_workspace(page, expect, shots, root: WorkspaceRoot) -> None:
     expect(page.get_by_role("combobox", name="Workspace")).to_have_value(WORKSPACE)
     panel = _open_step(page, expect, "1. Data")
     issues = block(panel, "Set aside during the import")
-    # The file as uploaded and the plain reason lead (the Data tab's table has no column
-    # widths of its own yet, so its later columns may need a sideways scroll).
-    _in_view(page, expect, issues, "metadata.csv:", whole_table=False)
-    _in_view(page, expect, issues, reason_for("row_without_audio").reason, whole_table=False)
+    # The file as uploaded, the plain reason and what to do lead; the code comes last; no
+    # column is cut off.
+    _in_view(page, expect, issues, "metadata.csv:")
+    _in_view(page, expect, issues, reason_for("row_without_audio").reason)
+    _in_view(page, expect, issues, reason_for("row_without_audio").todo)
+    _in_view(page, expect, issues, "row_without_audio")
     _shoot(page, shots, "1-data.png")
 
     panel = _open_step(page, expect, "2. Check")

@@ -118,13 +118,15 @@ def test_each_user_sees_and_acts_on_their_own_workspaces_only(users_server):
     ana.predict("quechua", api_name="/create_workspace")
     (root.root / "ana" / "quechua" / "workbench.yaml").write_text("seed: 0\n")
     listed = ana.predict("aymara", api_name="/create_workspace")[0]
-    assert listed["choices"] == [["quechua", "quechua"]]  # ana lists her own
+    assert listed["choices"] == [["aymara", "aymara"], ["quechua", "quechua"]]  # her own
     with pytest.raises(AppError, match="There is no workspace 'quechua'"):
         ben.predict("quechua", api_name="/open_workspace")  # not ben's to open
     with pytest.raises(AppError, match="No workspace is open"):
         ben.predict(20, api_name="/run_check")  # nor to act on
-    assert ben.predict("quechua", api_name="/create_workspace")[0]["choices"] == []
-    assert sorted(p.relative_to(root.root).as_posix() for p in root.root.glob("*/*")) == [
+    assert ben.predict("quechua", api_name="/create_workspace")[0]["choices"] == [
+        ["quechua", "quechua"]]  # his own, new
+    assert sorted(p.relative_to(root.root).as_posix() for p in root.root.glob("*/*")
+                  if not p.parent.name.startswith(".")) == [
         "ana/aymara", "ana/quechua", "ben/quechua"]
     with pytest.raises(AppError, match="quechua has no prepared data") as err:
         ben.predict(20, api_name="/run_check")  # his own, empty, workspace: not ana's

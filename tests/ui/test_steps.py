@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from tests.ui.conftest import RUN
+from ui.messages import badge
 from ui.steps import alphabet, check, data, evaluate, export, overview, try_it, utterances
 from ui.steps.alphabet import ProfileForm
 from ui.steps.reasons import reason_for
@@ -23,6 +24,8 @@ from workbench.errors import WorkbenchError
 from workbench.manifest import write_manifest
 from workbench.run import find_run
 from workbench.text import OrthographyProfile, load_profile
+
+DONE, TODO = badge("done"), badge("to do")  # the overview's status words
 
 # --------------------------------------------------------------------------- overview, data
 
@@ -35,16 +38,16 @@ def test_overview_says_what_to_do_next(ws, tmp_path):
     assert "**Next:** Data" in overview.overview_markdown(empty)
     minutes = sum(u.duration for us in ws.read_all().values() for u in us) / 60
     text = overview.overview_markdown(ws)
-    assert f"✅ 1. Data: 24 utterances, {minutes:.1f} min" in text
-    assert "⬜ 2. Check: run the check" in text and "**Next:** Check" in text
+    assert f"{DONE} 1. Data: 24 utterances, {minutes:.1f} min" in text
+    assert f"{TODO} 2. Check: run the check" in text and "**Next:** Check" in text
 
 
 def test_overview_counts_finished_and_evaluated_runs(ws_with_run):
     text = overview.overview_markdown(ws_with_run)
-    assert "✅ 4. Train: 1 finished run(s)" in text
-    assert "⬜ 5. Evaluate: score a run on the test split" in text
+    assert f"{DONE} 4. Train: 1 finished run(s)" in text
+    assert f"{TODO} 5. Evaluate: score a run on the test split" in text
     evaluate.evaluate(ws_with_run, RUN, "test")
-    assert "✅ 5. Evaluate: 1 run(s) evaluated" in overview.overview_markdown(ws_with_run)
+    assert f"{DONE} 5. Evaluate: 1 run(s) evaluated" in overview.overview_markdown(ws_with_run)
 
 
 def test_data_summary_counts_the_splits(ws):

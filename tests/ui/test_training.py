@@ -9,11 +9,14 @@ import pytest
 
 from tests.ui.conftest import RUN
 from ui import jobs
+from ui.messages import badge
 from ui.steps import overview
 from ui.steps import train as training
 from workbench.errors import WorkbenchError
 from workbench.manifest import write_manifest
 from workbench.run import TrainingLock, find_run, training_now
+
+DONE, TODO = badge("done"), badge("to do")  # the overview's status words
 
 
 def test_models_offered_are_registered_or_in_the_models_folder(tmp_path):
@@ -140,12 +143,12 @@ def test_training_needs_an_up_to_date_vocabulary(ws, tmp_path):
         training.start_training(ws, "tiny", "auto", {}, tmp_path)
     assert "No vocabulary yet" in training.readiness(ws)
     build_workspace_vocab(ws)
-    assert "✅ 3. Alphabet" in overview.overview_markdown(ws)
+    assert f"{DONE} 3. Alphabet" in overview.overview_markdown(ws)
     train = ws.read_split("train")
     write_manifest(ws.manifest_path("train"), [replace(train[0], text=train[0].text + " q"),
                                                *train[1:]])  # a new import
     text = overview.overview_markdown(ws)
-    assert "⬜ 3. Alphabet: the data or the profile changed" in text
+    assert f"{TODO} 3. Alphabet: the data or the profile changed" in text
     assert "build it again in step 3" in training.readiness(ws)
     with pytest.raises(WorkbenchError, match="Build it again"):
         training.start_training(ws, "tiny", "auto", {}, tmp_path)

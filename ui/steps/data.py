@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ui.messages import for_page
+from ui.messages import badge, for_page
 from ui.steps import read_json
 from ui.steps.reasons import page_detail, reason_for, user_path
 from workbench.manifest import Utterance
@@ -32,13 +32,16 @@ def data_summary(ws: Workspace) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     return text + warnings_markdown(warnings), split_frame(splits), issues_frame(issues, ws.root)
 
 
+SPLIT_COLUMNS = ["split", "utterances", "minutes", "speakers"]
+
+
 def split_frame(splits: dict[str, list[Utterance]]) -> pd.DataFrame:
     """Utterances, minutes and speakers per split."""
     rows = [{"split": split, "utterances": len(us),
              "minutes": round(sum(u.duration for u in us) / 60, 2),
              "speakers": len({u.speaker for u in us if u.speaker})}
             for split, us in splits.items()]
-    return pd.DataFrame(rows, columns=["split", "utterances", "minutes", "speakers"])
+    return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
 
 
 ISSUE_COLUMNS = ["file", "reason", "what to do", "details", "check"]
@@ -60,7 +63,7 @@ def issues_frame(issues: list[dict], workspace: Path | None = None) -> pd.DataFr
 
 def warnings_markdown(warnings: list[str]) -> str:
     """The import's warnings as paragraphs in the page's words."""
-    return "".join(f"\n\n⚠️ {for_page(w)}" for w in warnings)
+    return "".join(f"\n\n{badge('note')} {for_page(w)}" for w in warnings)
 
 
 def import_summary_markdown(summary: dict) -> str:

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from ui.jobs import active_job
+from ui.messages import badge
 from ui.workspaces import workspace_title
 from workbench.errors import WorkbenchError
 from workbench.run import find_run, list_runs, training_now
@@ -71,12 +72,6 @@ def overview_markdown(ws: Workspace) -> str:
     lines.append(f"**Next:** {todo.step} — {todo.detail}." if todo else
                  "**Next:** try your model on new recordings (step 6) or export it (step 7).")
     return "\n".join(lines)
-
-
-def badge(word: str) -> str:
-    """A status word drawn as a small label (plain text where styles are not applied)."""
-    kind = {"done": "done", "to do": "todo", "training": "busy"}.get(word, "note")
-    return f'<span class="wb-badge wb-{kind}">{html.escape(word)}</span>'
 
 
 def is_training(ws: Workspace) -> bool:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ui import jobs
 from ui.jobs import JobStatus
-from ui.messages import for_page
+from ui.messages import badge, for_page
 from ui.steps import chosen_run
 from ui.workspaces import page_text
 from workbench import run as runs
@@ -42,9 +42,9 @@ RUN_STATES = {runs.TRAINING: EXTERNAL, runs.FINISHED: jobs.FINISHED,
 CPU_STEP_SECONDS = (80.0, 110.0)
 CPU_REFERENCE = (315.0, 16.0, 2)  # millions of parameters, seconds of audio, cores
 LARGE_MILLIONS = 50.0  # from this size on a CPU run takes hours
-OFFLINE_CHOICES = ("demo-base (works offline; for demos, not real recognition), or a "
-                   "downloaded checkpoint folder copied into the models folder and chosen "
-                   "as local:")
+OFFLINE_CHOICES = ("demo-base (works offline; for demos, not real recognition), or copy a "
+                   "downloaded checkpoint folder into the models folder and choose it "
+                   "(listed as \"local: NAME\")")
 
 
 # --------------------------------------------------------------------------- models, settings
@@ -120,6 +120,17 @@ def run_model(ws: Workspace, run: str, models_folder: Path) -> tuple[str, str] |
     except (WorkbenchError, OSError, ValueError):
         return None
     return choice_of_model(config.model.name, models_folder), config.preset
+
+
+def job_model(job: jobs.Job, models_folder: Path) -> tuple[str, str] | None:
+    """(Model box value, preset) of a new-run job, read from its command (None: a resume,
+    or a command without them)."""
+    command = job.command
+    values = {flag: command[i + 1] for i, flag in enumerate(command[:-1])
+              if flag in ("--model", "--preset")}
+    if "--model" not in values:
+        return None
+    return choice_of_model(values["--model"], models_folder), values.get("--preset", "auto")
 
 
 def model_note(choice: str, models_folder: Path, steps: int, batch_seconds: float) -> str:
@@ -267,12 +278,12 @@ def readiness(ws: Workspace) -> str:
 
     lines = []
     if not ws.vocab_path.is_file():
-        lines.append("⚠️ No vocabulary yet: build it in step 3, Alphabet, first.")
+        lines.append(f"{badge('to do')} No vocabulary yet: build it in step 3, Alphabet, first.")
     elif vocab_is_stale(ws):
-        lines.append("⚠️ The data or the orthography profile changed after the vocabulary was "
-                     "built: build it again in step 3, Alphabet.")
+        lines.append(f"{badge('to do')} The data or the orthography profile changed after "
+                     "the vocabulary was built: build it again in step 3, Alphabet.")
     if runs.training_now(ws) is not None:
-        lines.append(f"⚠️ {runs.busy_error(ws)}")
+        lines.append(f"{badge('training')} {runs.busy_error(ws)}")
     device = ("a GPU" if torch.cuda.is_available() else
               "the CPU (no GPU found: only the offline models train in minutes here)")
     lines.append(f"Training will run on {device}.")

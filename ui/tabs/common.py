@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import html
 import inspect
 import logging
 import threading
@@ -48,10 +49,10 @@ def shows_errors(fn: Callable) -> Callable:
             try:
                 return fn(*args, **kwargs)
             except gr.Error as err:
-                err.message = page_text(for_page(str(err.message)))
+                err.message = _popup(page_text(for_page(str(err.message))))
                 raise
             except WorkbenchError as err:
-                raise gr.Error(page_text(for_page(err)), print_exception=False) from err
+                raise gr.Error(_popup(page_text(for_page(err))), print_exception=False) from err
             except Exception as err:  # noqa: BLE001 - the page gets a message, the log the trace
                 log.exception("unexpected error in %s", fn.__name__)
                 raise gr.Error(page_text(
@@ -62,6 +63,11 @@ def shows_errors(fn: Callable) -> Callable:
     wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}),
                                REQUEST_PARAMETER: gr.Request}
     return wrapper
+
+
+def _popup(message: str) -> str:
+    """A message as the error popup shows it (it renders HTML): escaped, lines kept."""
+    return html.escape(message, quote=False).replace("\n", "<br>")
 
 
 def _with_request(signature: inspect.Signature) -> inspect.Signature:
@@ -155,10 +161,12 @@ class Context:
         """Wire ``button`` to a handler that may take a while (anything over a second).
 
         While it runs the button is disabled and says ``busy`` (e.g. "Preparing the ONNX
-        model..."), and the outputs show Gradio's progress (a handler may take a
-        ``gr.Progress`` parameter to report its own); afterwards, also after an error, the
-        button comes back. The same action cannot run twice at once for one workspace: a
-        second start (another tab, the API) is refused with a message (:func:`exclusive`).
+        model..."), with Gradio's progress (time, and a bar when the handler takes a
+        ``gr.Progress`` parameter) drawn over it, or over ``show_progress_on`` if given;
+        afterwards, also after an error, the button comes back. An error is shown as a
+        message, never as "Error" badges over the outputs (they keep what they showed).
+        The same action cannot run twice at once for one workspace: a second start (another
+        tab, the API) is refused with a message (:func:`exclusive`).
 
         Args:
             button: The button that starts it (its label now is the label it gets back).
@@ -177,10 +185,15 @@ class Context:
         disabled = button.click(lambda: gr.Button(value=busy, interactive=False),
                                 outputs=[button], **quiet)
         visibility = {"api_name": api_name} if api_name else {"api_visibility": "private"}
+        kwargs.setdefault("show_progress_on", [button])
         event = disabled.then(exclusive(fn, idle), inputs=inputs, outputs=outputs,
                               show_progress=kwargs.pop("show_progress", "full"),
                               **visibility, **kwargs)
-        event.then(lambda: gr.Button(value=idle, interactive=True), outputs=[button], **quiet)
+        def restore() -> gr.Button:
+            return gr.Button(value=idle, interactive=True)
+
+        event.success(restore, outputs=[button], **quiet)
+        event.failure(restore, outputs=[button], **quiet)  # `then` does not follow an error
         return event
 
 

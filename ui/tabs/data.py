@@ -8,7 +8,15 @@ import gradio as gr
 
 from data_recipes import READERS
 from ui import tempfiles, uploads
-from ui.steps.data import data_summary, import_summary_markdown
+from ui.messages import badge
+from ui.steps.data import (
+    ISSUE_COLUMNS,
+    SPLIT_COLUMNS,
+    data_summary,
+    import_summary_markdown,
+    issues_frame,
+    split_frame,
+)
 from ui.tabs.common import Context, shows_errors
 from workbench.workspace import Workspace
 
@@ -52,8 +60,11 @@ def build(ctx: Context) -> None:
             seed = gr.Number(label="Seed of the train/dev/test split", value=0, precision=0)
         import_button = gr.Button("Import", variant="primary")
         summary = gr.Markdown()
-        splits = gr.Dataframe(label="Imported, per split", interactive=False)
-        issues = gr.Dataframe(label="Set aside during the import", interactive=False, wrap=True)
+        splits = gr.Dataframe(label="Imported, per split", headers=SPLIT_COLUMNS,
+                              interactive=False)
+        issues = gr.Dataframe(label="Set aside during the import", headers=ISSUE_COLUMNS,
+                              interactive=False, wrap=True,
+                              column_widths=["15%", "25%", "27%", "23%", "10%"])
 
     option_outputs = [table_row, tier_row, speaker_row, audio_column, text_column,
                       speaker_column, tier, participant, linguistic_type]
@@ -91,19 +102,19 @@ def build(ctx: Context) -> None:
             speaker=speaker or None, speaker_from_tier=bool(speaker_from_tier),
             seed=int(seed or 0))
         result = uploads.import_uploads(ws, selected or [], choice)
-        _, split_frame, issue_frame = data_summary(ws)
-        return import_summary_markdown(result), split_frame, issue_frame
+        _, splits_now, issues_now = data_summary(ws)
+        return import_summary_markdown(result), splits_now, issues_now
 
     def refresh(name: str):
         if not name:
-            return ("", gr.Dropdown(choices=[], value=None), "", None, None,
-                    *_options(None, [], ""))
+            return ("", gr.Dropdown(choices=[], value=None), "", split_frame({}),
+                    issues_frame([]), *_options(None, [], ""))
         ws = ctx.ws(name)
         names = uploads.list_uploads(ws)
-        text, split_frame, issue_frame = data_summary(ws)
+        text, splits_now, issues_now = data_summary(ws)
         selected = names[:1]
         return (_describe(ws, selected), gr.Dropdown(choices=names, value=selected or None), text,
-                split_frame, issue_frame, *_options(ws, selected, ""))
+                splits_now, issues_now, *_options(ws, selected, ""))
 
     event = ctx.action(upload_button, upload, [ctx.workspace, files],
                        [upload_info, chosen, *option_outputs, files], busy="Uploading...",
@@ -137,7 +148,7 @@ def _describe(ws: Workspace, names: list[str]) -> str:
         lines.append(f"**Upload {name}**: {len(info.files)} file(s)")
         for source in info.sources:
             what = (f"read as **{source.fmt}**" if source.fmt
-                    else f"⚠️ {html.escape(source.problem)}")
+                    else f"{badge('problem')} {html.escape(source.problem)}")
             lines.append(f"- `{html.escape(source.label)}`: {what}")
     return "\n".join(lines)
 

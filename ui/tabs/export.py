@@ -6,6 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ui.messages import badge
 from ui.steps import export as steps
 from ui.tabs.common import Context, shows_errors
 from ui.tempfiles import new_export_folder
@@ -98,7 +99,8 @@ def preparing_text(what: str, run: str | None) -> str:
     """The status while an export runs."""
     if not run:
         return ""
-    return f"⏳ Preparing {what} of run **{run}**... (a big model takes a minute or more)"
+    return (f"{badge('working')} Preparing {what} of run **{run}**... (a big model takes a "
+            "minute or more)")
 
 
 def _download(path: Path) -> gr.DownloadButton:
@@ -108,7 +110,8 @@ def _download(path: Path) -> gr.DownloadButton:
 def prepared_text(paths: list[Path]) -> str:
     """The status once an export is made: its files and their sizes."""
     made = ", ".join(f"**{p.name}** ({_size(p)})" for p in paths)
-    return f"✅ Prepared {made}. Download {'it' if len(paths) == 1 else 'them'} below."
+    files = "it" if len(paths) == 1 else "them"
+    return f"{badge('ready')} Prepared {made}. Download {files} below."
 
 
 def _size(path: Path) -> str:

@@ -127,8 +127,7 @@ def build(ctx: Context) -> None:
         if not name:
             return (gr.skip(),) * (2 + len(resolve_outputs))
         ws = ctx.ws(name)
-        shown = _shown_run(ws)
-        started = training.run_model(ws, shown, ctx.root.models_folder) if shown else None
+        started = _shown_model(ws, ctx.root.models_folder)
         if started is not None:
             model, preset = started[0], started[1] if started[1] in PRESETS else "auto"
         return (model, preset, *resolve(name, model, preset))
@@ -216,6 +215,16 @@ def _shown_run(ws: Workspace) -> str | None:
         return active.job.run
     latest = run_names(ws)[:1]
     return latest[0] if latest else None
+
+
+def _shown_model(ws: Workspace, models_folder) -> tuple[str, str] | None:
+    """(model, preset) of the run being trained (also before its run folder exists), else of
+    the latest run; None without runs."""
+    active = jobs.active_job(ws)
+    if active and not active.job.run:
+        return training.job_model(active.job, models_folder)
+    shown = _shown_run(ws)
+    return training.run_model(ws, shown, models_folder) if shown else None
 
 
 def _active_id(ws: Workspace) -> str:
