@@ -234,8 +234,8 @@ def _read_one(path: Path, key: str, media: Path | None, *, tier: str | None, spe
     if media is None:
         raise FileSkipped("media_not_found",
                           f"{path}: its recording was not found: put it next to the TextGrid "
-                          f"with the same name ({path.stem}.wav, .flac, .mp3, ...), or name it "
-                          "with --media.")
+                          f"with the same name ({path.stem}.wav, .flac, .mp3 ...) and import "
+                          "them together; on the command line --media names it.")
     who = chosen.name if speaker_from_tier else speaker
     rows, empty = [], 0
     for index, interval in enumerate(chosen.entries, start=1):

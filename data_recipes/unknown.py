@@ -22,6 +22,16 @@ TRANSCRIPT_FILES = "a CSV/TSV table, ELAN or TextGrid file"
 
 def unknown_folder_error(folder: Path, formats: list[str]) -> WorkbenchError:
     """The error for a folder whose format cannot be told (``formats``: the known ones)."""
+    nested = _nested_table(folder)
+    if nested is not None:
+        where = nested.parent.relative_to(folder).as_posix()
+        return WorkbenchError(
+            f"{folder}: cannot tell the format of this folder, but {where}/ holds "
+            f"{nested.name}: import {folder / where} instead, or choose a format with "
+            "--format (" + ", ".join(formats) + ").",
+            page=f"The transcripts table {nested.name} is in the folder {where}/ of this "
+                 "upload, not at its top: zip that folder and upload it, or choose the "
+                 "'Format'.")
     audio = audio_files_under(folder)
     if not audio:
         return WorkbenchError(
@@ -44,6 +54,18 @@ def unknown_folder_error(folder: Path, formats: list[str]) -> WorkbenchError:
     return WorkbenchError(f"{folder}: " + _sentences(found, bad, readable, cli),
                           page=_sentences(found, bad, readable,
                                           f"upload {{it}} together with {TRANSCRIPT_FILES}"))
+
+
+def _nested_table(folder: Path, depth: int = 3) -> Path | None:
+    """The shallowest metadata table (``metadata.csv`` and the like) below ``folder``."""
+    from data_recipes.table import METADATA_NAMES
+
+    for level in range(1, depth + 1):
+        pattern = "/".join(["*"] * level)
+        found = sorted(p for name in METADATA_NAMES for p in folder.glob(f"{pattern}/{name}"))
+        if found:
+            return found[0]
+    return None
 
 
 def _sort_audio(folder: Path, audio: list[Path]) -> tuple[list[str], list[str], list[str]]:

@@ -5,7 +5,10 @@ the way `workbench ui` does: on 127.0.0.1, with no public link unless asked, an 
 limit, no telemetry and no network call of its own.
 
 Each browser session keeps the name of its open workspace in ``gr.State``; every handler
-resolves that name under the served root (``ui/workspaces.py``). The page is a single-user
+resolves that name under the served root (``ui/workspaces.py``). The browser remembers the
+open workspace and step (``page_memory``), so a reload or a server restart comes back to
+them. Gradio's temporary files live under the root (``ui/tempfiles.py``), and messages are in
+the page's words (``ui/messages.py``). The page is a single-user
 local tool: all sessions of one server share the workspaces under the root (any session
 may open, export or stop the training of any of them). With several accounts (``--auth``
 more than once, or ``--auth-file``) each user works in their own folder ``<root>/<user>/``

@@ -45,6 +45,7 @@ OPTION_FIELDS = {
 _RUN_COMMAND = re.compile(r"\b[Rr]un `workbench (\w+)[^`]*`")
 _COMMAND = re.compile(r"`workbench (\w+)[^`]*`")
 _OPTION_VALUE = re.compile(r"(--[a-z][a-z-]*)(?: [A-Z][A-Z_]*)?\b")
+_COMMAND_LINE_ONLY = re.compile(r"; on the command line[^.]*")  # advice the page cannot use
 
 
 def for_page(message: str | BaseException) -> str:
@@ -53,7 +54,9 @@ def for_page(message: str | BaseException) -> str:
         text = message.for_page()
     else:
         text = str(message)
-    text = _RUN_COMMAND.sub(lambda m: f"Go to {_step(m.group(1))}", text)
+    text = _COMMAND_LINE_ONLY.sub("", text)
+    text = _RUN_COMMAND.sub(lambda m: f"{'G' if m.group()[0] == 'R' else 'g'}o to "
+                                      f"{_step(m.group(1))}", text)
     text = _COMMAND.sub(lambda m: _step(m.group(1)), text)
     return _OPTION_VALUE.sub(lambda m: OPTION_FIELDS.get(m.group(1), m.group(0)), text)
 

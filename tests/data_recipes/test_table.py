@@ -105,8 +105,10 @@ def test_colliding_basenames_get_unique_ids(tmp_path):
 def test_format_detection(small_corpus, tmp_path):
     assert detect_format(small_corpus) == "audiofolder"
     assert detect_format(small_corpus / "metadata.csv") == "csv"
-    with pytest.raises(WorkbenchError, match="--format"):
-        detect_format(tmp_path)
+    with pytest.raises(WorkbenchError, match="--format") as err:
+        detect_format(tmp_path)  # the table is one folder down: said so
+    assert "corpus/ holds metadata.csv" in str(err.value)
+    assert "corpus/" in err.value.page and "--format" not in err.value.page
     with pytest.raises(WorkbenchError, match="Unknown format"):
         get_recipe("elan2")
 

@@ -4,7 +4,8 @@ The workbench's page renders client-side (Svelte), so a test through the API alo
 a step that draws nothing, a table that stays empty or a plot that fails in the browser. This
 test serves a prepared workspace (imported, checked, with a vocabulary and a finished tiny
 run), opens it in headless chromium, goes through the seven steps, checks what each one shows,
-presses the buttons of Evaluate and Export, and saves a full-page screenshot of every step.
+presses the buttons of Evaluate and Export (the ONNX export shows what it does while it
+runs), and saves a full-page screenshot of every step at 1400 px and at a laptop's 1280x720.
 
 It uses the system's chromium (``apt-get install chromium``; ``bash scripts/setup.sh --test``
 installs it) and the Python ``playwright`` package, whose own browser downloads are never
@@ -46,6 +47,8 @@ STEPS = ("1. Data", "2. Check", "3. Alphabet", "4. Train", "5. Evaluate", "6. Tr
 TRAINING = ["model.name=tiny", "optim.max_steps=6", "data.max_batch_seconds=10",
             "run.threads=1", "run.eval_every=3", "run.log_every=1"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+WIDE = {"width": 1400, "height": 900}  # screenshots of every step at both sizes
+LAPTOP = {"width": 1280, "height": 720}
 
 
 def require_browser():
@@ -133,7 +136,7 @@ def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, sc
     with browser_api() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
+            args=CHROMIUM_ARGS, viewport=WIDE)
         try:
             browser.route("**/*", only_local)
             page = browser.new_page()
@@ -154,10 +157,11 @@ def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, sc
                     "aria-selected", "true")
                 return page.locator('[role="tabpanel"]:visible')
 
-            def finish_step(name: str, panel) -> None:
+            def finish_step(name: str, panel, suffix: str = "") -> None:
                 expect(panel).to_have_count(1)
                 no_error_toast(page)
-                shot = f"{STEPS.index(name) + 1}-{name[3:].lower().replace(' ', '-')}.png"
+                shot = (f"{STEPS.index(name) + 1}-{name[3:].lower().replace(' ', '-')}"
+                        f"{suffix}.png")
                 page.screenshot(path=str(screenshots[0] / shot), full_page=True)
                 for folder in screenshots[1:]:
                     shutil.copy(screenshots[0] / shot, folder / shot)
@@ -209,7 +213,21 @@ def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, sc
             expect(panel.get_by_role("combobox", name="Run")).to_have_value(run)
             panel.get_by_role("button", name="Prepare the model zip").click()
             expect(panel.get_by_text(f"Download {run}-model.zip")).to_be_visible()
+            # A long action shows what it does while it runs, and cannot be started twice.
+            panel.get_by_role("button", name="Prepare an ONNX model for CPUs").click()
+            busy = panel.get_by_role("button", name="Preparing the ONNX model...")
+            expect(busy).to_be_disabled()
+            expect(panel).to_contain_text(f"Preparing the ONNX model of run {run}")
+            expect(panel.get_by_text(f"Download {run}-onnx-int8.zip")).to_be_visible()
+            expect(panel.get_by_role("button", name="Prepare an ONNX model for CPUs")
+                   ).to_be_enabled()
+            expect(panel).to_contain_text(f"Prepared {run}-onnx-int8.zip (")
             finish_step("7. Export", panel)
+
+            # Every step again at a laptop's 1280x720 (the page was drawn at 1400 px wide).
+            page.set_viewport_size(LAPTOP)
+            for name in STEPS:
+                finish_step(name, open_step(name), suffix="-1280x720")
 
             # The toast check above sees errors: a step pressed too early shows one.
             panel = open_step("1. Data")
@@ -220,7 +238,8 @@ def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, sc
             browser.close()
 
     names = sorted(p.name for p in screenshots[0].iterdir())
-    assert "2-check.png" in names and "4-train.png" in names, names
+    assert "2-check.png" in names and "4-train-1280x720.png" in names, names
+    assert len(names) == 2 * len(STEPS), names
     assert all((screenshots[0] / n).stat().st_size > 20_000 for n in names)  # not blank
 
 

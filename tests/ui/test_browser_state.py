@@ -125,7 +125,7 @@ def test_workspace_step_and_training_survive_reload_and_restart(browser_api, roo
                     re.compile("^tiny "))
                 expect(panel).to_contain_text("Training")
                 # ...and the status words render as text (no emoji font needed).
-                expect(page.locator(".wb-badge", has_text="training")).to_be_visible()
+                expect(page.locator(".wb-badge", has_text="training").first).to_be_visible()
                 no_error_toast(page)
             page.screenshot(path=str(tmp_path / "train-after-restart.png"), full_page=True)
             browser.close()

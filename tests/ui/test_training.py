@@ -198,3 +198,63 @@ def test_a_training_job_stops_cleanly_and_resumes(ws, tmp_path):
     view = until(resumed.job.id, lambda v: v.step > 10)
     assert view.run == resumed.job.run and view.state == jobs.RUNNING
     assert jobs.stop_job(ws, resumed.job.id).state == jobs.STOPPED
+
+
+def test_the_model_box_gets_back_the_model_a_run_or_job_was_started_with(ws_with_run, tmp_path):
+    from workbench.models import DEMO_BASE_DIR, resolve_model_name
+
+    models = tmp_path / "models"
+    (models / "my-xlsr").mkdir(parents=True)
+    (models / "my-xlsr" / "config.json").write_text("{}")
+    for name, choice in [("xls-r-300m", "xls-r-300m"), (str(DEMO_BASE_DIR), "demo-base"),
+                         (str(models / "my-xlsr"), "local:my-xlsr"),
+                         ("facebook/mms-300m", "mms-300m"), ("org/other", "org/other")]:
+        assert training.choice_of_model(name, models) == choice
+        argument = training.model_argument(choice, models)
+        assert resolve_model_name(argument) == resolve_model_name(name)  # the same model
+    assert training.run_model(ws_with_run, RUN, models) == ("tiny", "10min")
+    job = jobs.Job("j", 1, jobs.train_command(ws_with_run, model=str(models / "my-xlsr"),
+                                              preset="1h", overrides=[]), 0.0)
+    assert training.job_model(job, models) == ("local:my-xlsr", "1h")
+    assert training.job_model(replace(job, command=jobs.resume_command(ws_with_run, RUN)),
+                              models) is None
+
+
+def test_before_start_the_page_says_what_a_model_costs_here(monkeypatch, tmp_path):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("torch.get_num_threads", lambda: 2)
+    note = training.model_note("xls-r-300m", tmp_path, steps=600, batch_seconds=16.0)
+    assert "315M parameters" in note and "No GPU here" in note
+    assert "600 steps would take roughly 13 hours to 18 hours" in note  # 80-110 s a step
+    assert "No GPU here" not in training.model_note("demo-base", tmp_path, 600, 20.0)
+    assert "days" in training.cpu_cost(965, 1125, 80.0, 2)  # XLS-R 1B, the 10min preset
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert "No GPU here" not in training.model_note("xls-r-300m", tmp_path, 600, 16.0)
+
+
+def test_start_is_refused_for_a_model_not_on_this_machine(ws, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from workbench.vocab import build_workspace_vocab
+
+    build_workspace_vocab(ws)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(WorkbenchError, match="Training was not started") as err:
+        training.start_training(ws, "xls-r-300m", "auto", {}, tmp_path)
+    assert "demo-base" in str(err.value) and "--model" not in str(err.value)
+    assert jobs.list_jobs(ws) == []
+
+
+def test_a_failed_job_says_why_in_the_pages_words():
+    from workbench.cli import PAGE_MESSAGE
+
+    job = jobs.Job("j", 1, [], 0.0)
+    log = ("loading...\nerror: Cannot load 'x': pass --model DIR\n"
+           f"{PAGE_MESSAGE}The model x cannot be loaded: choose demo-base.\n")
+    failed = jobs.JobStatus(job, jobs.FAILED, log)
+    assert training.failure_reason(failed) == "The model x cannot be loaded: choose demo-base."
+    plain = jobs.JobStatus(job, jobs.FAILED, "error: No vocabulary: run `workbench vocab -w "
+                                             "WS` first.")
+    assert training.failure_reason(plain) == (
+        "No vocabulary: go to step 3, Alphabet (Build the vocabulary) first.")
+    assert training.failure_reason(jobs.JobStatus(job, jobs.RUNNING, log)) == ""

@@ -2,7 +2,12 @@ import pytest
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.models import REGISTRY, load_for_finetuning, resolve_model_name
+from workbench.models import (
+    REGISTRY,
+    checkpoint_availability,
+    load_for_finetuning,
+    resolve_model_name,
+)
 
 
 def test_registry_short_names_resolve_to_hub_ids():
@@ -17,6 +22,45 @@ def test_unreachable_hub_names_the_checkpoint_and_the_way_out():
         load_for_finetuning("facebook/wav2vec2-xls-r-300m", vocab_size=20)
     message = str(caught.value)
     assert "facebook/wav2vec2-xls-r-300m" in message and "--model DIR" in message
+    page = caught.value.for_page()  # the browser's wording: no option, what works instead
+    assert "--model" not in page and "demo-base" in page and "models folder" in page
+
+
+def test_availability_is_told_without_loading_anything(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from tests.workbench.ctc_fixtures import save_tiny_model
+
+    assert checkpoint_availability("tiny").ok and checkpoint_availability("demo-base").ok
+    save_tiny_model(tmp_path / "mine")
+    assert checkpoint_availability(str(tmp_path / "mine")).where == "folder"
+    (tmp_path / "pickled").mkdir()
+    (tmp_path / "pickled" / "config.json").write_text("{}")
+    (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"x")
+    refused = checkpoint_availability(str(tmp_path / "pickled"))
+    assert not refused.ok and "safetensors" in refused.reason
+    assert not checkpoint_availability(str(tmp_path / "missing")).ok
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    offline = checkpoint_availability("xls-r-300m", ask_hub=True)
+    assert not offline.ok and "not been downloaded" in offline.reason
+
+
+def test_availability_asks_the_hub_only_when_told(monkeypatch):
+    from huggingface_hub import HfApi, constants
+
+    asked = []
+
+    def model_info(self, repo_id, **kwargs):
+        asked.append(repo_id)
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(HfApi, "model_info", model_info)
+    quiet = checkpoint_availability("mms-300m")
+    assert quiet.ok and quiet.where == "hub" and asked == []  # looked only on this machine
+    found = checkpoint_availability("mms-300m", ask_hub=True)
+    assert asked == ["facebook/mms-300m"]
+    assert not found.ok and "cannot be reached" in found.reason
 
 
 def test_local_checkpoint_gets_a_fresh_head_of_the_new_size(tmp_path):

@@ -150,8 +150,8 @@ def build(ctx: Context) -> None:
         inputs_kwargs={training.parameter_name(k): w for k, w in settings.items()},
         api_name="start_training")
     ctx.then_overview(event)
-    stop_button.click(stop, inputs=[ctx.workspace, job, run], outputs=[job, *view_outputs],
-                      api_name="stop_training")
+    ctx.action(stop_button, stop, inputs=[ctx.workspace, job, run], outputs=[job, *view_outputs],
+               busy="Stopping...", api_name="stop_training")
     ctx.action(resume_button, resume, inputs=[ctx.workspace, run], outputs=[job, *view_outputs],
                busy="Resuming...", api_name="resume_training")
     timer.tick(poll, inputs=[ctx.workspace, run, job], outputs=view_outputs,
