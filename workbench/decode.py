@@ -2,8 +2,11 @@
 
 Greedy decoding (:func:`greedy_decode`) is what the workbench uses everywhere: take the most
 likely token per frame, collapse repeats, drop the blank (``[PAD]``, id 0) and turn the word
-delimiter ``|`` into a space. It follows ``Wav2Vec2CTCTokenizer.decode`` exactly, so its text
-equals what the transformers ASR pipeline prints for the same logits.
+delimiter ``|`` into a space. It follows ``Wav2Vec2CTCTokenizer.decode``, so its text equals
+what the transformers ASR pipeline prints for the same logits, and then makes it well-formed
+(``workbench.text.well_formed``): code-point labels are recomposed to NFC and a combining
+mark emitted with no base (after a space or first) is dropped, where the pipeline would print
+it floating on a dotted circle.
 
 LM decoding hook: :func:`build_lm_decoder` + :func:`decode_with_lm` run a beam search with a
 KenLM n-gram language model through pyctcdecode. pyctcdecode and kenlm are optional and not
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 from workbench.errors import WorkbenchError
+from workbench.text import well_formed
 
 LM_INSTALL_HINT = (
     "LM decoding needs the optional packages pyctcdecode and kenlm: "
@@ -62,7 +66,7 @@ def decode_best_path(ids: np.ndarray, tokenizer: Any) -> str:
     """Text of one utterance's best-path token ids (one per frame): the last step of greedy
     decoding, for callers that keep ids rather than logits (long recordings)."""
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
-    return tokenizer.decode(collapse_repeats(np.asarray(ids)).tolist())
+    return well_formed(tokenizer.decode(collapse_repeats(np.asarray(ids)).tolist()))
 
 
 def best_path(logits: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -226,7 +230,7 @@ def decode_with_lm(
             texts.append("")
             continue
         log_probs = _log_softmax(item[:n])
-        texts.append(decoder.decode(log_probs, beam_width=beam_width))
+        texts.append(well_formed(decoder.decode(log_probs, beam_width=beam_width)))
     return texts
 
 

@@ -16,8 +16,17 @@ look-alikes. A look-alike the profile names on its own (in ``ignore``, as a one-
 mapping source, or in ``distinct_letters``) is left out of the folding.
 
 ``tokenize`` then cuts the normalised text into labels: the profile's multi-character
-graphemes (``ch``, ``ll``, ``ch'``) first, otherwise one user-perceived character each (a base
-letter with its combining marks), and spaces become the word delimiter.
+graphemes (``ch``, ``ll``, ``ch'``) first, otherwise one label per ``label_unit``, and spaces
+become the word delimiter. ``label_unit`` is ``codepoint`` by default: each code point of the
+NFC text is a label, so in an abugida the consonant, the vowel sign and the virama are labels
+of their own and a syllable never seen whole in training can still be spelled (the practice
+of the XLSR recipes for Hindi, Tamil, Bengali...). ``grapheme`` makes a base letter with its
+combining marks one label, for orthographies where a letter with its mark really is one unit;
+in an abugida it makes nearly every syllable a label of its own.
+
+``well_formed`` turns decoded labels back into text: a combining mark the model emits with no
+base (at the start of the text or after a space) is dropped, and the text is recomposed to
+NFC, so no mark floats on its own (drawn on a dotted circle).
 
 A profile lives in the workspace as ``orthography.yaml``, for example::
 
@@ -27,6 +36,7 @@ A profile lives in the workspace as ``orthography.yaml``, for example::
     distinct_letters: ["ʻ"]    # ...but the ʻokina stays a letter of its own
     mappings: {"ñ": "ny"}
     graphemes: [ch, ll, "ch'"]
+    label_unit: codepoint      # or grapheme: a letter with its combining marks is one label
 """
 
 from __future__ import annotations
@@ -64,6 +74,10 @@ APOSTROPHE_LOOK_ALIKES = (
 DEFAULT_APOSTROPHE = "'"
 # Forms whose output is composed; NFD/NFKD would leave bare combining marks as labels.
 ALLOWED_UNICODE_FORMS = ("NFC", "NFKC")
+CODEPOINT = "codepoint"  # one label per code point of the NFC text (the default)
+GRAPHEME = "grapheme"  # one label per base letter with its combining marks
+LABEL_UNITS = (CODEPOINT, GRAPHEME)
+LEGACY_LABEL_UNIT = GRAPHEME  # what vocabularies built before label_unit existed used
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,8 @@ class OrthographyProfile:
             keeps each look-alike as it is.
         distinct_letters: Look-alikes that are letters of their own in this orthography and
             are left out of the folding, e.g. ("ʻ",) for the Hawaiian ʻokina.
+        label_unit: "codepoint" (each code point of the NFC text is a label) or "grapheme"
+            (a base letter with its combining marks is one label).
     """
 
     unicode_form: str = "NFC"
@@ -96,6 +112,7 @@ class OrthographyProfile:
     word_delimiter: str = DEFAULT_WORD_DELIMITER
     fold_apostrophes: str | None = DEFAULT_APOSTROPHE
     distinct_letters: tuple[str, ...] = ()
+    label_unit: str = CODEPOINT
 
     def __post_init__(self) -> None:
         # Compose mapping sources and graphemes so NFD spellings in a YAML file still match.
@@ -118,6 +135,11 @@ def validate_profile(profile: OrthographyProfile) -> None:
     Raises:
         WorkbenchError: With a message that names the offending setting.
     """
+    if profile.label_unit not in LABEL_UNITS:
+        raise WorkbenchError(
+            f"label_unit {profile.label_unit!r} is not known; use {CODEPOINT!r} (each code "
+            f"point is a label, the default) or {GRAPHEME!r} (a letter with its combining "
+            "marks is one label).")
     if profile.unicode_form not in ALLOWED_UNICODE_FORMS:
         raise WorkbenchError(
             f"unicode_form {profile.unicode_form!r} is not supported; use "
@@ -342,9 +364,10 @@ def split_characters(text: str) -> list[str]:
 def tokenize(normalized: str, profile: OrthographyProfile | None = None) -> list[str]:
     """Cut normalised text into labels.
 
-    The profile's graphemes are matched greedily (longest first) over whole characters, so
-    a grapheme never splits a letter from its combining marks; whitespace runs become one
-    word delimiter.
+    Each code point is a label (``label_unit: codepoint``), or each base letter with its
+    combining marks (``grapheme``); the profile's multi-character graphemes are matched
+    greedily (longest first) over those units, so with ``grapheme`` they never split a letter
+    from its marks. Whitespace runs become one word delimiter.
 
     Args:
         normalized: Output of :func:`normalize`.
@@ -354,10 +377,11 @@ def tokenize(normalized: str, profile: OrthographyProfile | None = None) -> list
         The list of labels, e.g. ["ch'", "a", "|", "ll", "a"].
     """
     profile = profile or OrthographyProfile()
-    clusters = split_characters(normalized.strip())
+    split = split_characters if profile.label_unit == GRAPHEME else list
+    clusters = split(normalized.strip())
     table = apostrophe_folding(profile)  # "chʼ" in the profile matches the folded "ch'"
     folded = (fold_look_alikes(g, table) for g in profile.graphemes)
-    graphemes = {tuple(split_characters(g)): g for g in folded}
+    graphemes = {tuple(split(g)): g for g in folded}
     longest = max((len(key) for key in graphemes), default=0)
     tokens: list[str] = []
     i = 0
@@ -384,10 +408,21 @@ def _longest_grapheme_at(
 
 
 def detokenize(tokens: Iterable[str], profile: OrthographyProfile | None = None) -> str:
-    """Join labels back into text; word delimiters become single spaces."""
+    """Join labels back into well-formed text; word delimiters become single spaces."""
     profile = profile or OrthographyProfile()
     text = "".join(" " if t == profile.word_delimiter else t for t in tokens)
-    return " ".join(text.split())
+    return " ".join(well_formed(text).split())
+
+
+def well_formed(text: str) -> str:
+    """Decoded text as a reader gets it: no combining mark without a base (one at the start
+    of the text or after whitespace is dropped), recomposed to NFC; spacing is kept."""
+    kept: list[str] = []
+    for char in text:
+        if unicodedata.category(char).startswith("M") and (not kept or kept[-1].isspace()):
+            continue
+        kept.append(char)
+    return _nfc("".join(kept))
 
 
 def labels(text: str, profile: OrthographyProfile | None = None) -> list[str]:
@@ -446,7 +481,7 @@ def _convert_value(path: Path, key: str, value: object) -> object:
         if not isinstance(value, bool):
             raise WorkbenchError(f"{path}: {key} must be true or false, not {value!r}.")
         return value
-    if key in ("unicode_form", "word_delimiter"):
+    if key in ("unicode_form", "word_delimiter", "label_unit"):
         if not isinstance(value, str):
             raise WorkbenchError(f"{path}: {key} must be text, not {value!r}.")
         return value

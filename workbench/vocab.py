@@ -23,7 +23,11 @@ from workbench.fsio import write_bytes_atomic
 from workbench.manifest import Utterance, write_json_atomic
 from workbench.text import (
     APOSTROPHE_LOOK_ALIKES,
+    CODEPOINT,
     DEFAULT_WORD_DELIMITER,
+    GRAPHEME,
+    LABEL_UNITS,
+    LEGACY_LABEL_UNIT,
     OrthographyProfile,
     apostrophe_folding,
     load_profile,
@@ -42,6 +46,9 @@ UNK = "[UNK]"  # id 1
 DELIMITER_ID = 2  # the word delimiter label
 SPECIAL_TOKENS = (PAD, UNK)
 MAX_EXAMPLES = 5  # utterance ids listed per rare or unseen label
+# The report warns when at least this share of (at least this many) labels occur once.
+SINGLES_SHARE = 0.3
+SINGLES_MIN_LABELS = 20
 
 
 def build_vocab(
@@ -162,6 +169,8 @@ class VocabReport:
             folded into one character by the profile, most frequent first.
         look_alike_labels: Apostrophe look-alikes that are labels of their own in the
             vocabulary (two or more of them may be one letter typed differently).
+        label_unit: What one label is: "codepoint" or "grapheme" (the profile's label_unit).
+        seen_once: Training labels seen exactly once.
     """
 
     vocab_size: int
@@ -174,10 +183,33 @@ class VocabReport:
     rare_threshold: int
     folded_look_alikes: list[FoldedLookAlike] = field(default_factory=list)
     look_alike_labels: list[str] = field(default_factory=list)
+    label_unit: str = CODEPOINT
+    seen_once: int = 0
 
     def to_dict(self) -> dict:
         """JSON-ready form of the report."""
         return asdict(self)
+
+    @property
+    def too_many_single_labels(self) -> bool:
+        """Many labels occur once in training: most of them cannot be learnt."""
+        labels = len(self.train_counts)
+        return labels >= SINGLES_MIN_LABELS and self.seen_once >= SINGLES_SHARE * labels
+
+    def unit_advice(self) -> str:
+        """What the unit means here, and why many labels seen once hurt ("" if all is well)."""
+        if not self.too_many_single_labels:
+            return ""
+        share = f"{self.seen_once} of the {len(self.train_counts)} labels occur only once"
+        if self.label_unit == GRAPHEME:
+            return (f"{share} in training. With label_unit: grapheme every letter with its "
+                    "marks (in an abugida, nearly every syllable) is a label of its own, and "
+                    "a label seen once cannot be learnt; a syllable never seen whole can never "
+                    "be written. Set label_unit: codepoint in the orthography profile so "
+                    "letters and marks are labels the model shares between syllables.")
+        return (f"{share} in training: the model can hardly learn them. Check them for "
+                "typos or look-alikes (map them to a common letter in the orthography "
+                "profile), or add transcribed audio that uses them.")
 
 
 def _label_stats(
@@ -271,14 +303,19 @@ def vocab_report(
         rare_threshold=rare_threshold,
         folded_look_alikes=folded_look_alikes(splits, profile),
         look_alike_labels=[t for t in vocab if len(t) == 1 and t in APOSTROPHE_LOOK_ALIKES],
+        label_unit=profile.label_unit,
+        seen_once=sum(1 for s in train_counts if s.count == 1),
     )
 
 
 def format_vocab_report(report: VocabReport) -> str:
     """Human-readable summary of a vocabulary report (for the CLI)."""
+    unit = ("one per code point of the NFC text" if report.label_unit == CODEPOINT
+            else "one per letter with its combining marks")
     lines = [
         f"Vocabulary: {report.vocab_size} labels (with [PAD], [UNK] and the word delimiter), "
-        f"from {report.train_utterances} training utterances.",
+        f"from {report.train_utterances} training utterances; labels are {unit} "
+        f"(label_unit: {report.label_unit}).",
         "Training labels (count, code points):",
     ]
     lines += [f"  {s.token!r:>8} {s.count:>7}  {s.names}" for s in report.train_counts]
@@ -306,7 +343,8 @@ def format_vocab_report(report: VocabReport) -> str:
             "If an unseen label is a look-alike of a training label (compare the code points), "
             "add a mapping to the orthography profile; if it is punctuation, add it to ignore."
         )
-    return "\n".join(lines + _look_alike_lines(report))
+    advice = report.unit_advice()
+    return "\n".join(lines + _look_alike_lines(report) + ([advice] if advice else []))
 
 
 def _look_alike_lines(report: VocabReport) -> list[str]:
@@ -362,9 +400,27 @@ def vocab_inputs(ws: Workspace) -> str:
     digest = hashlib.sha1()
     for utt in ws.read_split("train"):
         digest.update(utt.text.encode("utf-8") + b"\0")
-    digest.update(json.dumps(profile_to_dict(load_profile(ws.profile_path)),
-                             sort_keys=True).encode("utf-8"))
+    profile = profile_to_dict(load_profile(ws.profile_path))
+    profile.pop("label_unit")  # recorded apart (see built_unit): older reports lack it
+    digest.update(json.dumps(profile, sort_keys=True).encode("utf-8"))
     return digest.hexdigest()
+
+
+def built_unit(ws: Workspace) -> str:
+    """The label unit the workspace's vocabulary was built with (a vocabulary built before
+    label_unit existed used one label per letter with its marks)."""
+    try:
+        report = json.loads(ws.vocab_report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return LEGACY_LABEL_UNIT
+    unit = report.get("label_unit") if isinstance(report, dict) else None
+    return unit if unit in LABEL_UNITS else LEGACY_LABEL_UNIT
+
+
+def unit_changed(ws: Workspace) -> bool:
+    """The profile's label unit is not the one the vocabulary was built with."""
+    return (ws.vocab_path.is_file()
+            and built_unit(ws) != load_profile(ws.profile_path).label_unit)
 
 
 def vocab_is_stale(ws: Workspace) -> bool:
@@ -372,6 +428,8 @@ def vocab_is_stale(ws: Workspace) -> bool:
     vocabulary was built (False when there is no vocabulary yet)."""
     if not ws.vocab_path.is_file():
         return False
+    if unit_changed(ws):
+        return True
     try:
         built_from = json.loads(ws.vocab_report_path.read_text(encoding="utf-8"))["inputs"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -392,6 +450,17 @@ def require_current_vocab(ws: Workspace) -> None:
                              f"`workbench vocab -w {ws.root}` (step 3, Alphabet, in the page).",
                              page="There is no vocabulary yet: build it in step 3, Alphabet "
                                   "(Save and build the vocabulary).")
+    if unit_changed(ws):
+        built, now = built_unit(ws), load_profile(ws.profile_path).label_unit
+        raise WorkbenchError(
+            f"The vocabulary was built with one label per {_unit_words(built)}, but the "
+            f"orthography profile now says label_unit: {now} (one label per "
+            f"{_unit_words(now)}; codepoint is the default since vocabularies record their "
+            f"unit). Build it again with `workbench vocab -w {ws.root}`, or set label_unit: "
+            f"{built} in {ws.profile_path.name} to keep it.",
+            page=f"The vocabulary was built with one label per {_unit_words(built)}, but the "
+                 f"profile now makes one label per {_unit_words(now)}. Build it again in "
+                 "step 3, Alphabet (Save and build the vocabulary), then train.")
     if vocab_is_stale(ws):
         raise WorkbenchError(
             "The training transcripts or the orthography profile changed after the vocabulary "
@@ -400,6 +469,10 @@ def require_current_vocab(ws: Workspace) -> None:
             page="The training transcripts or the orthography profile changed after the "
                  "vocabulary was built, so its labels no longer match the data. Build it "
                  "again in step 3, Alphabet (Save and build the vocabulary), then train.")
+
+
+def _unit_words(unit: str) -> str:
+    return "code point" if unit == CODEPOINT else "letter with its combining marks"
 
 
 def build_workspace_vocab(ws: Workspace, profile_path: Path | None = None) -> VocabReport:

@@ -610,3 +610,13 @@ def test_format_audit_shows_speakers_sources_and_corpus_findings():
     for check in ("little_training_audio", "single_speaker", "speaker_leak", "audio_leak"):
         assert check in text
     assert "ids: b, c" in text
+
+
+def test_too_short_for_ctc_counts_labels_in_the_profiles_unit():
+    """"क्षत्रिय" is 5 labels by grapheme (क् ष त् रि य) but 8 code points: 6 frames are too
+    few for the code points the model learns by default, enough for grapheme labels."""
+    six_frames = 2319 / 16000
+    splits = {"train": [_utt("hindi", text="क्षत्रिय", duration=six_frames)]}
+    assert "too_short_for_ctc" in _checks(audit_utterances(splits), "hindi")
+    by_grapheme = OrthographyProfile(label_unit="grapheme")
+    assert "too_short_for_ctc" not in _checks(audit_utterances(splits, by_grapheme), "hindi")

@@ -21,6 +21,8 @@ from workbench.text import (
     tokenize,
 )
 
+GRAPHEMES = OrthographyProfile(label_unit="grapheme")  # a letter with its marks per label
+
 
 def _has_bare_mark(tokens: list[str]) -> bool:
     return any(unicodedata.category(t[0]).startswith("M") for t in tokens)
@@ -110,10 +112,11 @@ def test_nfkc_folds_compatibility_forms():
 
 def test_lowercasing_dotted_capital_i_leaves_no_bare_mark():
     out = normalize("İstanbul")
-    tokens = tokenize(out)
     assert unicodedata.is_normalized("NFC", out)
-    assert not _has_bare_mark(tokens)
-    assert tokens[0] == "i\u0307"
+    tokens = tokenize(out, GRAPHEMES)
+    assert not _has_bare_mark(tokens) and tokens[0] == "i\u0307"
+    tokens = tokenize(out)  # one label per code point (the default): the dot is its own
+    assert tokens[:3] == ["i", "\u0307", "s"] and detokenize(tokens) == out
 
 
 # --- tokenize --------------------------------------------------------------------------------
@@ -126,21 +129,24 @@ def test_tokenize_multigraphs_greedy_longest_match():
     ]  # fmt: skip
 
 
-def test_tokenize_keeps_base_and_combining_mark_together():
+def test_tokenize_keeps_base_and_combining_mark_together_by_grapheme():
     text = normalize("o\u0331ma n\u0304")  # no precomposed o-macron-below or n-macron
-    tokens = tokenize(text)
-    assert tokens == ["o\u0331", "m", "a", "|", "n\u0304"]
+    assert tokenize(text, GRAPHEMES) == ["o\u0331", "m", "a", "|", "n\u0304"]
+    assert tokenize(text) == ["o", "\u0331", "m", "a", "|", "n", "\u0304"]  # code points
 
 
 def test_grapheme_never_splits_a_letter_from_its_mark():
-    profile = OrthographyProfile(graphemes=("ch",))
+    profile = OrthographyProfile(graphemes=("ch",), label_unit="grapheme")
     text = normalize("c\u0308ha cha", profile)  # c + diaeresis has no precomposed form
     assert tokenize(text, profile) == ["c\u0308", "h", "a", "|", "ch", "a"]
+    by_codepoint = OrthographyProfile(graphemes=("ch",))  # then "ch" is matched on code points
+    assert tokenize(text, by_codepoint) == ["c", "\u0308", "h", "a", "|", "ch", "a"]
 
 
 def test_grapheme_with_mark_matches_as_one_token():
-    profile = OrthographyProfile(graphemes=("a\u0331a",))
-    assert tokenize(normalize("ka\u0331ak", profile), profile) == ["k", "a\u0331a", "k"]
+    for unit in ("codepoint", "grapheme"):
+        profile = OrthographyProfile(graphemes=("a\u0331a",), label_unit=unit)
+        assert tokenize(normalize("ka\u0331ak", profile), profile) == ["k", "a\u0331a", "k"]
 
 
 def test_spaces_become_one_delimiter_each_run():

@@ -296,3 +296,41 @@ def test_workspace_vocab_uses_distinct_letters_from_the_profile_file(tmp_path):
     vocab = json.loads(ws.vocab_path.read_text(encoding="utf-8"))
     assert "ʻ" in vocab and "'" in vocab and "ʼ" not in vocab
     assert [f.char for f in report.folded_look_alikes] == ["ʼ"]
+
+
+def test_the_vocabulary_records_its_unit_and_goes_stale_when_the_profile_changes_it(tmp_path):
+    import json
+
+    from workbench.text import save_profile
+    from workbench.vocab import built_unit, require_current_vocab, vocab_is_stale
+
+    ws = _workspace(tmp_path, {"train": ["नमस्ते", "दुनिया"], "dev": ["नमस्ते"]})
+    report = build_workspace_vocab(ws)
+    assert report.label_unit == "codepoint" and built_unit(ws) == "codepoint"
+    assert "(label_unit: codepoint)" in format_vocab_report(report)
+    assert not vocab_is_stale(ws)
+    save_profile(OrthographyProfile(label_unit="grapheme"), ws.profile_path)
+    assert vocab_is_stale(ws)  # not silently mixed
+    with pytest.raises(WorkbenchError, match="label_unit: grapheme") as err:
+        require_current_vocab(ws)
+    assert "letter with its combining marks" in err.value.for_page()
+    build_workspace_vocab(ws)
+    assert built_unit(ws) == "grapheme" and not vocab_is_stale(ws)
+    # A vocabulary built before the unit was recorded was built by grapheme.
+    saved = json.loads(ws.vocab_report_path.read_text(encoding="utf-8"))
+    del saved["label_unit"]
+    ws.vocab_report_path.write_text(json.dumps(saved), encoding="utf-8")
+    assert built_unit(ws) == "grapheme" and not vocab_is_stale(ws)
+    ws.profile_path.unlink()  # the default profile: code points
+    assert vocab_is_stale(ws)
+
+
+def test_the_report_says_why_many_labels_seen_once_hurt():
+    syllables = [c + s for c in "कखगचजतदनपमरलसह" for s in ("ा", "ि", "ी", "ु", "े", "ो")]
+    train = [_utt(f"t{i}", s, "train") for i, s in enumerate(syllables)]
+    by_cluster = OrthographyProfile(label_unit="grapheme")
+    report = vocab_report({"train": train}, build_vocab(syllables, by_cluster), by_cluster)
+    assert report.seen_once == len(syllables) and report.too_many_single_labels
+    assert "Set label_unit: codepoint" in format_vocab_report(report)
+    report = vocab_report({"train": train}, build_vocab(syllables))
+    assert report.seen_once == 0 and not report.unit_advice()  # each letter and sign shared

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ui.messages import badge
 from ui.steps import read_json
 from workbench.errors import WorkbenchError
 from workbench.text import (
+    CODEPOINT,
+    LEGACY_LABEL_UNIT,
     OrthographyProfile,
     load_profile,
     normalize,
@@ -36,6 +39,7 @@ class ProfileForm:
         graphemes: Multi-character letters separated by spaces.
         fold_apostrophes: The character apostrophe look-alikes become ("" keeps them apart).
         distinct_letters: Look-alikes that are letters of their own, separated by spaces.
+        label_unit: "codepoint" or "grapheme" (what one label is).
     """
 
     unicode_form: str = "NFC"
@@ -45,6 +49,7 @@ class ProfileForm:
     graphemes: str = ""
     fold_apostrophes: str = ""
     distinct_letters: str = ""
+    label_unit: str = CODEPOINT
 
 
 def profile_form(ws: Workspace) -> ProfileForm:
@@ -58,6 +63,7 @@ def profile_form(ws: Workspace) -> ProfileForm:
         graphemes=" ".join(profile.graphemes),
         fold_apostrophes=profile.fold_apostrophes or "",
         distinct_letters=" ".join(profile.distinct_letters),
+        label_unit=profile.label_unit,
     )
 
 
@@ -85,6 +91,7 @@ def profile_from_form(form: ProfileForm) -> OrthographyProfile:
         graphemes=tuple(form.graphemes.replace(",", " ").split()),
         fold_apostrophes=form.fold_apostrophes.strip() or None,
         distinct_letters=tuple("".join(form.distinct_letters.split())),
+        label_unit=form.label_unit or CODEPOINT,
     )
 
 
@@ -137,17 +144,34 @@ def vocab_view(ws: Workspace, report: dict, profile: OrthographyProfile) -> Voca
         columns=COUNT_COLUMNS)
     unseen = pd.DataFrame(unseen_rows, columns=UNSEEN_COLUMNS)
     shares = ", ".join(f"{split} {share:.1%}" for split, share in report["unk_share"].items())
-    summary = (f"**{report['vocab_size']} labels** (with [PAD], [UNK] and the word delimiter) "
-               f"from {report['train_utterances']} training utterances; {len(rare)} rare, "
+    unit = ("one per character (code point)" if report.get("label_unit", LEGACY_LABEL_UNIT)
+            == CODEPOINT else "one per letter with its marks")
+    summary = (f"**{report['vocab_size']} labels** (with [PAD], [UNK] and the word delimiter; "
+               f"{unit}) from {report['train_utterances']} training utterances; {len(rare)} rare, "
                f"{len({r['label'] for r in unseen_rows})} in dev/test but not in train "
                f"(share that would become [UNK]: {shares or 'none'}).")
     if unseen_rows:
         summary += (" If an unseen label is a look-alike of a training label, add a mapping; "
                     "if it is punctuation, add it to the ignored characters.")
+    advice = _unit_advice(report)
+    if advice:
+        summary += f"\n\n{badge('note')} {advice}"
     summary += " **Next:** step 4, Train."
     html_text = alphabet_html(report["train_counts"], rare,
                               {r["label"]: r["count"] for r in unseen_rows})
     return VocabView(summary, html_text, counts, unseen, normalisation_preview(ws, profile))
+
+
+def _unit_advice(report: dict) -> str:
+    """The vocabulary report's advice on labels seen once ("" for an older report)."""
+    from workbench.vocab import VocabReport
+
+    if "seen_once" not in report:
+        return ""
+    fields = {k: report[k] for k in ("vocab_size", "train_utterances", "rare",
+                                     "unk_share", "split_label_counts", "rare_threshold",
+                                     "label_unit", "seen_once")}
+    return VocabReport(train_counts=report["train_counts"], unseen={}, **fields).unit_advice()
 
 
 def alphabet_html(train_counts: list[dict], rare: set[str], unseen: dict[str, int]) -> str:

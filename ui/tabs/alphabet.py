@@ -6,12 +6,17 @@ import gradio as gr
 
 from ui.steps import alphabet as steps
 from ui.tabs.common import Context, shows_errors
+from workbench.text import CODEPOINT, GRAPHEME
 
 INTRO = """How transcripts become the labels the model learns. Apostrophes are kept (in many
 orthographies they are letters); look-alikes such as `ʼ ’ ‘` are written as one character.
 The vocabulary is built from the **train** split only; characters that appear only in dev or
 test are shown in red, rare ones in amber."""
 PREVIEW_WIDTHS = ["16%", "28%", "28%", "28%"]  # long transcripts and label lists wrap
+
+
+UNIT_CHOICES = [("one per character (code point)", CODEPOINT),
+                ("one per letter with its marks", GRAPHEME)]
 
 
 def build(ctx: Context) -> None:
@@ -37,6 +42,11 @@ def build(ctx: Context) -> None:
                                 value=[["", ""]] * 3)
         graphemes = gr.Textbox(label="Letters written with several characters (one label each)",
                                info="separated by spaces, e.g. ch ll ch'", value="")
+        unit = gr.Radio(UNIT_CHOICES, value=defaults.label_unit, label="What one label is",
+                        info="per character: vowel signs, viramas, tone marks and points are "
+                             "labels of their own, shared by every syllable (best for most "
+                             "scripts); per letter with its marks: each combination is one "
+                             "label, so one never seen in training can never be written")
         build_button = gr.Button("Save and build the vocabulary", variant="primary")
         summary = gr.Markdown()
         alphabet = gr.HTML()
@@ -49,16 +59,18 @@ def build(ctx: Context) -> None:
             unseen = gr.Dataframe(label="In dev/test but not in train (become [UNK])",
                                   headers=steps.UNSEEN_COLUMNS, interactive=False, wrap=True)
 
-    form_inputs = [unicode_form, lowercase, ignore, mappings, graphemes, fold, distinct]
+    form_inputs = [unicode_form, lowercase, ignore, mappings, graphemes, fold, distinct, unit]
     view_outputs = [summary, alphabet, counts, unseen, preview]
 
     @shows_errors
     def build_vocab(name: str, unicode_form: str, lowercase: bool, ignore: str,
-                    mappings: list | None, graphemes: str, fold: str, distinct: str):
+                    mappings: list | None, graphemes: str, fold: str, distinct: str,
+                    label_unit: str = CODEPOINT):
         form = steps.ProfileForm(
             unicode_form=unicode_form, lowercase=bool(lowercase), ignore=ignore or "",
             mappings=tuple(tuple(row) for row in _rows(mappings)), graphemes=graphemes or "",
-            fold_apostrophes=fold or "", distinct_letters=distinct or "")
+            fold_apostrophes=fold or "", distinct_letters=distinct or "",
+            label_unit=label_unit or CODEPOINT)
         return _view(steps.save_alphabet(ctx.ws(name), form))
 
     def refresh(name: str):
@@ -91,7 +103,7 @@ def _rows(mappings) -> list[list[str]]:
 def _form(form: steps.ProfileForm) -> tuple:
     rows = [list(pair) for pair in form.mappings] + [["", ""]]
     return (form.unicode_form, form.lowercase, form.ignore, rows, form.graphemes,
-            form.fold_apostrophes, form.distinct_letters)
+            form.fold_apostrophes, form.distinct_letters, form.label_unit)
 
 
 def _view(view: steps.VocabView) -> tuple:
