@@ -1,12 +1,22 @@
-"""Word and character error rates of a trained run, with per-utterance error analysis.
+"""Word, character and grapheme error rates of a trained run, with per-utterance analysis.
 
 Scoring rules (the same in :func:`error_rates`, :func:`per_utterance` and the metric scripts
 in ``workbench/metrics/``):
 
+- references and hypotheses are compared in Unicode NFC, so é typed as one code point and
+  as e + combining accent score the same;
 - runs of whitespace count as one space, leading and trailing whitespace is ignored;
-- WER and CER are corpus rates: all edits over all reference words (characters), not a mean
-  of per-utterance rates, so short utterances do not weigh more than long ones;
-- spaces between words count as characters for the CER;
+- WER counts words split at spaces; CER counts code points of the NFC text; GER (grapheme
+  error rate) counts extended grapheme clusters, what a reader perceives as one character
+  (Hindi क्षि is one cluster of 4 code points, so losing its virama costs 1/4 in CER and
+  1/1 in GER); text without combining sequences has GER = CER;
+- WER, CER and GER are corpus rates: all edits over all reference units, not a mean of
+  per-utterance rates, so short utterances do not weigh more than long ones;
+- a space between words counts as one unit for the CER and for the GER;
+- when most letters of the references are of a script written without spaces between
+  words (Thai, Lao, Khmer, Myanmar, Chinese, Japanese: ``scripts_info.unspaced_script``),
+  a "word" is a phrase or a sentence, so the report marks the WER as not meaningful
+  (``wer_meaningful``, ``wer_note``), leads with CER and GER and ranks utterances by CER;
 - an utterance whose reference is empty (after normalisation) has nothing to match, so each
   word (character) of its hypothesis counts as an insertion; such utterances are counted in
   ``empty_references`` so they can be found and fixed.
@@ -33,20 +43,27 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from jiwer.transforms import AbstractTransform
+
 from workbench.errors import WorkbenchError
 from workbench.manifest import Utterance
 from workbench.run import REPORT, Run, find_run
+from workbench.scripts_info import graphemes, nfc, unspaced_script
 from workbench.workspace import Workspace
 
 REPORT_NAME = REPORT
 BATCH_S = 20.0  # padded audio per forward pass, as transcription uses (transcribe.BATCH_S)
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
-METRIC_NAMES = ("wer", "cer")
+METRIC_NAMES = ("wer", "cer", "ger")
+CER_UNIT = "code points of NFC text (a space between words counts as one)"
+GER_UNIT = ("extended grapheme clusters of NFC text, what a reader perceives as one character "
+            "(Unicode UAX #29; a space between words counts as one)")
 
 
 @dataclass(frozen=True)
 class EditCounts:
-    """Alignment counts of hypotheses against references, in words or in characters."""
+    """Alignment counts of hypotheses against references, in words, code points or
+    grapheme clusters."""
 
     reference: int = 0
     hits: int = 0
@@ -84,9 +101,11 @@ class UtteranceScore:
         reference: Normalised reference text.
         hypothesis: Model output.
         wer: Word errors / reference words (errors / 1 for an empty reference).
-        cer: Character edits / reference characters (likewise).
+        cer: Character edits / reference characters, in NFC code points (likewise).
+        ger: Grapheme-cluster edits / reference grapheme clusters (likewise).
         words: Word alignment counts (S/D/I/hits).
-        chars: Character alignment counts; ``chars.errors`` is the edit distance.
+        chars: Code point alignment counts; ``chars.errors`` is the edit distance.
+        graphemes: Grapheme cluster alignment counts.
     """
 
     index: int
@@ -96,8 +115,10 @@ class UtteranceScore:
     hypothesis: str
     wer: float
     cer: float
+    ger: float
     words: EditCounts
     chars: EditCounts
+    graphemes: EditCounts
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +129,7 @@ class UtteranceScore:
             "hypothesis": self.hypothesis,
             "wer": self.wer,
             "cer": self.cer,
+            "ger": self.ger,
             "reference_words": self.words.reference,
             "substitutions": self.words.substitutions,
             "deletions": self.words.deletions,
@@ -115,6 +137,8 @@ class UtteranceScore:
             "word_errors": self.words.errors,
             "reference_chars": self.chars.reference,
             "char_errors": self.chars.errors,
+            "reference_graphemes": self.graphemes.reference,
+            "grapheme_errors": self.graphemes.errors,
         }
 
 
@@ -159,16 +183,32 @@ class EvalReport:
     def cer(self) -> float:
         return float(self.rates["cer"])
 
+    @property
+    def ger(self) -> float | None:
+        """Grapheme error rate (None in rates made before it was computed)."""
+        ger = self.rates.get("ger")
+        return None if ger is None else float(ger)
+
+    @property
+    def wer_meaningful(self) -> bool:
+        return bool(self.rates.get("wer_meaningful", True))
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for report.json."""
+        """Plain data for report.json (CER and GER first where the WER is not meaningful)."""
+        headline = {"wer": self.wer, "cer": self.cer, "ger": self.ger}
+        order = ("wer", "cer", "ger") if self.wer_meaningful else ("cer", "ger", "wer")
         return {
             "run": self.run,
             "run_dir": self.run_dir,
             "split": self.split,
             "created": self.created,
             "decoder": self.decoder,
-            "wer": self.wer,
-            "cer": self.cer,
+            **{name: headline[name] for name in order},
+            "cer_unit": self.rates.get("cer_unit", CER_UNIT),
+            "ger_unit": self.rates.get("ger_unit", GER_UNIT),
+            "wer_meaningful": self.wer_meaningful,
+            "wer_note": self.rates.get("wer_note", ""),
+            "notes": rate_notes(self.rates),
             "rates": self.rates,
             "audio_seconds": self.audio_seconds,
             "elapsed_seconds": self.elapsed_seconds,
@@ -184,23 +224,27 @@ class EvalReport:
 
 
 def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, Any]:
-    """Corpus WER and CER with their edit counts.
+    """Corpus WER, CER and GER with their edit counts (see the module's scoring rules).
 
     Args:
         references: Normalised reference transcripts.
         hypotheses: Model outputs, one per reference.
 
     Returns:
-        ``{"wer", "cer", "utterances", "empty_references", "words": {...},
-        "characters": {...}}`` where the count dicts hold reference, hits, substitutions,
-        deletions, insertions and errors.
+        ``{"wer", "cer", "ger", "utterances", "empty_references", "words": {...},
+        "characters": {...}, "graphemes": {...}, "cer_unit", "ger_unit", "wer_meaningful",
+        "wer_note", "unspaced_script"}`` where the count dicts hold reference, hits,
+        substitutions, deletions, insertions and errors; ``unspaced_script`` names the
+        script written without spaces that most reference letters are in (None if none),
+        and ``wer_note`` says why the WER is not meaningful then ("" otherwise).
 
     Raises:
         WorkbenchError: The lists differ in length, or no reference has any word.
     """
-    words, chars = _score_pairs(references, hypotheses)
+    words, chars, clusters = _score_pairs(references, hypotheses)
     total_words = sum(words, EditCounts())
     total_chars = sum(chars, EditCounts())
+    total_clusters = sum(clusters, EditCounts())
     if total_words.reference == 0:
         raise WorkbenchError(
             f"All {len(references)} references are empty, so there is nothing to score. "
@@ -210,11 +254,39 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[st
     return {
         "wer": total_words.rate(),
         "cer": total_chars.rate(),
+        "ger": total_clusters.rate(),
         "utterances": len(references),
         "empty_references": sum(1 for w in words if w.reference == 0),
         "words": total_words.to_dict(),
         "characters": total_chars.to_dict(),
+        "graphemes": total_clusters.to_dict(),
+        "cer_unit": CER_UNIT,
+        "ger_unit": GER_UNIT,
+        **wer_meaning(references),
     }
+
+
+def wer_meaning(references: Sequence[str]) -> dict[str, Any]:
+    """Whether the WER of ``references`` means something: not for unspaced scripts.
+
+    Returns:
+        ``{"wer_meaningful", "wer_note", "unspaced_script"}``.
+    """
+    script = unspaced_script(nfc(r) for r in references)
+    if script is None:
+        return {"wer_meaningful": True, "wer_note": "", "unspaced_script": None}
+    note = (f"{script} is written without spaces between words, so a 'word' split at "
+            "spaces is a phrase or a whole sentence: read the CER and the GER.")
+    return {"wer_meaningful": False, "wer_note": note, "unspaced_script": script}
+
+
+def rate_notes(rates: dict[str, Any]) -> list[str]:
+    """What each rate of ``rates`` (from :func:`error_rates`) counts, CER and GER first."""
+    wer = "WER: word edits / reference words, words split at spaces."
+    if not rates.get("wer_meaningful", True):
+        wer += f" Not meaningful here: {rates.get('wer_note', '')}"
+    return [f"CER: edits / reference characters, counted in {CER_UNIT}.",
+            f"GER: edits / reference grapheme clusters, counted in {GER_UNIT}.", wer]
 
 
 def per_utterance(
@@ -223,7 +295,8 @@ def per_utterance(
     ids: Sequence[str] | None = None,
     audio: Sequence[str] | None = None,
 ) -> list[UtteranceScore]:
-    """Score each utterance; worst first (WER, then CER, then word errors).
+    """Score each utterance; worst first (WER, then CER, then word errors; CER, then GER,
+    then character errors where the WER is not meaningful: see :func:`wer_meaning`).
 
     Args:
         references: Normalised reference transcripts.
@@ -244,23 +317,29 @@ def per_utterance(
             f"Got {len(references)} references, {len(ids)} ids and {len(audio)} audio paths; "
             "give one of each per utterance."
         )
-    words, chars = _score_pairs(references, hypotheses)
+    words, chars, clusters = _score_pairs(references, hypotheses)
     scores = [
-        UtteranceScore(i, ids[i], audio[i], _squash(references[i]), _squash(hypotheses[i]),
-                       words[i].rate(), chars[i].rate(), words[i], chars[i])
+        UtteranceScore(
+            index=i, id=ids[i], audio=audio[i], reference=_squash(references[i]),
+            hypothesis=_squash(hypotheses[i]), wer=words[i].rate(), cer=chars[i].rate(),
+            ger=clusters[i].rate(), words=words[i], chars=chars[i], graphemes=clusters[i])
         for i in range(len(references))
     ]
-    return sorted(scores, key=lambda s: (-s.wer, -s.cer, -s.words.errors, s.index))
+    if wer_meaning(references)["wer_meaningful"]:
+        return sorted(scores, key=lambda s: (-s.wer, -s.cer, -s.words.errors, s.index))
+    return sorted(scores, key=lambda s: (-s.cer, -s.ger, -s.chars.errors, s.index))
 
 
 def _squash(text: str) -> str:
-    return " ".join(text.split())
+    """NFC, with runs of whitespace as one space and none at either end."""
+    return " ".join(nfc(text).split())
 
 
 def _score_pairs(
     references: Sequence[str], hypotheses: Sequence[str]
-) -> tuple[list[EditCounts], list[EditCounts]]:
-    """Word and character counts per pair (one jiwer call for all non-empty references)."""
+) -> tuple[list[EditCounts], list[EditCounts], list[EditCounts]]:
+    """Word, code point and grapheme cluster counts per pair (one jiwer call for each, over
+    all non-empty references)."""
     import jiwer
 
     if len(references) != len(hypotheses):
@@ -272,17 +351,30 @@ def _score_pairs(
     hyps = [_squash(h) for h in hypotheses]
     words = [EditCounts(insertions=len(h.split())) for h in hyps]
     chars = [EditCounts(insertions=len(h)) for h in hyps]
+    clusters = [EditCounts(insertions=len(graphemes(h))) for h in hyps]
     scored = [i for i, r in enumerate(refs) if r]
     if scored:
         ref_in = [refs[i] for i in scored]
         hyp_in = [hyps[i] for i in scored]
-        word_out = jiwer.process_words(ref_in, hyp_in)
-        char_out = jiwer.process_characters(ref_in, hyp_in)
-        alignments = zip(word_out.alignments, char_out.alignments, strict=True)
-        for i, (w_align, c_align) in zip(scored, alignments, strict=True):
-            words[i] = _counts(w_align)
-            chars[i] = _counts(c_align)
-    return words, chars
+        to_clusters = _GraphemeTransform()
+        alignments = zip(
+            jiwer.process_words(ref_in, hyp_in).alignments,
+            jiwer.process_characters(ref_in, hyp_in).alignments,
+            jiwer.process_words(ref_in, hyp_in, to_clusters, to_clusters).alignments,
+            strict=True)
+        for i, (w_align, c_align, g_align) in zip(scored, alignments, strict=True):
+            words[i], chars[i], clusters[i] = _counts(w_align), _counts(c_align), _counts(g_align)
+    return words, chars, clusters
+
+
+class _GraphemeTransform(AbstractTransform):
+    """jiwer transform: each text as its list of extended grapheme clusters."""
+
+    def process_string(self, s: str) -> list[list[str]]:
+        return [graphemes(s)]
+
+    def process_list(self, inp: list[str]) -> list[list[str]]:
+        return [graphemes(s) for s in inp]
 
 
 def _counts(alignment: Sequence[Any]) -> EditCounts:
@@ -536,16 +628,18 @@ def read_report(run_dir: Path) -> dict[str, Any]:
 
 
 def format_report(report: EvalReport, top: int = 10) -> str:
-    """A plain-text summary for the terminal: rates, counts and the worst utterances."""
+    """A plain-text summary for the terminal: rates, counts and the worst utterances.
+
+    CER and GER come first, and the WER last with why it means little, for scripts written
+    without spaces between words.
+    """
     rates = report.rates
-    words, chars = rates["words"], rates["characters"]
     seconds = report.audio_seconds
     audio = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
     lines = [
         f"Run {report.run}, {report.split} split: {rates['utterances']} utterances, "
         f"{audio} of audio ({report.decoder} decoding)",
-        f"  WER {100 * report.wer:6.2f} %  ({_count_line(words, 'reference words')})",
-        f"  CER {100 * report.cer:6.2f} %  ({_count_line(chars, 'reference characters')})",
+        *_rate_lines(report),
     ]
     if rates["empty_references"]:
         lines.append(f"  {rates['empty_references']} utterance(s) have an empty reference; "
@@ -563,12 +657,39 @@ def format_report(report: EvalReport, top: int = 10) -> str:
     if worst:
         lines.append(f"Worst {len(worst)} utterances:")
         for rank, u in enumerate(worst, start=1):
-            lines.append(f"  {rank:>2}. {u.id or u.index}  WER {100 * u.wer:.1f} %  "
-                         f"CER {100 * u.cer:.1f} %  (S {u.words.substitutions}, "
-                         f"D {u.words.deletions}, I {u.words.insertions})")
+            lines.append(f"  {rank:>2}. {u.id or u.index}  {_utterance_rates(report, u)}")
             lines.append(f"      REF: {u.reference}")
             lines.append(f"      HYP: {u.hypothesis}")
     return "\n".join(lines)
+
+
+def _rate_lines(report: EvalReport) -> list[str]:
+    """One line per rate with its counts; WER first, or last with its note."""
+    rates = report.rates
+    cer_unit = "reference characters (NFC code points)"
+    lines = {
+        "wer": f"  WER {100 * report.wer:6.2f} %  "
+               f"({_count_line(rates['words'], 'reference words')})",
+        "cer": f"  CER {100 * report.cer:6.2f} %  "
+               f"({_count_line(rates['characters'], cer_unit)})",
+    }
+    if report.ger is not None:
+        lines["ger"] = (f"  GER {100 * report.ger:6.2f} %  "
+                        f"({_count_line(rates['graphemes'], 'reference grapheme clusters')})")
+    if report.wer_meaningful:
+        return list(lines.values())
+    wer = lines.pop("wer")
+    return [*lines.values(), f"{wer}", f"    WER not meaningful: {rates.get('wer_note', '')}"]
+
+
+def _utterance_rates(report: EvalReport, u: UtteranceScore) -> str:
+    """An utterance's rates in the report's order, with its word or character edits."""
+    wer, cer, ger = (f"WER {100 * u.wer:.1f} %", f"CER {100 * u.cer:.1f} %",
+                     f"GER {100 * u.ger:.1f} %")
+    if report.wer_meaningful:
+        return (f"{wer}  {cer}  {ger}  (S {u.words.substitutions}, D {u.words.deletions}, "
+                f"I {u.words.insertions})")
+    return (f"{cer}  {ger}  ({u.chars.errors} character edits)  {wer} (not meaningful)")
 
 
 def _count_line(counts: dict[str, int], unit: str) -> str:
@@ -581,10 +702,11 @@ def _count_line(counts: dict[str, int], unit: str) -> str:
 
 
 def load_metric(name: str) -> Any:
-    """The workbench WER or CER as an ``evaluate`` metric, loaded offline from this package.
+    """The workbench WER, CER or GER as an ``evaluate`` metric, loaded offline from this
+    package.
 
     Args:
-        name: "wer" or "cer".
+        name: "wer", "cer" or "ger".
 
     Returns:
         An ``evaluate.EvaluationModule``; call ``.compute(predictions=..., references=...)``.

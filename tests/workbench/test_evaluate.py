@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import unicodedata
 from dataclasses import replace
 
 import numpy as np
@@ -16,7 +17,10 @@ from tests.workbench.ctc_fixtures import noise, save_tiny_model
 from workbench.audio import signal_stats, write_clip
 from workbench.errors import WorkbenchError
 from workbench.evaluate import (
+    CER_UNIT,
+    GER_UNIT,
     METRICS_DIR,
+    EvalReport,
     error_rates,
     evaluate_run,
     format_report,
@@ -96,6 +100,130 @@ def test_corpus_rates_are_the_sum_of_utterance_counts():
     scores = per_utterance(refs, hyps)
     assert rates["words"]["errors"] == sum(s.words.errors for s in scores)
     assert rates["characters"]["errors"] == sum(s.chars.errors for s in scores)
+    assert rates["graphemes"]["errors"] == sum(s.graphemes.errors for s in scores)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every writing system: NFC code points, grapheme clusters, scripts without spaces
+
+
+@pytest.mark.parametrize(("reference", "hypothesis", "cer", "ger"), [
+    ("क्षि", "क्ष", (1, 4), (1, 1)),              # Hindi: only the vowel sign ि lost
+    ("தமிழ்", "தமிழ", (1, 5), (1, 3)),            # Tamil: the virama (pulli) lost
+    ("മലയാളം", "മലയളം", (1, 6), (1, 4)),          # Malayalam: the vowel sign ാ lost
+    ("ไม่", "ไม", (1, 3), (1, 2)),                 # Thai: the tone mark lost
+    ("ọ̀rọ̀", "ọrọ", (2, 5), (2, 3)),                # Yoruba: both low tones lost
+    ("tiếng việt", "tiêng việt", (1, 10), (1, 10)),  # Vietnamese: a tone; NFC ế is 1 code point
+    ("我爱北京", "我爱背景", (2, 4), (2, 4)),
+    ("a b c", "a x c", (1, 5), (1, 5)),
+])
+def test_cer_counts_nfc_code_points_and_ger_grapheme_clusters(reference, hypothesis, cer, ger):
+    rates = error_rates([reference], [hypothesis])
+    chars, clusters = rates["characters"], rates["graphemes"]
+    assert (chars["errors"], chars["reference"]) == cer
+    assert (clusters["errors"], clusters["reference"]) == ger
+    assert rates["cer"] == pytest.approx(cer[0] / cer[1])
+    assert rates["ger"] == pytest.approx(ger[0] / ger[1])
+    [score] = per_utterance([reference], [hypothesis])
+    assert (score.cer, score.ger) == (rates["cer"], rates["ger"])
+    record = score.to_dict()
+    assert (record["ger"], record["reference_graphemes"], record["grapheme_errors"]) == (
+        rates["ger"], ger[1], ger[0])
+    assert (rates["cer_unit"], rates["ger_unit"]) == (CER_UNIT, GER_UNIT)
+    assert "NFC" in CER_UNIT and "grapheme clusters" in GER_UNIT
+
+
+def test_nfd_text_scores_as_its_nfc_form():
+    nfd = unicodedata.normalize("NFD", "tiếng việt ọ̀rọ̀")
+    assert len(nfd) > len("tiếng việt ọ̀rọ̀")
+    rates = error_rates([nfd], ["tiếng việt ọ̀rọ̀"])
+    assert (rates["wer"], rates["cer"], rates["ger"]) == (0.0, 0.0, 0.0)
+    assert rates["characters"]["reference"] == 16  # ọ̀ stays two code points in NFC
+    one_tone = error_rates([nfd], ["tiêng việt ọ̀rọ̀"])
+    assert one_tone["characters"]["errors"] == one_tone["graphemes"]["errors"] == 1
+    [score] = per_utterance([nfd], ["tiếng việt ọ̀rọ̀"])
+    assert score.reference == unicodedata.normalize("NFC", nfd)
+
+
+def test_empty_references_insert_their_hypothesis_clusters():
+    rates = error_rates(["", "a b"], ["क्षि", "a b"])
+    assert rates["characters"]["insertions"] == 4
+    assert rates["graphemes"]["insertions"] == 1
+    assert rates["ger"] == pytest.approx(1 / 3)  # "a b" is three clusters
+
+
+@pytest.mark.parametrize(("references", "script"), [
+    (["ภาษาไทย", "ไม่มี"], "Thai"),
+    (["我爱北京", "天安门"], "Chinese"),
+    (["日本語のテキスト"], "Japanese"),
+])
+def test_wer_is_not_meaningful_for_scripts_without_spaces(references, script):
+    rates = error_rates(references, references)
+    assert rates["wer_meaningful"] is False and rates["unspaced_script"] == script
+    assert rates["wer_note"].startswith(f"{script} is written without spaces between words")
+
+
+@pytest.mark.parametrize("references", [
+    ["नमस्ते दुनिया"], ["ሰላም ዓለም"], ["kia ora"], ["tiếng việt"], ["ọ̀rọ̀ mi"]])
+def test_wer_is_meaningful_for_scripts_with_spaces(references):
+    rates = error_rates(references, references)
+    assert rates["wer_meaningful"] is True
+    assert (rates["wer_note"], rates["unspaced_script"]) == ("", None)
+
+
+def test_thai_utterances_are_ranked_by_cer():
+    refs = ["ภาษาไทยง่าย", "ไม่"]
+    hyps = ["ภาษาไทยงาย", "มี"]  # the first loses one mark of 11; the second is all wrong
+    assert [s.index for s in per_utterance(refs, hyps)] == [1, 0]
+    latin = per_utterance(["one two three", "four"], ["one two tree", "four"])
+    assert [s.index for s in latin] == [0, 1]
+
+
+def report_of(references: list[str], hypotheses: list[str]) -> EvalReport:
+    """An evaluation report of given texts (no model)."""
+    ids = [f"u{i}" for i in range(len(references))]
+    return EvalReport(run="r1", run_dir="runs/r1", split="test",
+                      rates=error_rates(references, hypotheses),
+                      utterances=per_utterance(references, hypotheses, ids=ids),
+                      audio_seconds=12.0)
+
+
+def test_report_says_what_each_rate_counts():
+    latin = report_of(["a b c"], ["a x c"]).to_dict()
+    assert list(latin)[5:8] == ["wer", "cer", "ger"]
+    assert latin["ger"] == pytest.approx(1 / 5)
+    assert (latin["cer_unit"], latin["ger_unit"]) == (CER_UNIT, GER_UNIT)
+    assert latin["wer_meaningful"] is True and latin["wer_note"] == ""
+    cer, ger, wer = latin["notes"]
+    assert "code points of NFC text" in cer and "grapheme clusters" in ger
+    assert wer == "WER: word edits / reference words, words split at spaces."
+
+    thai = report_of(["ภาษาไทย"], ["ภาษาไท"]).to_dict()
+    assert list(thai)[5:8] == ["cer", "ger", "wer"]  # CER leads
+    assert thai["wer_meaningful"] is False and "Thai is written without spaces" in thai[
+        "wer_note"]
+    assert "Not meaningful here: Thai" in thai["notes"][2]
+
+
+def test_format_report_leads_with_cer_and_ger_for_thai():
+    lines = format_report(report_of(["ภาษาไทย", "ไม่"], ["ภาษาไท", "ไม"])).splitlines()
+    assert lines[1].startswith("  CER  20.00 %") and "(NFC code points)" in lines[1]
+    assert lines[2].startswith("  GER  22.22 %")  # 2 edits of 7 + 2 grapheme clusters
+    assert "S 1, D 1, I 0 in 9 reference grapheme clusters" in lines[2]
+    assert lines[3].startswith("  WER 100.00 %")
+    assert lines[4] == ("    WER not meaningful: Thai is written without spaces between words, "
+                        "so a 'word' split at spaces is a phrase or a whole sentence: read the "
+                        "CER and the GER.")
+    assert "u1  CER 33.3 %  GER 50.0 %  (1 character edits)  WER 100.0 % (not meaningful)" in (
+        lines[6])
+
+
+def test_format_report_leads_with_wer_for_scripts_with_spaces():
+    lines = format_report(report_of(["क्षि नमस्ते"], ["क्ष नमस्ते"])).splitlines()
+    assert [line.split()[0] for line in lines[1:4]] == ["WER", "CER", "GER"]
+    assert "not meaningful" not in "\n".join(lines)
+    # क्षि नमस्ते: 11 code points; 5 clusters (क्षि, space, न, म, स्ते)
+    assert "WER 50.0 %  CER 9.1 %  GER 20.0 %  (S 1, D 0, I 0)" in lines[5]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +231,7 @@ def test_corpus_rates_are_the_sum_of_utterance_counts():
 
 
 def test_unknown_metric_name():
-    with pytest.raises(WorkbenchError, match="wer, cer"):
+    with pytest.raises(WorkbenchError, match="wer, cer, ger"):
         load_metric("bleu")
 
 
@@ -113,21 +241,24 @@ def test_metric_scripts_load_offline_and_agree(tmp_path):
         """
         import json
         from workbench.evaluate import error_rates, load_metric
-        refs = ["a b c", "the cat sat", "", "hello"]
-        hyps = ["a x c", "the sat", "q", "helo"]
+        refs = ["a b c", "the cat sat", "", "hello", "क्षि"]
+        hyps = ["a x c", "the sat", "q", "helo", "क्ष"]
         rates = error_rates(refs, hyps)
         wer = load_metric("wer").compute(predictions=hyps, references=refs)
         cer = load_metric("cer").compute(predictions=hyps, references=refs)
-        print(json.dumps([wer, rates["wer"], cer, rates["cer"]]))
+        ger = load_metric("ger").compute(predictions=hyps, references=refs)
+        print(json.dumps([wer, rates["wer"], cer, rates["cer"], ger, rates["ger"]]))
         """
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          env=env, timeout=300, check=True)
-    wer, expected_wer, cer, expected_cer = json.loads(out.stdout.strip().splitlines()[-1])
+    wer, expected_wer, cer, expected_cer, ger, expected_ger = json.loads(
+        out.stdout.strip().splitlines()[-1])
     assert wer == pytest.approx(expected_wer) and cer == pytest.approx(expected_cer)
-    assert (METRICS_DIR / "wer.py").is_file() and (METRICS_DIR / "cer.py").is_file()
+    assert ger == pytest.approx(expected_ger) and ger != pytest.approx(cer)
+    assert all((METRICS_DIR / f"{name}.py").is_file() for name in ("wer", "cer", "ger"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,8 +311,13 @@ def test_evaluate_run_writes_report_per_split(workspace):
     stored = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
     entries = stored["splits"]["test"]["utterances"]
     assert [e["id"] for e in entries] == [u.id for u in report.utterances]
-    assert {"reference", "hypothesis", "wer", "cer", "substitutions", "deletions",
-            "insertions", "char_errors", "index", "audio"} <= set(entries[0])
+    assert {"reference", "hypothesis", "wer", "cer", "ger", "substitutions", "deletions",
+            "insertions", "char_errors", "reference_graphemes", "grapheme_errors", "index",
+            "audio"} <= set(entries[0])
+    test = stored["splits"]["test"]
+    assert test["ger"] == report.rates["ger"] == report.ger  # Latin text: GER = CER
+    assert test["ger"] == pytest.approx(test["cer"])
+    assert (test["cer_unit"], test["wer_meaningful"]) == (CER_UNIT, True)
 
     evaluate_run(ws, "20240101-090000", split="dev", progress=False)
     assert set(read_report(run_dir)) == {"test", "dev"}

@@ -7,10 +7,11 @@ Load it without the Hub (works offline)::
     cer.compute(predictions=["abd"], references=["abc"])  # 0.333...
 
 or ``evaluate.load("/path/to/workbench/metrics/cer.py")``. The rate is character edits /
-reference characters over all pairs together; spaces between words count as characters, runs
-of whitespace count as one space, and an empty reference adds its hypothesis characters as
-insertions. It calls ``workbench.evaluate.error_rates``, the workbench's one scoring function
-(the workbench must be installed where it runs).
+reference characters over all pairs together, counted in code points of the NFC text (both
+sides are put in NFC first); spaces between words count as characters, runs of whitespace
+count as one space, and an empty reference adds its hypothesis characters as insertions.
+It calls ``workbench.evaluate.error_rates``, the workbench's one scoring function (the
+workbench must be installed where it runs).
 """
 
 import datasets
@@ -27,7 +28,8 @@ _CITATION = """\
 
 _DESCRIPTION = """\
 Character error rate (CER) of speech recognition hypotheses against reference transcripts:
-(S + D + I) / N over the whole corpus, where N is the number of reference characters.
+(S + D + I) / N over the whole corpus, where N is the number of reference characters
+(Unicode code points of the NFC text).
 """
 
 _KWARGS_DESCRIPTION = """
