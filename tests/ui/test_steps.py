@@ -244,12 +244,66 @@ def test_differences_are_marked_and_escaped():
     assert evaluate.diff_html("wasi", "wisi") == "<del>wasi</del> <ins>w<mark>i</mark>si</ins>"
 
 
+def test_differences_mark_whole_grapheme_clusters():
+    # a lost vowel sign or tone mark marks its letter with it, never a mark alone
+    assert evaluate.diff_html("क्षि", "क्ष") == "<del>क्षि</del> <ins><mark>क्ष</mark></ins>"
+    assert evaluate.diff_html("ọ̀rọ̀", "ọrọ̀") == "<del>ọ̀rọ̀</del> <ins><mark>ọ</mark>rọ̀</ins>"
+
+
+def report_of(references: list[str], hypotheses: list[str]) -> dict:
+    """A stored report (``EvalReport.to_dict()``) of given texts, without a model."""
+    from workbench.evaluate import EvalReport, error_rates, per_utterance
+
+    ids = [f"u{i}" for i in range(len(references))]
+    return EvalReport(run=RUN, run_dir="runs", split="test",
+                      rates=error_rates(references, hypotheses),
+                      utterances=per_utterance(references, hypotheses, ids=ids),
+                      audio_seconds=90.0).to_dict()
+
+
+def test_thai_evaluation_leads_with_cer_and_ger():
+    view = evaluate.eval_view(report_of(["ภาษาไทย", "ไม่"], ["ภาษาไท", "ไม"]))
+    assert view.summary.startswith(
+        f"**test split of run {RUN}: CER 20.0%, GER 22.2%** over 2 utterances (1.5 min of "
+        "audio). _WER 100.0% is not meaningful: Thai is written without spaces between "
+        "words, so a 'word' split at spaces is a phrase or a whole sentence: read the CER "
+        "and the GER._")
+    assert view.summary.index("CER") < view.summary.index("WER")
+    assert list(view.table.columns) == evaluate.UNSPACED_COLUMNS
+    assert view.table.to_dict("records")[0] | {"differences": ""} == {
+        "id": "u1", "CER": 0.333, "GER": 0.5, "WER": 1.0, "reference": "ไม่",
+        "hypothesis": "ไม", "differences": ""}
+
+
+def test_evaluation_of_spaced_scripts_leads_with_wer_and_shows_ger():
+    view = evaluate.eval_view(report_of(["क्षि नमस्ते"], ["क्ष नमस्ते"]))
+    assert view.summary.startswith(
+        f"**test split of run {RUN}: WER 50.0%, CER 9.1%, GER 20.0%** over 1 utterances")
+    assert "not meaningful" not in view.summary
+    assert list(view.table.columns) == evaluate.EVAL_COLUMNS
+    assert list(view.table.iloc[0])[:4] == ["u0", 0.5, 0.091, 0.2]
+
+
+def test_reports_made_before_the_ger_still_show():
+    report = report_of(["ภาษาไทย", "ไม่"], ["ภาษาไท", "ไม"])
+    for key in ("ger", "cer_unit", "ger_unit", "wer_meaningful", "wer_note", "notes"):
+        del report[key]
+    for key in ("ger", "graphemes", "wer_meaningful", "wer_note", "unspaced_script"):
+        del report["rates"][key]
+    for u in report["utterances"]:
+        del u["ger"], u["reference_graphemes"], u["grapheme_errors"]
+    view = evaluate.eval_view(report)
+    assert view.summary.startswith(f"**test split of run {RUN}: CER 20.0%** over 2 utterances")
+    assert "_WER 100.0% is not meaningful: Thai is written" in view.summary  # from the texts
+    assert view.table["GER"].isna().all() and list(view.table["CER"]) == [0.333, 0.143]
+
+
 def test_evaluate_shows_the_stored_report(ws_with_run):
     view = evaluate.evaluate(ws_with_run, RUN, "test")
     report = find_run(ws_with_run, RUN).read_reports()["test"]
     assert view.summary.startswith(
-        f"**test split of run {RUN}: WER {report['wer']:.1%}, CER {report['cer']:.1%}** over "
-        f"{report['rates']['utterances']} utterances")
+        f"**test split of run {RUN}: WER {report['wer']:.1%}, CER {report['cer']:.1%}, "
+        f"GER {report['ger']:.1%}** over {report['rates']['utterances']} utterances")
     assert list(view.table.columns) == evaluate.EVAL_COLUMNS
     scored = report["utterances"]
     assert len(view.table) == len(scored) == report["rates"]["utterances"] > 0
@@ -257,7 +311,8 @@ def test_evaluate_shows_the_stored_report(ws_with_run):
     for row, utt in zip(view.table.to_dict("records"), scored, strict=True):
         assert (row["id"], row["reference"], row["hypothesis"]) == (
             utt["id"], utt["reference"], utt["hypothesis"])
-        assert (row["WER"], row["CER"]) == (round(utt["wer"], 3), round(utt["cer"], 3))
+        assert (row["WER"], row["CER"], row["GER"]) == (
+            round(utt["wer"], 3), round(utt["cer"], 3), round(utt["ger"], 3))
     assert list(view.table["WER"]) == sorted(view.table["WER"], reverse=True)
     saved = evaluate.saved_evaluation(ws_with_run, RUN, "test")
     assert saved is not None and saved.table.equals(view.table)

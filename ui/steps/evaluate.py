@@ -12,9 +12,12 @@ from ui.steps import chosen_run
 from ui.steps.reasons import reason_for
 from workbench.errors import WorkbenchError
 from workbench.manifest import SPLITS
+from workbench.scripts_info import graphemes
 from workbench.workspace import Workspace
 
-EVAL_COLUMNS = ["id", "WER", "CER", "reference", "hypothesis", "differences"]
+EVAL_COLUMNS = ["id", "WER", "CER", "GER", "reference", "hypothesis", "differences"]
+# For scripts written without spaces between words: CER and GER lead, WER comes last.
+UNSPACED_COLUMNS = ["id", "CER", "GER", "WER", "reference", "hypothesis", "differences"]
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,19 @@ def _check_split(split: str) -> None:
 
 
 def eval_view(report: dict) -> EvalView:
-    """Summary and per-utterance table (worst first) of a report (``EvalReport.to_dict()``)."""
+    """Summary and per-utterance table (worst first) of a report (``EvalReport.to_dict()``).
+
+    Where the WER is not meaningful (scripts written without spaces between words) the
+    summary and the table lead with CER and GER, and the summary says why. Reports made
+    before the GER existed show without it.
+    """
     rates = report["rates"]
-    summary = (f"**{report['split']} split of run {report['run']}: WER {report['wer']:.1%}, "
-               f"CER {report['cer']:.1%}** over {rates['utterances']} utterances "
+    meaningful, note = _wer_meaning(report)
+    summary = (f"**{report['split']} split of run {report['run']}: "
+               f"{_headline(report, meaningful)}** over {rates['utterances']} utterances "
                f"({report['audio_seconds'] / 60:.1f} min of audio).")
+    if not meaningful:
+        summary += f" _WER {report['wer']:.1%} is not meaningful: {note}_"
     if report.get("skipped"):
         summary += f" {len(report['skipped'])} clip(s) could not be read."
     left_out = report.get("left_out") or []
@@ -62,10 +73,34 @@ def eval_view(report: dict) -> EvalView:
                     f"({', '.join(reasons)}).")
     summary += " Click a row to hear it. **Next:** step 6, Try it, or step 7, Export."
     rows = [{"id": u["id"], "WER": round(u["wer"], 3), "CER": round(u["cer"], 3),
-             "reference": u["reference"], "hypothesis": u["hypothesis"],
+             "GER": _rounded(u.get("ger")), "reference": u["reference"],
+             "hypothesis": u["hypothesis"],
              "differences": diff_html(u["reference"], u["hypothesis"])}
             for u in report["utterances"]]
-    return EvalView(summary, pd.DataFrame(rows, columns=EVAL_COLUMNS))
+    columns = EVAL_COLUMNS if meaningful else UNSPACED_COLUMNS
+    return EvalView(summary, pd.DataFrame(rows, columns=columns))
+
+
+def _wer_meaning(report: dict) -> tuple[bool, str]:
+    """Whether the report's WER is meaningful, and why not (older reports: from the texts)."""
+    from workbench.evaluate import wer_meaning
+
+    if "wer_meaningful" not in report:
+        report = wer_meaning([u["reference"] for u in report.get("utterances", [])])
+    return bool(report["wer_meaningful"]), str(report.get("wer_note") or "")
+
+
+def _headline(report: dict, wer_meaningful: bool) -> str:
+    """The rates in bold: WER, CER, GER; only CER and GER where the WER means little."""
+    ger = report.get("ger", report["rates"].get("ger"))
+    rates = {"CER": report["cer"], **({"GER": ger} if ger is not None else {})}
+    if wer_meaningful:
+        rates = {"WER": report["wer"], **rates}
+    return ", ".join(f"{name} {value:.1%}" for name, value in rates.items())
+
+
+def _rounded(rate: float | None) -> float | None:
+    return None if rate is None else round(rate, 3)
 
 
 def empty_table() -> pd.DataFrame:
@@ -93,11 +128,14 @@ def diff_html(reference: str, hypothesis: str) -> str:
 
 
 def _char_diff(reference: str, hypothesis: str) -> str:
+    """``hypothesis`` with the grapheme clusters that differ marked (a vowel sign or a tone
+    mark is marked with its letter, never alone)."""
     if not reference:
         return html.escape(hypothesis)
     out = []
-    matcher = difflib.SequenceMatcher(a=reference, b=hypothesis, autojunk=False)
+    hyp = graphemes(hypothesis)
+    matcher = difflib.SequenceMatcher(a=graphemes(reference), b=hyp, autojunk=False)
     for op, _, _, j1, j2 in matcher.get_opcodes():
-        piece = html.escape(hypothesis[j1:j2])
+        piece = html.escape("".join(hyp[j1:j2]))
         out.append(piece if op == "equal" else f"<mark>{piece}</mark>" if piece else "")
     return "".join(out)

@@ -12,11 +12,14 @@ from workbench.workspace import Workspace
 
 INTRO = """Transcribe the **test** split (speakers the model never heard, when the data has
 at least three) with a run's best model and score it. **WER**: share of words wrong;
-**CER**: share of characters wrong. In the table, words missing from the output are
+**CER**: share of characters wrong (Unicode code points); **GER**: share of the characters
+a reader sees wrong (grapheme clusters, such as क्षि or ệ, count as one). For Thai, Lao,
+Khmer, Myanmar, Chinese and Japanese, written without spaces between words, the WER means
+little, so CER and GER come first. In the table, words missing from the output are
 <del>struck through</del> and wrong or extra words are <ins>underlined</ins>, with the
 differing letters <mark>marked</mark>. Click a row to hear the clip."""
 # Shares of the page's width: the texts and their differences get room, and wrap.
-COLUMN_WIDTHS = ["13%", "7%", "7%", "24%", "24%", "25%"]
+COLUMN_WIDTHS = ["12%", "6%", "6%", "6%", "23%", "23%", "24%"]
 
 
 def build(ctx: Context) -> None:
@@ -31,7 +34,7 @@ def build(ctx: Context) -> None:
         summary = gr.Markdown()
         table = gr.Dataframe(label="Utterances, worst first (click a row to listen)",
                              headers=steps.EVAL_COLUMNS, interactive=False, wrap=True,
-                             datatype=["str", "number", "number", "str", "str", "html"],
+                             datatype=["str", "number", "number", "number", "str", "str", "html"],
                              max_height=520, column_widths=COLUMN_WIDTHS)
         with gr.Row():
             audio = gr.Audio(label="Clip", type="numpy", interactive=False)
