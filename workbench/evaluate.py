@@ -666,7 +666,7 @@ def format_report(report: EvalReport, top: int = 10) -> str:
 def _rate_lines(report: EvalReport) -> list[str]:
     """One line per rate with its counts; WER first, or last with its note."""
     rates = report.rates
-    cer_unit = "reference characters (NFC code points)"
+    cer_unit = "reference characters, NFC code points"
     lines = {
         "wer": f"  WER {100 * report.wer:6.2f} %  "
                f"({_count_line(rates['words'], 'reference words')})",
@@ -689,7 +689,8 @@ def _utterance_rates(report: EvalReport, u: UtteranceScore) -> str:
     if report.wer_meaningful:
         return (f"{wer}  {cer}  {ger}  (S {u.words.substitutions}, D {u.words.deletions}, "
                 f"I {u.words.insertions})")
-    return (f"{cer}  {ger}  ({u.chars.errors} character edits)  {wer} (not meaningful)")
+    return (f"{cer}  {ger}  (characters: S {u.chars.substitutions}, D {u.chars.deletions}, "
+            f"I {u.chars.insertions})  {wer} (not meaningful)")
 
 
 def _count_line(counts: dict[str, int], unit: str) -> str:
