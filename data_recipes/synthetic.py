@@ -282,6 +282,36 @@ LANGUAGES: dict[str, LanguageSpec] = {
 UNSEEN_LANGUAGES = ("mi", "gn", "qu", "haw")
 PRETRAINING_LANGUAGES = tuple(code for code in LANGUAGES if code not in UNSEEN_LANGUAGES)
 
+# Languages in scripts of their own, for the script benchmark (``bench/scripts.py``); never
+# pretraining data. In the abugidas a syllable is a consonant (onset) with a dependent vowel
+# sign or the inherent vowel ("", nucleus), closed by an anusvara or a virama-final consonant
+# (coda): marks that NFC leaves as code points of their own. Ethiopic is a syllabary whose
+# syllables are single code points (a control: code points and graphemes coincide).
+SCRIPT_LANGUAGES: dict[str, LanguageSpec] = {
+    "hi": LanguageSpec(
+        "hi",
+        "Hindi (Devanagari)",
+        onsets=_g("क ख ग घ च छ ज झ ट ड त थ द ध न प फ ब भ म य र ल व श स ह"),
+        nuclei=_g("_ _ ा ा ि ी ु ू े ै ो ौ"),
+        codas=_g("_ _ _ _ ं ं न् र् स्"),
+    ),
+    "ml": LanguageSpec(
+        "ml",
+        "Malayalam",
+        onsets=_g("ക ഖ ഗ ങ ച ജ ഞ ട ഡ ണ ത ദ ന പ ബ മ യ ര ല വ ശ ഷ സ ഹ ള ഴ റ"),
+        nuclei=_g("_ _ ാ ാ ി ീ ു ൂ െ േ ൊ ോ"),
+        codas=_g("_ _ _ _ ം ം ്"),
+    ),
+    "am": LanguageSpec(
+        "am",
+        "Amharic (Ethiopic)",
+        onsets=_g("ሀ ሁ ሂ ሃ ሄ ህ ሆ ለ ሉ ሊ ላ ሌ ል ሎ መ ሙ ሚ ማ ሜ ም ሞ ረ ሩ ሪ ራ ሬ ር ሮ ሰ ሱ ሲ ሳ ሴ ስ ሶ "
+                  "ሸ ሹ ሺ ሻ ሼ ሽ ሾ በ ቡ ቢ ባ ቤ ብ ቦ ተ ቱ ቲ ታ ቴ ት ቶ ነ ኑ ኒ ና ኔ ን ኖ ከ ኩ ኪ ካ ኬ ክ ኮ "
+                  "ወ ዉ ዊ ዋ ዌ ው ዎ ዘ ዙ ዚ ዛ ዜ ዝ ዞ የ ዩ ዪ ያ ዬ ይ ዮ ደ ዱ ዲ ዳ ዴ ድ ዶ ገ ጉ ጊ ጋ ጌ ግ ጎ"),
+        nuclei=_g("_"),
+    ),
+}
+
 
 @dataclass(frozen=True)
 class _Utterance:
@@ -432,9 +462,10 @@ def generate_multilingual_corpus(
 
 def _language(code: str) -> LanguageSpec:
     """Look a language up, with a helpful error for an unknown code."""
-    if code not in LANGUAGES:
-        raise ValueError(f"No synthetic recipe for language {code!r}; have {sorted(LANGUAGES)}.")
-    return LANGUAGES[code]
+    known = {**LANGUAGES, **SCRIPT_LANGUAGES}
+    if code not in known:
+        raise ValueError(f"No synthetic recipe for language {code!r}; have {sorted(known)}.")
+    return known[code]
 
 
 def _check_options(

@@ -73,11 +73,11 @@ def test_whole_flow_in_the_browser(server, small_corpus, tmp_path):
     evaluation = client.predict(run, "test", api_name="/evaluate")
     report = find_run(ws, run).read_reports()["test"]
     assert evaluation[0].startswith(f"**test split of run {run}: WER {report['wer']:.1%}, "
-                                    f"CER {report['cer']:.1%}** over "
+                                    f"CER {report['cer']:.1%}, GER {report['ger']:.1%}** over "
                                     f"{report['rates']['utterances']} utterances")
-    assert [row[:5] for row in evaluation[1]["data"]] == [
-        [u["id"], round(u["wer"], 3), round(u["cer"], 3), u["reference"], u["hypothesis"]]
-        for u in report["utterances"]]
+    assert [row[:6] for row in evaluation[1]["data"]] == [
+        [u["id"], round(u["wer"], 3), round(u["cer"], 3), round(u["ger"], 3), u["reference"],
+         u["hypothesis"]] for u in report["utterances"]]
 
     clip = sorted((small_corpus / "clips").iterdir())[0]
     text = client.predict(run, handle_file(clip), api_name="/transcribe")

@@ -13,8 +13,9 @@ from workbench.errors import WorkbenchError
 from workbench.run import MODEL
 from workbench.workspace import Workspace
 
-CSV_COLUMNS = ["id", "wer", "cer", "reference", "hypothesis", "reference_words", "word_errors",
-               "reference_chars", "char_errors", "audio"]
+CSV_COLUMNS = ["id", "wer", "cer", "ger", "reference", "hypothesis", "reference_words",
+               "word_errors", "reference_chars", "char_errors", "reference_graphemes",
+               "grapheme_errors", "audio"]
 
 
 def export_model(ws: Workspace, run: str, dest: Path) -> Path:
