@@ -5,12 +5,13 @@ syllables are single code points), espeak-ng reads about ten minutes of random s
 (``data_recipes.synthetic.SCRIPT_LANGUAGES``); the corpus is imported once with a
 speaker-disjoint split (dev and test voices held out of fine-tuning), then for each label
 unit the vocabulary is built and demo-base is fine-tuned with the 10min preset, in this
-process, one run after the other, each with the same step and time budget. Prints a table of
+process, one run after the other, each for the same number of steps (a step budget, not a
+time budget, so that a busy machine cannot favour one unit). Prints a table of
 vocabulary size, labels seen once, steps, training time and test CER/WER per language and
 unit.
 
-    python bench/scripts.py                                   # hi, ml, am; 10 min each
-    python bench/scripts.py --languages hi --minutes 3 --max-minutes 2   # quick look
+    python bench/scripts.py                                   # hi, ml, am; 400 steps each
+    python bench/scripts.py --languages hi --minutes 3 --max-steps 100   # quick look
 
 What it favours: demo-base was pretrained on Latin-script languages only, so neither unit
 starts from phonetic knowledge of these scripts' letters; the comparison is between the two
@@ -83,9 +84,9 @@ def main() -> None:
     parser.add_argument("--languages", default="hi,ml,am",
                         help=f"comma-separated, of {', '.join(SCRIPT_LANGUAGES)}")
     parser.add_argument("--minutes", type=float, default=10.0, help="corpus minutes each")
-    parser.add_argument("--max-minutes", type=float, default=6.0,
-                        help="training time budget per run (the preset's steps otherwise)")
-    parser.add_argument("--max-steps", type=int, default=0, help="0: the preset's")
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="training time budget per run (0: none)")
+    parser.add_argument("--max-steps", type=int, default=400, help="0: the preset's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="keep the workspaces in this folder")
     args = parser.parse_args()
