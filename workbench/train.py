@@ -206,7 +206,8 @@ def evaluate_dev(model, processor, ws: Workspace, data: TrainingData,
     """Score the audited dev set with ``model``, exactly as ``workbench evaluate`` would.
 
     Returns:
-        dev_cer, dev_wer and an example reference/hypothesis pair.
+        dev_cer, dev_wer, dev_ger, whether the WER means anything for this script
+        (``dev_wer_meaningful``) and an example reference/hypothesis pair.
     """
     from workbench.recognizer import Recognizer
 
@@ -219,6 +220,8 @@ def evaluate_dev(model, processor, ws: Workspace, data: TrainingData,
         model.train(was_training)
     example = scored.utterances[-1] if scored.utterances else None
     return {"dev_cer": scored.rates["cer"], "dev_wer": scored.rates["wer"],
+            "dev_ger": scored.rates.get("ger", math.nan),
+            "dev_wer_meaningful": bool(scored.rates.get("wer_meaningful", True)),
             "example": {"reference": example.reference, "hypothesis": example.hypothesis}
             if example else {}}
 
@@ -589,7 +592,7 @@ class _Loop:
 
     def _dev_metrics(self) -> dict:
         """Dev scores, the same on every process (computed where the model can run alone)."""
-        metrics = {"dev_cer": math.nan, "dev_wer": math.nan}
+        metrics = {"dev_cer": math.nan, "dev_wer": math.nan, "dev_ger": math.nan}
         if self.data.dev:
             sharded = shards_parameters(self.accelerator)
             if sharded or self.accelerator.is_main_process:

@@ -192,7 +192,7 @@ def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, sc
             expect(panel).to_contain_text("Finished: step 6 of 6")
             expect(panel).to_contain_text("6 / 6 steps")
             expect(panel).to_contain_text("Training loss")
-            expect(panel).to_contain_text("Dev CER and WER")
+            expect(panel).to_contain_text("Dev CER, GER and WER")
             finish_step("4. Train", panel)
 
             panel = open_step("5. Evaluate")

@@ -258,3 +258,17 @@ def test_a_failed_job_says_why_in_the_pages_words():
     assert training.failure_reason(plain) == (
         "No vocabulary: go to step 3, Alphabet (Build the vocabulary) first.")
     assert training.failure_reason(jobs.JobStatus(job, jobs.RUNNING, log)) == ""
+
+
+def test_for_a_script_without_spaces_the_train_step_shows_no_wer():
+    records = [{"event": "start", "max_steps": 10},
+               {"event": "eval", "step": 5, "dev_cer": 0.4, "dev_ger": 0.5, "dev_wer": 1.0,
+                "dev_wer_meaningful": False}]
+    frame = training._score_frame(records)
+    assert set(frame["metric"]) == {"dev CER", "dev GER"}
+    best = {"step": 5, "dev_cer": 0.4, "dev_wer": 1.0}
+    text = training._status_text(jobs.FINISHED, records, best, 10, 10)
+    assert "Best dev CER 0.400 at step 5" in text and "WER" not in text
+    spaced = [{**records[1], "dev_wer_meaningful": True}]
+    assert set(training._score_frame(spaced)["metric"]) == {"dev CER", "dev GER", "dev WER"}
+    assert "WER 1.000" in training._status_text(jobs.FINISHED, spaced, best, 10, 10)

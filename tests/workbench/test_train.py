@@ -90,6 +90,7 @@ def test_loss_falls_the_model_is_standard_hf_and_dev_cer_is_what_evaluate_says(w
     # `workbench evaluate --split dev` reports for that model.
     report = evaluate_run(ws, run.name, "dev", progress=False)
     assert (report.cer, report.wer) == (best["dev_cer"], best["dev_wer"])
+    assert (report.ger, report.wer_meaningful) == (best["dev_ger"], best["dev_wer_meaningful"])
     [start] = records(run, "start")
     assert report.rates["utterances"] == start["dev_utterances"] > 0
 

@@ -431,7 +431,8 @@ def _status_text(state: str, records: list[dict], best: dict | None, step: int,
         return "No training run yet. Choose a model and press **Start training**."
     scores = ""
     if best:
-        wer = f", WER {best['dev_wer']:.3f}" if _finite(best.get("dev_wer")) else ""
+        spaced = all(r.get("dev_wer_meaningful", True) for r in records if r.get("event") == "eval")
+        wer = f", WER {best['dev_wer']:.3f}" if spaced and _finite(best.get("dev_wer")) else ""
         scores = f" Best dev CER {best['dev_cer']:.3f}{wer} at step {best['step']}."
     losses = [r for r in records if r.get("event") == "train"]
     loss = f", loss {losses[-1]['loss']:.3f}" if losses else ""
@@ -466,10 +467,13 @@ def _loss_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def _score_frame(records: list[dict]) -> pd.DataFrame:
+    """Dev CER, GER and WER per evaluation (no WER for a script written without spaces)."""
     rows = [{"step": r["step"], "metric": name, "value": r[key]}
             for r in records if r.get("event") == "eval"
-            for key, name in (("dev_cer", "dev CER"), ("dev_wer", "dev WER"))
-            if _finite(r.get(key))]
+            for key, name in (("dev_cer", "dev CER"), ("dev_ger", "dev GER"),
+                              ("dev_wer", "dev WER"))
+            if _finite(r.get(key))
+            and not (key == "dev_wer" and r.get("dev_wer_meaningful") is False)]
     return pd.DataFrame(rows, columns=["step", "metric", "value"])
 
 

@@ -53,7 +53,7 @@ def build(ctx: Context) -> None:
         with gr.Row():
             loss_plot = gr.LinePlot(x="step", y="loss", title="Training loss")
             score_plot = gr.LinePlot(x="step", y="value", color="metric", y_lim=[0, None],
-                                     title="Dev CER and WER (lower is better)")
+                                     title="Dev CER, GER and WER (lower is better)")
         with gr.Accordion("Log of the job", open=False):
             log = gr.Textbox(lines=10, max_lines=20, show_label=False, interactive=False)
         job = gr.State("")
