@@ -14,17 +14,9 @@ It calls ``workbench.evaluate.error_rates``, the workbench's one scoring functio
 workbench must be installed where it runs).
 """
 
-import datasets
 import evaluate
 
-_CITATION = """\
-@inproceedings{morris2004,
-  author = {Morris, Andrew and Maier, Viktoria and Green, Phil},
-  title = {From WER and RIL to MER and WIL: improved evaluation measures for connected
-           speech recognition.},
-  year = {2004}
-}
-"""
+from workbench import rate_metric
 
 _DESCRIPTION = """\
 Character error rate (CER) of speech recognition hypotheses against reference transcripts:
@@ -46,28 +38,9 @@ Examples:
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class CER(evaluate.Metric):
+class CER(rate_metric.RateMetric):
     """Corpus character error rate with jiwer."""
 
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("string", id="sequence"),
-                    "references": datasets.Value("string", id="sequence"),
-                }
-            ),
-            codebase_urls=["https://github.com/jitsi/jiwer/"],
-        )
-
-    def _compute(self, predictions=None, references=None):
-        # The workbench's one scoring function, so this metric and `workbench evaluate` agree.
-        from workbench.evaluate import error_rates
-
-        try:
-            return error_rates(list(references), list(predictions))["cer"]
-        except Exception as err:  # WorkbenchError: lengths differ, or all references empty
-            raise ValueError(str(err)) from err
+    rate = "cer"
+    description = _DESCRIPTION
+    inputs_description = _KWARGS_DESCRIPTION
