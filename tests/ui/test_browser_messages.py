@@ -88,6 +88,12 @@ def test_reasons_in_view_and_no_error_on_an_empty_workspace(flagged_root, screen
                 browser.close()
     finally:
         app.close()
+    # The assertions are in the two walks above (Playwright's expect); the screenshots they
+    # took are the page as drawn, not blank.
+    shots = sorted(screenshots[0].glob("*.png"))
+    assert [p.name for p in shots] == ["1-data.png", "2-check.png", "3-alphabet.png",
+                                       "5-evaluate.png"], shots
+    assert all(p.stat().st_size > 20_000 for p in shots)
 
 
 def _flagged_workspace(page, expect, shots, root: WorkspaceRoot) -> None:
