@@ -49,6 +49,9 @@ class DataSettings:
     shuffle_buckets: bool = _f(True, "shuffle the order of duration-grouped batches each epoch")
     cache_encoder_features: bool = _f(
         True, "on CPU, keep a frozen feature encoder's outputs (it then runs once per clip)")
+    augment: float = _f(
+        0.0, "chance that each of speed, reverberation, band-limiting and noise perturbs a "
+             "training clip, drawn anew every epoch (0: off; workbench/augment.py)")
 
 
 @dataclass

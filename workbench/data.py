@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from workbench.augment import Augmenter
 from workbench.manifest import Utterance
 
 
@@ -29,13 +30,15 @@ class ManifestDataset(Dataset):
     """Utterances of a manifest with their cached 16 kHz audio and label ids.
 
     The cache is already at the model rate, so reading an item is a file read, no decoding
-    or resampling.
+    or resampling. With an ``augmenter``, :meth:`example` perturbs the audio per epoch.
     """
 
-    def __init__(self, utterances: list[Utterance], root: Path, labels: list[list[int]]):
+    def __init__(self, utterances: list[Utterance], root: Path, labels: list[list[int]],
+                 augmenter: Augmenter | None = None):
         self.utterances = utterances
         self.root = Path(root)
         self.labels = labels
+        self.augmenter = augmenter
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -44,6 +47,13 @@ class ManifestDataset(Dataset):
         utterance = self.utterances[index]
         samples, _ = sf.read(self.root / utterance.audio, dtype="float32")
         return Example(utterance.id, samples, self.labels[index])
+
+    def example(self, index: int, epoch: int) -> Example:
+        """Item ``index`` as training sees it in ``epoch`` (augmented when set to)."""
+        item = self[index]
+        if self.augmenter is None:
+            return item
+        return Example(item.id, self.augmenter(item.samples, index, epoch), item.labels)
 
     @property
     def durations(self) -> list[float]:

@@ -121,7 +121,7 @@ def shard_batch(batch: Sequence[int], durations: Sequence[float],
     return [sorted(shard) for shard in shards]
 
 
-WeightedIndex = tuple[int, float]
+WeightedIndex = tuple[int, float, int]  # utterance, loss weight, epoch
 
 
 class ShardedBatchSampler(Sampler[list[WeightedIndex]]):
@@ -129,7 +129,8 @@ class ShardedBatchSampler(Sampler[list[WeightedIndex]]):
 
     The weight is ``world_size / global_count`` (see the module docstring). A rank whose shard
     of a very small batch is empty gets one utterance of the batch with weight 0, so every rank
-    still runs the forward and backward pass DDP waits for.
+    still runs the forward and backward pass DDP waits for. Each key also carries the epoch,
+    which seeds the clip's augmentation.
     """
 
     def __init__(self, batches: Sampler[list[int]], durations: Sequence[float], *,
@@ -140,17 +141,18 @@ class ShardedBatchSampler(Sampler[list[WeightedIndex]]):
         self.world_size = world_size
 
     def __iter__(self) -> Iterator[list[WeightedIndex]]:
+        epoch = getattr(self.base, "epoch", 0)
         for batch in self.base:
             weight = self.world_size / len(batch)
             mine = shard_batch(batch, self.durations, self.world_size)[self.rank]
-            yield [(i, weight) for i in mine] if mine else [(batch[0], 0.0)]
+            yield [(i, weight, epoch) for i in mine] if mine else [(batch[0], 0.0, epoch)]
 
     def __len__(self) -> int:
         return len(self.base)
 
 
 class WeightedDataset(Dataset):
-    """A dataset read by ``(index, weight)`` keys; items are ``(example, weight)``."""
+    """A dataset read by ``(index, weight, epoch)`` keys; items are ``(example, weight)``."""
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -159,7 +161,9 @@ class WeightedDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key: WeightedIndex):
-        index, weight = key
+        index, weight, epoch = key
+        if hasattr(self.dataset, "example"):
+            return self.dataset.example(index, epoch), weight
         return self.dataset[index], weight
 
 

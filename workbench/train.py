@@ -36,6 +36,7 @@ from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from workbench.audit import load_excluded_ids
+from workbench.augment import Augmenter
 from workbench.checkpoint import (
     TrainState,
     capture_rng,
@@ -335,6 +336,8 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
     seed_everything(config.run.seed)
     vocab, profile = load_vocab(ws.vocab_path), load_profile(ws.profile_path)
     data = load_training_data(ws, vocab, profile)
+    if config.data.augment > 0:
+        data.train.augmenter = Augmenter(config.data.augment, seed=config.run.seed)
     sampler = DurationBatchSampler(data.train.durations, config.data.max_batch_seconds,
                                    seed=config.run.seed, shuffle=config.data.shuffle_buckets)
     schedule = resolve_schedule(config, steps_per_epoch(data.train.durations,
@@ -397,7 +400,8 @@ def _shared_run(accelerator: Accelerator, ws: Workspace, config: TrainConfig,
 def _encoder_cache(model, processor, config: TrainConfig,
                    runtime: RuntimeSettings) -> EncoderCache | None:
     """On CPU a frozen feature encoder runs once per utterance, not once per epoch."""
-    if runtime.device_type != "cpu" or not config.data.cache_encoder_features:
+    if (runtime.device_type != "cpu" or not config.data.cache_encoder_features
+            or config.data.augment > 0):  # augmented audio changes every epoch
         return None
     return EncoderCache.for_model(model, processor.feature_extractor)
 

@@ -7,16 +7,19 @@ from transformers import Wav2Vec2ForCTC
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from tests.workbench.ctc_fixtures import noise, tiny_config, tiny_processor
+from workbench.augment import Augmenter
 from workbench.data import (
     CTCCollator,
     DurationBatchSampler,
     EncoderCache,
     Example,
+    ManifestDataset,
     greedy_cuts,
     min_padding_cuts,
     padding_fraction,
     steps_per_epoch,
 )
+from workbench.distributed import ShardedBatchSampler, WeightedDataset
 from workbench.vocab import make_feature_extractor
 
 DURATIONS = list(np.random.default_rng(0).uniform(1.0, 12.0, size=200))
@@ -151,3 +154,33 @@ def test_encoder_cache_only_for_a_frozen_per_frame_normalised_encoder(tmp_path):
     for parameter in trainable.wav2vec2.feature_extractor.parameters():
         parameter.requires_grad = True
     assert EncoderCache.for_model(trainable, extractor) is None
+
+
+def _one_clip_dataset(tmp_path, augmenter=None) -> ManifestDataset:
+    import soundfile as sf
+
+    from workbench.manifest import Utterance
+
+    sf.write(tmp_path / "a.wav", noise(1.0, 0), 16000, subtype="FLOAT")
+    utterance = Utterance(id="a", audio="a.wav", text="ab", duration=1.0)
+    return ManifestDataset([utterance], tmp_path, [[3, 4]], augmenter)
+
+
+def test_training_reads_augmented_audio_drawn_anew_each_epoch(tmp_path):
+    plain = _one_clip_dataset(tmp_path)
+    assert np.array_equal(plain.example(0, 5).samples, plain[0].samples)
+    augmented = _one_clip_dataset(tmp_path, Augmenter(1.0, seed=0))
+    first, again = augmented.example(0, 1), augmented.example(0, 1)
+    assert np.array_equal(first.samples, again.samples) and first.labels == [3, 4]
+    assert not np.array_equal(first.samples[:4000], plain[0].samples[:4000])
+    assert not np.array_equal(first.samples[:4000], augmented.example(0, 2).samples[:4000])
+
+
+def test_the_loader_keys_carry_the_sampler_epoch_to_the_dataset(tmp_path):
+    dataset = _one_clip_dataset(tmp_path, Augmenter(1.0, seed=0))
+    sampler = DurationBatchSampler(dataset.durations, 10.0)
+    sampler.set_epoch(3)
+    [[key]] = list(ShardedBatchSampler(sampler, dataset.durations))
+    assert key == (0, 1.0, 3)
+    example, weight = WeightedDataset(dataset)[key]
+    assert np.array_equal(example.samples, dataset.example(0, 3).samples) and weight == 1.0

@@ -68,14 +68,14 @@ def test_every_rank_gets_its_shard_with_weights_that_make_the_global_mean():
     per_rank = [list(ShardedBatchSampler(base, durations, rank=r, world_size=2))
                 for r in range(2)]
     for global_batch, *shards in zip(base.batches(0), *per_rank, strict=True):
-        served = sorted(i for shard in shards for i, w in shard if w > 0)
+        served = sorted(i for shard in shards for i, w, _ in shard if w > 0)
         assert served == sorted(global_batch)
-        assert sum(w for shard in shards for _, w in shard) == pytest.approx(2.0)
+        assert sum(w for shard in shards for _, w, _ in shard) == pytest.approx(2.0)
 
 
 def test_a_rank_with_nothing_to_do_still_steps_with_zero_weight():
     [shard] = ShardedBatchSampler([[4]], [1.0] * 5, rank=1, world_size=2)
-    assert shard == [(4, 0.0)]
+    assert shard == [(4, 0.0, 0)]
 
 
 # --------------------------------------------------------------------------- loss
@@ -86,7 +86,7 @@ def test_weighted_loss_with_equal_weights_is_the_models_own_mean_loss(ws):
     data = load_training_data(ws, vocab, load_profile(ws.profile_path))
     model = load_for_finetuning("tiny", vocab_size=len(vocab), pad_token_id=vocab[PAD])
     collate = WeightedCollator(CTCCollator(build_processor(ws, model).feature_extractor))
-    batch = collate([WeightedDataset(data.train)[(i, 1 / 4)] for i in range(4)])
+    batch = collate([WeightedDataset(data.train)[(i, 1 / 4, 0)] for i in range(4)])
     weights = batch.pop("loss_weights")
     with torch.no_grad():
         output = model(**batch)

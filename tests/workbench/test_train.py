@@ -18,11 +18,12 @@ from workbench.workspace import Workspace
 
 FAST = ["model.name=tiny", "data.max_batch_seconds=12", "run.log_every=1", "run.threads=2"]
 # Every source of randomness on: dropout everywhere, SpecAugment in time and in features,
-# layerdrop. Runs must still be reproducible and resumable to the last bit.
+# layerdrop, waveform augmentation. Runs must still be reproducible and resumable to the last
+# bit (augmentation is drawn per clip and epoch, and STEPS crosses an epoch).
 RANDOM = ["model.mask_time_prob=0.3", "model.mask_feature_prob=0.2", "model.layerdrop=0.3",
           "model.hidden_dropout=0.1", "model.activation_dropout=0.1",
           "model.attention_dropout=0.1", "model.feat_proj_dropout=0.1",
-          "model.final_dropout=0.1"]
+          "model.final_dropout=0.1", "data.augment=0.5"]
 STEPS = 12
 
 
@@ -175,7 +176,8 @@ def interrupted(ws) -> tuple[Workspace, Run]:
 
 @pytest.mark.parametrize("override,value", [("optim.max_steps", 99),
                                             ("data.max_batch_seconds", 6.0),
-                                            ("optim.learning_rate", 1.0)])
+                                            ("optim.learning_rate", 1.0),
+                                            ("data.augment", 0.1)])
 def test_resume_refuses_settings_that_would_misalign_the_schedule(interrupted, override, value):
     ws, run = interrupted
     with pytest.raises(WorkbenchError, match=rf"{override}={value!r}.*run.eval_every"):
