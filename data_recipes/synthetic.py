@@ -79,6 +79,7 @@ class LanguageSpec:
         codas: Consonant(s) that may close a syllable.
         medial_onsets: Onsets allowed only after the first syllable of a word (for example
             Guarani's glottal stop ``'`` or Turkish ``ğ``).
+        syllables_per_word: Inclusive range (Vietnamese writes every syllable apart: 1-1).
     """
 
     voice: str
@@ -87,6 +88,7 @@ class LanguageSpec:
     nuclei: tuple[str, ...]
     codas: tuple[str, ...] = ("",)
     medial_onsets: tuple[str, ...] = ()
+    syllables_per_word: tuple[int, int] = SYLLABLES_PER_WORD
 
     def __post_init__(self) -> None:
         for grapheme in self.onsets + self.nuclei + self.codas + self.medial_onsets:
@@ -255,6 +257,47 @@ LANGUAGES: dict[str, LanguageSpec] = {
         codas=_g("_ _ _ n r s l k t z tz"),
         medial_onsets=_g("r rr"),
     ),
+    # Added to the pretraining mix (issue 12) for sounds the European languages lack: tone
+    # (Vietnamese), retroflex and aspirated stops (Tamil, Bengali), pharyngeals and
+    # emphatics (Arabic), lateral affricates (Setswana). espeak-ng has no Zulu voice, and
+    # reads random Thai syllables unreliably (stray consonants), so neither is here.
+    "vi": LanguageSpec(
+        "vi",
+        "Vietnamese",
+        onsets=_g("_ b c ch d đ g gi h kh l m n ng nh ph qu r s t th tr v x"),
+        nuclei=_g("a à á ả ã ạ ă ắ â ấ ầ e é è ê ế ề i í ì o ó ò ô ố ồ ơ ớ ờ u ú ù ư ứ ừ "
+                  "ai ao oi ưa ươ iê uô"),
+        codas=_g("_ _ _ n ng m c t p nh"),
+        syllables_per_word=(1, 1),
+    ),
+    "tn": LanguageSpec(
+        "tn",
+        "Setswana",
+        onsets=_g("_ b d f g h j k kg kh l m n ng ny p ph r s t th tl tlh ts tsh w y"),
+        nuclei=_g("a a a e ê i o ô u"),
+    ),
+    "ta": LanguageSpec(
+        "ta",
+        "Tamil",
+        onsets=_g("க ச ட த ப ற ம ந ன ண ஞ ங ய ர ல வ ழ ள"),
+        nuclei=_g("_ _ ா ா ி ீ ு ூ ெ ே ை ொ ோ"),
+        codas=_g("_ _ _ _ ம் ன் ல் ர் ள் ட்"),
+    ),
+    "bn": LanguageSpec(
+        "bn",
+        "Bengali",
+        onsets=_g("ক খ গ ঘ চ ছ জ ট ঠ ড ত থ দ ধ ন প ফ ব ভ ম র ল শ স হ"),
+        nuclei=_g("_ _ া া ি ী ু ূ ে ো ৈ"),
+        codas=_g("_ _ _ _ ং ন্ র্"),
+    ),
+    # Arabic written with its short vowels (harakat) and sukun, as espeak-ng reads best.
+    "ar": LanguageSpec(
+        "ar",
+        "Arabic",
+        onsets=_g("ب ت ث ج ح خ د ذ ر ز س ش ص ض ط ظ ع غ ف ق ك ل م ن ه و ي"),
+        nuclei=_g("َ َ ُ ِ َا ِي ُو"),
+        codas=_g("_ _ _ نْ مْ لْ رْ سْ بْ"),
+    ),
     # Held out of pretraining (see UNSEEN_LANGUAGES).
     "mi": LanguageSpec(
         "mi",
@@ -325,7 +368,7 @@ class _Utterance:
 
 
 def random_word(spec: LanguageSpec, rng: random.Random) -> str:
-    """Build one random word of 1-4 syllables.
+    """Build one random word of ``spec.syllables_per_word`` syllables (1-4 by default).
 
     Args:
         spec: Grapheme inventory of the language.
@@ -335,7 +378,7 @@ def random_word(spec: LanguageSpec, rng: random.Random) -> str:
         The word, NFC lower case.
     """
     parts = []
-    for index in range(rng.randint(*SYLLABLES_PER_WORD)):
+    for index in range(rng.randint(*spec.syllables_per_word)):
         onsets = spec.onsets + spec.medial_onsets if index else spec.onsets
         parts.append(rng.choice(onsets) + rng.choice(spec.nuclei) + rng.choice(spec.codas))
     return unicodedata.normalize("NFC", "".join(parts)).lower()
