@@ -17,6 +17,7 @@ from data_recipes.synthetic import (
     LANGUAGES,
     PRETRAINING_LANGUAGES,
     SAMPLE_RATE,
+    SCRIPT_LANGUAGES,
     UNSEEN_LANGUAGES,
     generate_corpus,
     generate_multilingual_corpus,
@@ -50,8 +51,17 @@ def test_language_table_is_consistent() -> None:
     assert set(UNSEEN_LANGUAGES) <= set(LANGUAGES)
     assert len(PRETRAINING_LANGUAGES) >= 14
     assert not set(PRETRAINING_LANGUAGES) & set(UNSEEN_LANGUAGES)
+    # The script benchmark's languages stay out of the base, so its table measures learning.
+    assert not set(PRETRAINING_LANGUAGES) & set(SCRIPT_LANGUAGES)
+    assert {"vi", "ta", "bn", "ar"} <= set(PRETRAINING_LANGUAGES)  # sounds Latin lacks
     assert set("aiu") <= LANGUAGES["qu"].alphabet
     assert not set("eo") & LANGUAGES["qu"].alphabet
+
+
+def test_vietnamese_writes_every_syllable_as_a_word() -> None:
+    spec = LANGUAGES["vi"]
+    for word in random_sentence(spec, random.Random(1), (30, 30)).split():
+        assert len(word) <= 2 + 2 + 2  # onset, nucleus, coda: at most two letters each
 
 
 @pytest.mark.parametrize("code", sorted(LANGUAGES))
