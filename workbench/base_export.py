@@ -1,23 +1,29 @@
 """Turn a finished pretraining run into the bundled ``demo-base`` checkpoint.
 
-    python -m workbench.base_export RUN_DIR [TARGET]
+    python -m workbench.base_export RUN_DIR [TARGET] [--figures FIGURES.md]
 
 Copies the best model's config and safetensors weights and writes a model card with the
-run's figures, so the card always says exactly what the checkpoint is.
+run's figures, so the card always says exactly what the checkpoint is. A run that continued
+from an earlier base (``--model demo-base`` or a base folder) adds a stage to that base's
+history (``stages.json``), and the card lists every stage; ``--figures`` adds measured results
+(Markdown) under their own heading.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from workbench.config import load_config
-from workbench.models import DEMO_BASE_DIR
+from workbench.config import TrainConfig, load_config
+from workbench.fsio import write_text_atomic
+from workbench.models import DEMO_BASE, DEMO_BASE_DIR, is_from_scratch
 from workbench.run import Run
 from workbench.workspace import Workspace
+
+HISTORY = "stages.json"
 
 CARD = """\
 ---
@@ -29,14 +35,18 @@ tags: [wav2vec2, ctc, synthetic-speech, demo]
 **A small model trained on synthetic speech, for demos and tests. Not for real recognition.**
 
 - Architecture: Wav2Vec2ForCTC, {params:,} parameters (hidden size {hidden}, {layers} layers,
-  feature encoder channels {conv}), randomly initialised and trained with CTC from scratch.
+  feature encoder channels {conv}), randomly initialised and trained with CTC on synthetic
+  speech only.
 - Data: {minutes:.0f} minutes of speech synthesised with espeak-ng in {n_languages} languages
   ({languages}), 12 voice variants, random speed and pitch, random words built from each
   language's letters and syllables. Left out on purpose: Maori, Guarani, Quechua and
-  Hawaiian, the unseen-language tests.
-- Training: `workbench train --model small` for {steps} steps ({train_min:.0f} minutes on a
-  2-core CPU); command in `scripts/build_demo_base.sh`. Dev CER on held-out voices of the
-  pretraining languages: {dev_cer}.
+  Hawaiian (the unseen-language tests) and Hindi, Malayalam and Amharic (the script
+  benchmark's languages, `bench/scripts.py`).
+- Training, in {n_stages} stage(s), {total_steps} steps in all; commands in
+  `scripts/build_demo_base.sh`. Dev CER is on held-out voices of that stage's own mix.
+
+{stages}
+
 - Use: `workbench train --model demo-base` keeps the encoder and puts a fresh CTC head sized
   to the workspace vocabulary on top. It shows the workbench learning a new language offline
   in minutes. Synthetic voices are far more regular than people: on real recordings it is no
@@ -44,38 +54,95 @@ tags: [wav2vec2, ctc, synthetic-speech, demo]
 """
 
 
-def export_base(run_dir: Path, target: Path = DEMO_BASE_DIR) -> Path:
-    """Copy ``run_dir/model`` weights and config to ``target`` and write its model card."""
+def export_base(run_dir: Path, target: Path = DEMO_BASE_DIR, *, figures: str = "") -> Path:
+    """Copy ``run_dir/model`` weights and config to ``target``; write its history and card."""
     run = Run(run_dir)
-    model_dir = run.model_dir
+    run_config = load_config(run.config_path)
+    earlier = _earlier_stages(run_config, run.root.name)  # before ``target`` is overwritten
+    stages = [*earlier, _stage(run, run_config, len(earlier) + 1)]
     target.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors"):
-        shutil.copyfile(model_dir / name, target / name)
-    (target / "README.md").write_text(_card(run_dir), encoding="utf-8")
+        shutil.copyfile(run.model_dir / name, target / name)
+    write_text_atomic(target / HISTORY, json.dumps(stages, indent=1, ensure_ascii=False) + "\n")
+    write_text_atomic(target / "README.md", _card(run, stages, figures))
     return target
 
 
-def _card(run_dir: Path) -> str:
+def _earlier_stages(run_config: TrainConfig, run_name: str) -> list[dict]:
+    """The history of the base this run started from (none for random initialisation).
+
+    Exporting a run again into the base it continued from finds its own stage there already:
+    the history is cut before it, so the export can be repeated (to add figures, say).
+    """
+    name = run_config.model.name
+    if is_from_scratch(name):
+        return []
+    base = DEMO_BASE_DIR if name == DEMO_BASE else Path(name)
+    history = base / HISTORY
+    if not history.is_file():
+        raise SystemExit(f"{history} is missing: the base this run continued from has no "
+                         "recorded history, so its card cannot say how it was made.")
+    stages = json.loads(history.read_text(encoding="utf-8"))
+    own = [i for i, stage in enumerate(stages) if stage.get("run") == run_name]
+    return stages[: own[0]] if own else stages
+
+
+def _stage(run: Run, run_config: TrainConfig, number: int) -> dict:
+    """What this run did: its data, schedule, settings and result."""
+    result = _result(run)
+    train = [asdict(u) for u in Workspace(run.root.parents[1]).read_split("train")]
+    start = next((r for r in run.read_metrics() if r.get("event") == "start"), {})
+    cer = result.get("best_dev_cer")
+    return {
+        "stage": number,
+        "run": run.root.name,
+        "started_from": (f"random initialisation (`--model {run_config.model.name}`)"
+                         if number == 1 else f"stage {number - 1}"),
+        # The multilingual recipe names speakers <language>-<voice>.
+        "languages": sorted({u["speaker"].split("-")[0] for u in train}),
+        "train_minutes": round(sum(u["duration"] for u in train) / 60, 1),
+        "steps": result["steps"],
+        "schedule_steps": start.get("max_steps", result["steps"]),
+        "train_minutes_cpu": round(result["elapsed_s"] / 60, 1),
+        "learning_rate": run_config.optim.learning_rate,
+        "batch_seconds": run_config.data.max_batch_seconds,
+        "augment": run_config.data.augment,
+        "feature_encoder": "frozen" if run_config.model.freeze_feature_encoder else "trained",
+        "dev_cer": round(cer, 3) if cer is not None else None,
+    }
+
+
+def _card(run: Run, stages: list[dict], figures: str) -> str:
     from safetensors import safe_open
 
-    run = Run(run_dir)
     config = json.loads((run.model_dir / "config.json").read_text())
-    result = _result(run)
-    run_config = load_config(run.config_path)
     with safe_open(run.model_dir / "model.safetensors", "pt") as weights:
         params = sum(_count(weights.get_slice(k)) for k in weights.keys())
-    workspace = Workspace(run.root.parents[1])
-    train = [asdict(u) for u in workspace.read_split("train")]
-    # The multilingual recipe names speakers <language>-<voice>.
-    languages = sorted({u["speaker"].split("-")[0] for u in train})
-    cer = result.get("best_dev_cer")
-    return CARD.format(
+    last = stages[-1]
+    card = CARD.format(
         params=params, hidden=config["hidden_size"], layers=config["num_hidden_layers"],
-        conv=tuple(config["conv_dim"]), minutes=sum(u["duration"] for u in train) / 60,
-        n_languages=len(languages), languages=", ".join(languages), steps=result["steps"],
-        train_min=result["elapsed_s"] / 60, dev_cer=f"{cer:.3f}" if cer is not None else "n/a",
-    ) + f"\nRun configuration: preset {run_config.preset}, learning rate " \
-        f"{run_config.optim.learning_rate}, batches of {run_config.data.max_batch_seconds} s.\n"
+        conv=tuple(config["conv_dim"]), minutes=last["train_minutes"],
+        n_languages=len(last["languages"]), languages=", ".join(last["languages"]),
+        n_stages=len(stages), total_steps=f"{sum(s['steps'] for s in stages):,}",
+        stages=_stage_table(stages))
+    if figures.strip():
+        card += f"\n## Measured\n\n{figures.strip()}\n"
+    return card
+
+
+def _stage_table(stages: list[dict]) -> str:
+    lines = ["| stage | from | languages | training audio | steps (of schedule) | time, 2-core CPU "
+             "| peak lr | batch | feature encoder | augmentation | dev CER |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in stages:
+        augment = f"p={s['augment']} per effect" if s["augment"] else "none"
+        cer = f"{s['dev_cer']:.3f}" if s["dev_cer"] is not None else "n/a"
+        lines.append(
+            f"| {s['stage']} | {s['started_from']} | {len(s['languages'])} | "
+            f"{s['train_minutes']:.0f} min | {s['steps']:,} ({s['schedule_steps']:,}) | "
+            f"{s['train_minutes_cpu']:.0f} min | {s['learning_rate']:g} | "
+            f"{s['batch_seconds']:g} s | {s['feature_encoder']} | {augment} | {cer} |")
+    return "\n".join(lines)
 
 
 def _result(run: Run) -> dict:
@@ -99,6 +166,15 @@ def _count(tensor_slice) -> int:
     return total
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("target", type=Path, nargs="?", default=DEMO_BASE_DIR)
+    parser.add_argument("--figures", type=Path, help="Markdown of measured results for the card")
+    args = parser.parse_args()
+    figures = args.figures.read_text(encoding="utf-8") if args.figures else ""
+    print(export_base(args.run_dir, args.target, figures=figures))
+
+
 if __name__ == "__main__":
-    target = Path(sys.argv[2]) if len(sys.argv) > 2 else DEMO_BASE_DIR
-    print(export_base(Path(sys.argv[1]), target))
+    main()
