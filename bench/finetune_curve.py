@@ -39,6 +39,7 @@ from data_recipes import prepare_sources  # noqa: E402
 from data_recipes.synthetic import (  # noqa: E402
     DEFAULT_VOICES,
     DEMO_ARCHIVE,
+    LANGUAGES,
     generate_corpus,
     unpack_corpus,
 )
@@ -101,6 +102,7 @@ def new_voice_set(root: Path, language: str, voices: tuple[str, ...], minutes: f
     train_texts = {normalize(u.text, profile) for u in ws.read_split("train")}
     refs = [normalize(r["transcription"], profile) for r in rows]
     return {"paths": [folder / r["file_name"] for r in rows], "refs": refs,
+            "language": LANGUAGES[language].name,
             "voices": sorted({r["speaker"] for r in rows}),
             "seconds": _seconds([folder / r["file_name"] for r in rows]),
             "in_train": sum(ref in train_texts for ref in refs)}
@@ -180,7 +182,7 @@ def voices_text(voices: dict, new_voices: dict | None) -> str:
                      "(DEFAULT_VOICES).")
     if new_voices:
         lines.append(f"New voices: {len(new_voices['refs'])} clips, "
-                     f"{new_voices['seconds'] / 60:.1f} min of Quechua read by "
+                     f"{new_voices['seconds'] / 60:.1f} min of {new_voices['language']} read by "
                      f"{', '.join(new_voices['voices'])}: none in DEFAULT_VOICES, so heard "
                      "neither in pretraining nor in fine-tuning; "
                      f"{new_voices['in_train']} of its sentences also occur in the training "

@@ -1,5 +1,7 @@
 """The proof, on every commit, that the pipeline learns: fine-tuning the bundled demo-base on
-a language it never heard (Quechua) for under 3 minutes gets the test CER well below 1."""
+a language it never heard (Quechua) for a few hundred steps gets the test CER well below 1.
+
+Bounded by steps, not minutes, so a busy CI machine is slower, never red."""
 
 import json
 
@@ -12,7 +14,7 @@ from workbench.vocab import build_workspace_vocab
 from workbench.workspace import Workspace
 
 MAX_BYTES = 15 * 1024 * 1024
-TRAIN_MINUTES = 2.5
+TRAIN_STEPS = 250  # about a minute on 2 idle cores
 # Set from measurements (bench/RESULTS.md), with margin.
 CER_THRESHOLD = 0.5
 
@@ -41,7 +43,9 @@ def test_demo_base_learns_an_unseen_language_in_minutes(demo_corpus, tmp_path):
     prepare_sources([demo_corpus], ws, progress=False)
     build_workspace_vocab(ws)
     config = build_config(preset="10min", overrides=["model.name=demo-base",
+                                                     f"optim.max_steps={TRAIN_STEPS}",
                                                      "run.eval_every=1000000"])
-    result = train(ws, config, max_minutes=TRAIN_MINUTES, progress=False)
+    result = train(ws, config, progress=False)
+    assert result.steps == TRAIN_STEPS
     report = evaluate_run(ws, result.run_dir.name, "test", progress=False)
     assert report.cer < CER_THRESHOLD, f"test CER {report.cer:.3f} after {result.steps} steps"
