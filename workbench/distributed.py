@@ -26,6 +26,7 @@ from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.config import TrainConfig
+    from workbench.data import ManifestDataset
 
 IGNORE_INDEX = -100  # label padding, as the CTC collator writes it
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -154,7 +155,7 @@ class ShardedBatchSampler(Sampler[list[WeightedIndex]]):
 class WeightedDataset(Dataset):
     """A dataset read by ``(index, weight, epoch)`` keys; items are ``(example, weight)``."""
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: ManifestDataset):
         self.dataset = dataset
 
     def __len__(self) -> int:
@@ -162,9 +163,7 @@ class WeightedDataset(Dataset):
 
     def __getitem__(self, key: WeightedIndex):
         index, weight, epoch = key
-        if hasattr(self.dataset, "example"):
-            return self.dataset.example(index, epoch), weight
-        return self.dataset[index], weight
+        return self.dataset.example(index, epoch), weight
 
 
 class WeightedCollator:
