@@ -336,6 +336,9 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
     seed_everything(config.run.seed)
     vocab, profile = load_vocab(ws.vocab_path), load_profile(ws.profile_path)
     data = load_training_data(ws, vocab, profile)
+    if not 0.0 <= config.data.augment <= 1.0:
+        raise WorkbenchError(f"data.augment={config.data.augment} is a probability: give a "
+                             "value from 0 (off) to 1, for example data.augment=0.3.")
     if config.data.augment > 0:
         data.train.augmenter = Augmenter(config.data.augment, seed=config.run.seed)
     sampler = DurationBatchSampler(data.train.durations, config.data.max_batch_seconds,

@@ -216,6 +216,16 @@ def test_resume_refuses_changed_training_data(interrupted):
         resume_run(ws, progress=False)
 
 
+@pytest.mark.parametrize("value", ["-0.1", "1.5"])
+def test_an_augmentation_probability_outside_0_1_is_refused_by_name(ws, value):
+    runs = ws.root / "runs"
+    before = sorted(runs.glob("2*")) if runs.exists() else []
+    config = build_config(preset="10min", overrides=[*FAST, f"data.augment={value}"])
+    with pytest.raises(WorkbenchError, match=rf"data.augment={value}.*from 0 \(off\) to 1"):
+        train(ws, config, progress=False)
+    assert (sorted(runs.glob("2*")) if runs.exists() else []) == before  # no run folder made
+
+
 def test_a_finished_run_is_not_resumed(ws):
     config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=2"])
     train(ws, config, progress=False)
