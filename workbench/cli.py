@@ -139,7 +139,7 @@ def cmd_evaluate(args) -> None:
 
     ws = _workspace(args)
     report = evaluate_run(ws, args.run, args.split, include_excluded=args.include_excluded,
-                          progress=not args.quiet)
+                          progress=not args.quiet, lm=args.lm)
     _emit(args, report.to_dict(), format_report(report))
 
 
@@ -151,6 +151,11 @@ def cmd_transcribe(args) -> None:
 
         torch.set_num_threads(args.threads)
     model = _resolve_model_arg(args)
+    if args.lm:
+        from workbench.evaluate import attach_lm
+        from workbench.recognizer import load_recognizer
+
+        model, _ = attach_lm(load_recognizer(model), _workspace(args), args.lm)
     results = transcribe_files([Path(p) for p in args.audio], model, progress=not args.quiet,
                                batch_seconds=args.batch_seconds)
     summary = [r.to_dict() if hasattr(r, "to_dict") else vars(r) for r in results]
@@ -169,6 +174,29 @@ def _resolve_model_arg(args) -> Path:
     from workbench.run import find_run
 
     return find_run(_workspace(args), args.model, with_model=True).root
+
+
+# --------------------------------------------------------------------------- lm
+
+
+def cmd_lm_build(args) -> None:
+    from workbench.lm.store import build_lm, format_build
+
+    ws = _workspace(args)
+    ws.require_prepared()
+    result = build_lm(ws, [Path(t).expanduser() for t in args.text], name=args.name,
+                      order=args.order, unit=args.unit, transcripts=args.transcripts,
+                      allow_leakage=args.allow_leakage, max_words=args.max_words)
+    _emit(args, {"folder": str(result.folder), **result.info},
+          format_build(result.info, result.folder))
+
+
+def cmd_lm_tune(args) -> None:
+    from workbench.lm.tune import format_tuning, tune_lm
+
+    ws = _workspace(args)
+    result = tune_lm(ws, args.lm, run=args.run, progress=not args.quiet, beam=args.beam)
+    _emit(args, result, format_tuning(result))
 
 
 # --------------------------------------------------------------------------- export
@@ -259,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", cmd_train, "fine-tune a CTC model on the workspace"),
         ("evaluate", cmd_evaluate, "WER/CER of a trained run on a split"),
         ("transcribe", cmd_transcribe, "transcribe audio files with a trained model"),
+        ("lm", None, "build and tune n-gram language models from text (`lm build`, "
+                     "`lm tune`)"),
         ("export", cmd_export, "export a trained model to ONNX (optionally int8) for fast "
                                "CPU inference"),
         ("demo", cmd_demo, "the whole flow offline on the bundled Quechua demo corpus"),
@@ -268,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     parsers = {}
     for name, handler, help_text in commands:
         parsers[name] = sub.add_parser(name, help=help_text, description=help_text)
-        parsers[name].set_defaults(handler=handler)
+        if handler is not None:
+            parsers[name].set_defaults(handler=handler)
     _prepare_args(parsers["prepare"])
     _common(parsers["audit"])
     parsers["audit"].add_argument("--max-seconds", type=float, default=20.0,
@@ -279,11 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parsers["evaluate"])
     parsers["evaluate"].add_argument("--run", help="run id (default: the latest run)")
     parsers["evaluate"].add_argument("--split", default="test", choices=["train", "dev", "test"])
+    parsers["evaluate"].add_argument("--lm", help="decode with this language model of the "
+                                     "workspace (its tuned alpha and beta); default: greedy")
     parsers["evaluate"].add_argument(
         "--include-excluded", action="store_true",
         help="also score the utterances the audit set aside (by default they are listed in "
              "the report with the reason, not scored)")
     _transcribe_args(parsers["transcribe"])
+    _lm_args(parsers["lm"])
     _export_args(parsers["export"])
     _demo_args(parsers["demo"])
     _ui_args(parsers["ui"])
@@ -345,12 +379,46 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True,
                    help="model directory, run directory, or run id in the workspace (-w)")
     p.add_argument("-w", "--workspace", default=".", help="workspace holding the run")
+    p.add_argument("--lm", help="decode with this language model (a name in the workspace, "
+                   "or an LM folder); default: greedy")
     p.add_argument("--batch-seconds", type=float, default=20.0,
                    help="most padded audio per forward pass (default 20)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads (0: torch's default; ONNX Runtime uses as many)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _lm_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="lm_command", required=True, metavar="ACTION")
+    build = sub.add_parser("build", help="estimate an n-gram LM from text files",
+                           description="Estimate a modified Kneser-Ney n-gram LM from text, "
+                           "normalised with the workspace's orthography profile, into WS/lm/NAME.")
+    build.set_defaults(handler=cmd_lm_build)
+    build.add_argument("text", nargs="*", help="plain-text files, one sentence or paragraph a line")
+    _common(build)
+    build.add_argument("--name", default="default", help="the LM's name (default: default)")
+    build.add_argument("--order", type=int, default=0,
+                       help="n-gram order (default 3 for words, 6 for characters)")
+    build.add_argument("--unit", choices=["word", "char"], default="word",
+                       help="word: a lexicon decoder, words of the text only; char: open "
+                       "vocabulary, for languages where new speech has many unseen words")
+    build.add_argument("--transcripts", action="store_true",
+                       help="add the training split's transcripts to the text")
+    build.add_argument("--allow-leakage", action="store_true",
+                       help="keep lines that contain dev or test transcripts (scores will lie)")
+    build.add_argument("--max-words", type=int, default=2_000_000,
+                       help="stop reading after this many words (memory grows with it; "
+                       "0: no limit)")
+    tune = sub.add_parser("tune", help="choose alpha and beta on the dev split",
+                          description="Search the LM weight (alpha) and word bonus (beta) on the "
+                          "dev split, store the best with the LM, and report greedy against LM "
+                          "decoding on dev and test.")
+    tune.set_defaults(handler=cmd_lm_tune)
+    _common(tune)
+    tune.add_argument("--lm", default="default", help="the LM's name (default: default)")
+    tune.add_argument("--run", help="run id (default: the latest run with a model)")
+    tune.add_argument("--beam", type=int, default=50, help="beam width (default 50)")
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -364,6 +432,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", help="output folder (default: RUN/onnx or RUN/onnx-int8, "
                    "or MODEL-onnx[-int8] beside a model folder)")
     p.add_argument("-w", "--workspace", default=".", help="workspace holding the run")
+    p.add_argument("--lm", help="decode with this language model (a name in the workspace, "
+                   "or an LM folder); default: greedy")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 

@@ -8,17 +8,13 @@ what the transformers ASR pipeline prints for the same logits, and then makes it
 mark emitted with no base (after a space or first) is dropped, where the pipeline would print
 it floating on a dotted circle.
 
-LM decoding hook: :func:`build_lm_decoder` + :func:`decode_with_lm` run a beam search with a
-KenLM n-gram language model through pyctcdecode. pyctcdecode and kenlm are optional and not
-installed with the workbench; without them these functions raise a WorkbenchError that says
-how to install them. Both take the same logits and per-item lengths as
-:func:`greedy_decode`, so a caller can switch decoders without touching the inference code.
+Every consumer decodes through :func:`decode_utterance`: greedy, or, given a language model
+(``workbench.lm``), a beam search over the same logits' log-probabilities.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,14 +22,6 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.text import well_formed
-
-LM_INSTALL_HINT = (
-    "LM decoding needs the optional packages pyctcdecode and kenlm: "
-    "`pip install pyctcdecode kenlm` (kenlm compiles from source and needs cmake, a C++ "
-    "compiler and the Boost and zlib headers; on Debian/Ubuntu "
-    "`apt-get install build-essential cmake libboost-all-dev zlib1g-dev`). "
-    "Greedy decoding works without them."
-)
 
 
 def greedy_decode(
@@ -118,122 +106,23 @@ def _valid_lengths(
 
 
 # ---------------------------------------------------------------------------------------------
-# LM decoding (optional: pyctcdecode + kenlm)
+# The one entry point: greedy, or beam search with a language model
 
 
-def ctc_labels(tokenizer: Any, vocab_size: int | None = None) -> list[str]:
-    """The alphabet in pyctcdecode's convention: one label per output id.
-
-    The blank (pad token) becomes ``""`` and the word delimiter ``" "``; other tokens are
-    kept as they are (pyctcdecode recognises ``[UNK]``-style tokens itself).
-
-    Args:
-        tokenizer: A ``Wav2Vec2CTCTokenizer`` or a processor holding one.
-        vocab_size: Number of model outputs; defaults to the tokenizer's size.
-    """
-    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
-    size = vocab_size if vocab_size is not None else len(tokenizer)
-    tokens = tokenizer.convert_ids_to_tokens(list(range(size)))
-    labels = []
-    for token in tokens:
-        if token == tokenizer.pad_token:
-            labels.append("")
-        elif token == tokenizer.word_delimiter_token:
-            labels.append(" ")
-        else:
-            labels.append(token)
-    return labels
+def decode_utterance(logits: torch.Tensor | np.ndarray, tokenizer: Any, lm: Any = None) -> str:
+    """Text of one utterance's ``(frames, vocab)`` logits: greedy, or with ``lm`` (a
+    :class:`workbench.lm.beam.BeamDecoder`) a beam search over their log-probabilities."""
+    if lm is None:
+        return greedy_decode(logits, tokenizer)[0]
+    return lm.decode(log_softmax(logits))
 
 
-def build_lm_decoder(
-    tokenizer: Any,
-    kenlm_path: str | Path | None = None,
-    *,
-    vocab_size: int | None = None,
-    alpha: float = 0.5,
-    beta: float = 1.0,
-    unigrams: Sequence[str] | None = None,
-) -> Any:
-    """A pyctcdecode beam-search decoder, with a KenLM model when ``kenlm_path`` is given.
-
-    Build it once and reuse it: loading a KenLM model takes a while.
-
-    Args:
-        tokenizer: A ``Wav2Vec2CTCTokenizer`` or a processor holding one.
-        kenlm_path: An ARPA or binary KenLM model; None gives a beam search without LM.
-        vocab_size: Number of model outputs (``model.config.vocab_size``); defaults to the
-            tokenizer's size.
-        alpha: Language model weight.
-        beta: Word insertion bonus.
-        unigrams: The LM's word list (lets pyctcdecode score partial words); optional.
-
-    Raises:
-        WorkbenchError: pyctcdecode (or kenlm, for an LM) is not installed, or the LM file
-            does not exist.
-    """
-    try:
-        from pyctcdecode import build_ctcdecoder
-    except ImportError as err:
-        raise WorkbenchError(LM_INSTALL_HINT) from err
-    if kenlm_path is not None:
-        kenlm_path = Path(kenlm_path)
-        if not kenlm_path.is_file():
-            raise WorkbenchError(
-                f"Language model {kenlm_path} does not exist; pass the path of an ARPA or "
-                "binary KenLM file (built with KenLM's lmplz / build_binary)."
-            )
-        try:
-            import kenlm  # noqa: F401  (pyctcdecode silently skips the LM without it)
-        except ImportError as err:
-            raise WorkbenchError(LM_INSTALL_HINT) from err
-    return build_ctcdecoder(
-        ctc_labels(tokenizer, vocab_size),
-        kenlm_model_path=str(kenlm_path) if kenlm_path is not None else None,
-        unigrams=list(unigrams) if unigrams is not None else None,
-        alpha=alpha,
-        beta=beta,
-    )
-
-
-def decode_with_lm(
-    logits: torch.Tensor | np.ndarray,
-    decoder: Any,
-    lengths: Sequence[int] | np.ndarray | torch.Tensor | None = None,
-    *,
-    beam_width: int = 100,
-) -> list[str]:
-    """Beam-search decoding with a pyctcdecode decoder from :func:`build_lm_decoder`.
-
-    Args:
-        logits: ``(batch, frames, vocab)`` or ``(frames, vocab)`` logits.
-        decoder: What :func:`build_lm_decoder` returned.
-        lengths: Valid frames per batch item (padding beyond them is ignored).
-        beam_width: Beams kept per step; larger is slower and slightly better.
-
-    Returns:
-        One text per batch item.
-    """
+def log_softmax(logits: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Natural-log probabilities of ``(frames, vocab)`` logits, float32."""
     if isinstance(logits, torch.Tensor):
         logits = logits.detach().float().cpu().numpy()
     logits = np.asarray(logits, dtype=np.float32)
-    if logits.ndim == 2:
-        logits = logits[None]
-    if logits.ndim != 3:
-        raise WorkbenchError(
-            "CTC logits must have shape (batch, frames, vocab) or (frames, vocab); got "
-            f"{logits.ndim} dimensions."
-        )
-    valid = _valid_lengths(lengths, logits.shape[0], logits.shape[1])
-    texts = []
-    for item, n in zip(logits, valid, strict=True):
-        if n == 0:
-            texts.append("")
-            continue
-        log_probs = _log_softmax(item[:n])
-        texts.append(well_formed(decoder.decode(log_probs, beam_width=beam_width)))
-    return texts
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    if logits.ndim == 3 and logits.shape[0] == 1:
+        logits = logits[0]
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))

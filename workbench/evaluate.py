@@ -565,6 +565,8 @@ def evaluate_run(
     exclude_ids: set[str] | None = None,
     progress: bool = True,
     batch_seconds: float = BATCH_S,
+    lm: str | Path | None = None,
+    beam: Any = None,
 ) -> EvalReport:
     """Transcribe a split with a run's model, score what the audit kept, store the report.
 
@@ -576,10 +578,12 @@ def evaluate_run(
         exclude_ids: Utterance ids to leave out as well (listed in the report).
         progress: Show a progress bar.
         batch_seconds: Most padded audio per forward pass.
+        lm: A language model of the workspace (name or folder): beam search with it, with its
+            tuned settings unless ``beam`` (a ``BeamSettings``) is given. None: greedy.
 
     Returns:
         The report (also stored under ``splits[split]`` in the run's report, next to the
-        reports of other splits).
+        reports of other splits; ``splits["test+lm:NAME"]`` for LM decoding).
 
     Raises:
         WorkbenchError: No run or model, an empty split, no readable audio, or references
@@ -592,7 +596,11 @@ def evaluate_run(
     chosen = scoring_set(ws, split, include_excluded=include_excluded, exclude_ids=exclude_ids)
     profile = load_profile(ws.profile_path)
     references = [normalize(u.text, profile) for u in chosen.utterances]
-    scored = transcribe_and_score(load_recognizer(found.model_dir), ws, chosen.utterances,
+    recognizer = load_recognizer(found.model_dir)
+    decoder = "greedy"
+    if lm is not None:
+        recognizer, decoder = attach_lm(recognizer, ws, lm, beam)
+    scored = transcribe_and_score(recognizer, ws, chosen.utterances,
                                   references, progress=progress, batch_seconds=batch_seconds)
     # index = position in the split's manifest, not among the scored utterances
     utterances = [replace(s, index=chosen.positions[s.id]) for s in scored.utterances]
@@ -608,14 +616,37 @@ def evaluate_run(
         audio_seconds=scored.audio_seconds,
         elapsed_seconds=scored.elapsed_seconds,
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        decoder=decoder,
     )
     write_report(found.root, report)
     return report
 
 
+def attach_lm(recognizer: Any, ws: Workspace | None, lm: str | Path, beam: Any = None
+              ) -> tuple[Any, str]:
+    """``recognizer`` decoding with language model ``lm``; and how to name that decoding."""
+    from workbench.lm.store import find_lm, load_decoder
+
+    folder = find_lm(ws, lm)
+    decoder = load_decoder(folder, recognizer.tokenizer, beam)
+    s = decoder.settings
+    name = (f"lm:{folder.name} ({decoder.unit} LM, alpha {s.alpha:g}, beta {s.beta:g}, "
+            f"beam {s.beam})")
+    return replace(recognizer, lm=decoder), name
+
+
 def write_report(run_dir: Path, report: EvalReport) -> Path:
-    """Store ``report`` in its run, next to the reports of other splits."""
-    return Run(Path(run_dir)).write_report(report.split, report.to_dict())
+    """Store ``report`` in its run, next to the reports of other splits (an LM decoding's
+    report under ``SPLIT+lm:NAME``, beside the greedy one)."""
+    return Run(Path(run_dir)).write_report(report_key(report.split, report.decoder),
+                                           report.to_dict())
+
+
+def report_key(split: str, decoder: str = "greedy") -> str:
+    """Where a split's report is kept: its name, plus ``+lm:NAME`` for LM decoding."""
+    if decoder.startswith("lm:"):
+        return f"{split}+{decoder.split(' ')[0]}"
+    return split
 
 
 def read_report(run_dir: Path) -> dict[str, Any]:

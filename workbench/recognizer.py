@@ -53,12 +53,15 @@ class Recognizer:
         processor: Its processor (feature extractor + ``Wav2Vec2CTCTokenizer``).
         device: Where the model runs (the CPU for ONNX models).
         model_dir: The directory it was loaded from.
+        lm: A beam-search decoder with a language model
+            (:class:`workbench.lm.beam.BeamDecoder`); None decodes greedily.
     """
 
     model: Any
     processor: Any
     device: torch.device
     model_dir: Path | None = None
+    lm: Any = None
 
     @property
     def config(self) -> Any:

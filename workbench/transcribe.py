@@ -35,7 +35,7 @@ from workbench.audio import (
     ctc_output_frames,
     open_audio,
 )
-from workbench.decode import best_path, decode_best_path, greedy_decode
+from workbench.decode import best_path, decode_best_path, decode_utterance, log_softmax
 from workbench.errors import WorkbenchError
 from workbench.recognizer import (  # noqa: F401  (re-exported: what callers import from here)
     BATCH_S,
@@ -113,7 +113,7 @@ def transcribe_arrays(
     short = [i for i, a in enumerate(arrays) if len(a) <= limit]
     logits_list = clip_logits(recognizer, [arrays[i] for i in short], batch_seconds)
     for i, logits in zip(short, logits_list, strict=True):
-        texts[i] = greedy_decode(logits, recognizer.tokenizer)[0]
+        texts[i] = decode_utterance(logits, recognizer.tokenizer, recognizer.lm)
     for i, array in enumerate(arrays):
         if len(array) > limit:
             texts[i] = transcribe_long(recognizer, array, chunk_s, stride_s,
@@ -352,7 +352,7 @@ def transcribe_long(
         The text, decoded once from the stitched logits.
     """
     logits = long_logits(recognizer, samples, chunk_s, stride_s, batch_seconds=batch_seconds)
-    return greedy_decode(logits, recognizer.tokenizer)[0]
+    return decode_utterance(logits, recognizer.tokenizer, recognizer.lm)
 
 
 def stream_ids(
@@ -400,8 +400,13 @@ def stream_ids(
 
 def _window_ids(recognizer: Recognizer, windows: list[tuple[Chunk, np.ndarray]],
                 batch_seconds: float) -> list[np.ndarray]:
-    """Argmax ids of the kept frames of each window, run as :func:`clip_logits` batches."""
+    """Argmax ids of the kept frames of each window, run as :func:`clip_logits` batches; with
+    a language model, their log-probabilities (4 bytes per token per 20 ms frame), which the
+    beam search needs whole."""
     logits = clip_logits(recognizer, [samples for _, samples in windows], batch_seconds)
+    if recognizer.lm is not None:
+        return [log_softmax(_kept(window_logits, chunk))
+                for window_logits, (chunk, _) in zip(logits, windows, strict=True)]
     return [best_path(_kept(window_logits, chunk))[0].astype(np.int32)
             for window_logits, (chunk, _) in zip(logits, windows, strict=True)]
 
@@ -422,6 +427,8 @@ def transcribe_stream(
         The text and the recording's length in samples.
     """
     ids, total = stream_ids(recognizer, blocks, chunk_s, stride_s, batch_seconds=batch_seconds)
+    if recognizer.lm is not None:  # ids are log-probabilities here
+        return recognizer.lm.decode(ids), total
     return decode_best_path(ids, recognizer.tokenizer), total
 
 

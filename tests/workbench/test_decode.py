@@ -1,4 +1,4 @@
-"""Greedy CTC decoding and the LM-decoding hook.
+"""Greedy CTC decoding and the one decoding entry point (greedy or with an LM).
 
 Every expected text is written out by hand (or, for random logits, by :func:`ctc_rules`, a
 few lines that spell out the CTC rules over VOCAB), never by the tokenizer the code calls:
@@ -9,7 +9,6 @@ becomes a space, ``[UNK]`` stays as written, the text is stripped.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +16,7 @@ import pytest
 import torch
 
 from tests.workbench.ctc_fixtures import VOCAB, tiny_processor
-from workbench.decode import (
-    build_lm_decoder,
-    collapse_repeats,
-    ctc_labels,
-    decode_with_lm,
-    greedy_decode,
-)
+from workbench.decode import collapse_repeats, decode_utterance, greedy_decode
 from workbench.errors import WorkbenchError
 from workbench.vocab import make_processor
 
@@ -128,36 +121,19 @@ def test_bad_shapes_and_lengths_are_reported(processor):
         greedy_decode(np.zeros((1, 5, len(VOCAB))), processor, lengths=[-1])
 
 
-def test_ctc_labels_follow_pyctcdecode_convention(processor):
-    assert ctc_labels(processor, len(VOCAB)) == [
-        "", "[UNK]", " ", "a", "b", "c", "d", "e", "i", "k", "m", "n", "o", "t", "u"]
-    assert ctc_labels(processor.tokenizer) == ctc_labels(processor, len(VOCAB))
-
-
-def test_lm_decoder_without_pyctcdecode_says_how_to_install(processor, monkeypatch):
-    monkeypatch.setitem(sys.modules, "pyctcdecode", None)  # import fails as if not installed
-    with pytest.raises(WorkbenchError, match="pip install pyctcdecode kenlm"):
-        build_lm_decoder(processor)
-
-
-def test_decode_with_lm_passes_log_probs_per_item(processor):
-    class FakeDecoder:
+def test_decode_utterance_is_greedy_without_lm_and_hands_log_probs_to_an_lm(processor):
+    class RecordingLM:
         def __init__(self) -> None:
-            self.calls: list[tuple[np.ndarray, int]] = []
+            self.seen: list[np.ndarray] = []
 
-        def decode(self, log_probs: np.ndarray, beam_width: int) -> str:
-            self.calls.append((log_probs, beam_width))
+        def decode(self, log_probs: np.ndarray) -> str:
+            self.seen.append(log_probs)
             return f"{len(log_probs)} frames"
 
-    decoder = FakeDecoder()
-    logits = torch.randn(2, 6, len(VOCAB))
-    texts = decode_with_lm(logits, decoder, lengths=[6, 3], beam_width=7)
-    assert texts == ["6 frames", "3 frames"]
-    for item, ((log_probs, beam_width), n) in enumerate(zip(decoder.calls, (6, 3),
-                                                            strict=True)):
-        assert beam_width == 7 and log_probs.shape == (n, len(VOCAB))
-        np.testing.assert_allclose(np.exp(log_probs).sum(-1), np.ones(n), rtol=1e-5)
-        expected = torch.log_softmax(logits[item, :n], dim=-1).numpy()
-        np.testing.assert_allclose(log_probs, expected, rtol=1e-5, atol=1e-5)
-    assert decode_with_lm(logits, decoder, lengths=[0, 0]) == ["", ""]
-    assert len(decoder.calls) == 2  # empty items never reach the decoder
+    logits = torch.randn(6, len(VOCAB))
+    assert decode_utterance(logits, processor) == greedy_decode(logits, processor)[0]
+    lm = RecordingLM()
+    assert decode_utterance(logits, processor, lm) == "6 frames"
+    (log_probs,) = lm.seen
+    assert log_probs.dtype == np.float32
+    np.testing.assert_allclose(log_probs, torch.log_softmax(logits, -1).numpy(), atol=1e-5)

@@ -1,0 +1,1 @@
+"""Language models from the community's own text: estimation, storage and beam-search decoding."""
