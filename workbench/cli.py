@@ -151,11 +151,16 @@ def cmd_transcribe(args) -> None:
 
         torch.set_num_threads(args.threads)
     model = _resolve_model_arg(args)
-    if args.lm:
+    from workbench.lm.store import bundled_lm
+
+    lm = args.lm or (None if args.greedy else bundled_lm(Path(model)))
+    if lm:
         from workbench.evaluate import attach_lm
         from workbench.recognizer import load_recognizer
 
-        model, _ = attach_lm(load_recognizer(model), _workspace(args), args.lm)
+        model, how = attach_lm(load_recognizer(model), _workspace(args), lm)
+        if not args.quiet:
+            print(f"Decoding with {how}", file=sys.stderr)
     results = transcribe_files([Path(p) for p in args.audio], model, progress=not args.quiet,
                                batch_seconds=args.batch_seconds)
     summary = [r.to_dict() if hasattr(r, "to_dict") else vars(r) for r in results]
@@ -210,7 +215,12 @@ def cmd_export(args) -> None:
             "Say which format to export to: `workbench export RUN --onnx [--int8]` (ONNX is "
             "the one offered; the run's model/ folder is already in Hugging Face format).")
     model = _resolve_model_arg(args)
-    result = export_onnx(model, args.out, int8=args.int8)
+    lm = None
+    if args.lm:
+        from workbench.lm.store import find_lm
+
+        lm = find_lm(_workspace(args), args.lm)
+    result = export_onnx(model, args.out, int8=args.int8, lm=lm, language=args.language)
     summary = result.to_dict()
     _emit(args, summary, _export_text(summary))
 
@@ -380,7 +390,9 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
                    help="model directory, run directory, or run id in the workspace (-w)")
     p.add_argument("-w", "--workspace", default=".", help="workspace holding the run")
     p.add_argument("--lm", help="decode with this language model (a name in the workspace, "
-                   "or an LM folder); default: greedy")
+                   "or an LM folder); default: the model folder's own lm/, else greedy")
+    p.add_argument("--greedy", action="store_true",
+                   help="greedy decoding even when the model folder carries a language model")
     p.add_argument("--batch-seconds", type=float, default=20.0,
                    help="most padded audio per forward pass (default 20)")
     p.add_argument("--threads", type=int, default=0,
@@ -432,8 +444,10 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", help="output folder (default: RUN/onnx or RUN/onnx-int8, "
                    "or MODEL-onnx[-int8] beside a model folder)")
     p.add_argument("-w", "--workspace", default=".", help="workspace holding the run")
-    p.add_argument("--lm", help="decode with this language model (a name in the workspace, "
-                   "or an LM folder); default: greedy")
+    p.add_argument("--lm", help="carry this language model of the workspace in the export "
+                   "(lm/), so that transcribe uses it")
+    p.add_argument("--language", default="und",
+                   help="language code for the model card (ISO 639, e.g. qu; default und)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 

@@ -625,13 +625,13 @@ def evaluate_run(
 def attach_lm(recognizer: Any, ws: Workspace | None, lm: str | Path, beam: Any = None
               ) -> tuple[Any, str]:
     """``recognizer`` decoding with language model ``lm``; and how to name that decoding."""
-    from workbench.lm.store import find_lm, load_decoder
+    from workbench.lm.store import find_lm, load_decoder, read_info
 
     folder = find_lm(ws, lm)
     decoder = load_decoder(folder, recognizer.tokenizer, beam)
     s = decoder.settings
-    name = (f"lm:{folder.name} ({decoder.unit} LM, alpha {s.alpha:g}, beta {s.beta:g}, "
-            f"beam {s.beam})")
+    name = (f"lm:{read_info(folder)['name']} ({decoder.unit} LM, alpha {s.alpha:g}, "
+            f"beta {s.beta:g}, beam {s.beam})")
     return replace(recognizer, lm=decoder), name
 
 

@@ -118,6 +118,8 @@ def export_onnx(
     int8_options: Int8Options | None = None,
     keep_fp32: bool = False,
     opset: int = OPSET,
+    lm: Path | None = None,
+    language: str = "und",
 ) -> ExportResult:
     """Export a trained model (or quantize an fp32 export) to a self-contained ONNX folder.
 
@@ -130,6 +132,9 @@ def export_onnx(
         keep_fp32: With ``int8`` from a torch model, also keep the fp32 export, in
             ``<out_dir>-fp32`` (saves a second export when both are wanted).
         opset: ONNX opset of the graph.
+        lm: A language model folder to carry in ``lm/`` (an int8 export of an fp32 export
+            carries the fp32 export's own ``lm/`` unless another is given).
+        language: The card's language code (ISO 639; ``und`` when not given).
 
     Returns:
         What was written, with the check results.
@@ -162,7 +167,26 @@ def export_onnx(
         result.out_dir, result.onnx_path = out, out / ONNX_FILE
         result.seconds = round(time.monotonic() - started, 1)
         _write_metadata(result, staging)
+        _write_lm_and_card(source, onnx_source, staging, lm, language)
     return result
+
+
+def _write_lm_and_card(source: Path, onnx_source: Path | None, staging: Path,
+                       lm: Path | None, language: str) -> None:
+    """Carry the language model (if any) and write the Hugging Face model card."""
+    from workbench.lm.store import bundle_lm, read_info
+    from workbench.model_card import model_card
+    from workbench.run import run_of_model_dir
+
+    if lm is None and onnx_source is not None and (onnx_source.parent / "lm").is_dir():
+        lm = onnx_source.parent / "lm"
+    info = None
+    if lm is not None:
+        bundle_lm(Path(lm), staging / "lm")
+        info = read_info(staging / "lm")
+    run = run_of_model_dir(source) or run_of_model_dir(source.parent)
+    card = model_card(run.root if run else None, language=language, lm=info)
+    (staging / "README.md").write_text(card, encoding="utf-8")
 
 
 def _needed_bytes(source: Path) -> int:

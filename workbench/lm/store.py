@@ -223,6 +223,24 @@ def load_decoder(folder: Path, tokenizer: Any, settings: BeamSettings | None = N
                        skip=tokenizer.all_special_tokens)
 
 
+def bundle_lm(folder: Path, target: Path) -> Path:
+    """Copy an LM's files into ``target`` (inside a folder being built, such as an export)."""
+    import shutil
+
+    read_info(folder)  # refuses a folder that is not an LM
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (INFO, ARPA, LEXICON):
+        if (Path(folder) / name).is_file():
+            shutil.copy2(Path(folder) / name, target / name)
+    return target
+
+
+def bundled_lm(model_dir: Path) -> Path | None:
+    """The LM an exported model folder carries in ``lm/``, if any."""
+    folder = Path(model_dir) / "lm"
+    return folder if (folder / INFO).is_file() else None
+
+
 def store_tuned(folder: Path, tuned: dict[str, Any]) -> None:
     info = read_info(folder)
     info["tuned"] = tuned

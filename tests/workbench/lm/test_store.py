@@ -204,3 +204,41 @@ def test_transcribe_cli_decodes_with_the_lm(workspace, tmp_path):
     (lm_text,) = [r["text"] for r in json.loads(lm.stdout)["results"]]
     words = {w for line in TEXT for w in line.split()}
     assert lm_text and set(lm_text.split()) <= words and lm_text != greedy_text
+
+
+def test_the_lm_travels_with_the_export_and_the_card_has_the_scores(workspace, tmp_path):
+    import yaml
+
+    from workbench.onnx_export import export_onnx
+
+    build_lm(workspace, [write(tmp_path / "t.txt", TEXT)], name="base")
+    evaluate_run(workspace, progress=False)
+    evaluate_run(workspace, progress=False, lm="base")
+    run_dir = workspace.runs_dir / "20240101-090000"
+    out = export_onnx(run_dir, tmp_path / "export", lm=find_lm(workspace, "base"),
+                      language="qu").out_dir
+    assert read_info(out / "lm")["name"] == "base" and (out / "lm" / "lm.arpa").is_file()
+    card = (out / "README.md").read_text(encoding="utf-8")
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["language"] == "qu" and front["pipeline_tag"] == "automatic-speech-recognition"
+    metrics = front["model-index"][0]["results"][0]["metrics"]
+    stored = read_report(run_dir)
+    assert {(m["name"], m["value"]) for m in metrics} == {
+        ("Test WER (greedy decoding)", round(100 * stored["test"]["wer"], 2)),
+        ("Test CER (greedy decoding)", round(100 * stored["test"]["cer"], 2)),
+        ("Test WER (LM base decoding)", round(100 * stored["test+lm:base"]["wer"], 2)),
+        ("Test CER (LM base decoding)", round(100 * stored["test+lm:base"]["cer"], 2))}
+    assert "## Limitations" in card and "1 utterances, 0 speaker(s)" in card
+
+    clip = str(workspace.root / "audio" / "test_1.wav")
+    command = [sys.executable, "-m", "workbench.cli", "transcribe", clip, "--model", str(out),
+               "--json"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with_lm = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=300)
+    greedy = subprocess.run([*command, "--greedy"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert with_lm.returncode == 0 == greedy.returncode, with_lm.stderr[-2000:]
+    assert "Decoding with lm:base" in with_lm.stderr and "Decoding with" not in greedy.stderr
+    (text,) = [r["text"] for r in json.loads(with_lm.stdout)["results"]]
+    assert set(text.split()) <= {w for line in TEXT for w in line.split()}
