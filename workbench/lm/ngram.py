@@ -42,6 +42,7 @@ BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SPECIAL = (BOS, EOS, UNK)
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback
 BOS_LOG10 = 0.0  # what lmplz writes for <s> (never predicted; SRILM writes -99)
+BOS_FLOOR = -99.0  # log10 of a zero probability or backoff
 MIN_ORDER, MAX_ORDER = 1, 6
 
 Gram = tuple[str, ...]
@@ -102,8 +103,9 @@ def _raw_counts(sentences: Iterable[Sequence[str]], order: int) -> tuple[list[Co
     grams: list[Counter] = [Counter() for _ in range(order)]
     highest, bos_initial = grams[order - 1], grams
     n_sentences = n_tokens = 0
-    for words in sentences:
-        tokens = (BOS, *(w for w in words if w not in SPECIAL), EOS)
+    canonical = {BOS: BOS, EOS: EOS}.setdefault  # one string object per word type: the
+    for words in sentences:                      # n-gram tuples share them (memory)
+        tokens = (BOS, *(canonical(w, w) for w in words if w not in SPECIAL), EOS)
         if len(tokens) == 2:
             continue
         n_sentences += 1
@@ -145,51 +147,40 @@ def _discounts(adjusted: list[Counter]) -> tuple[list[tuple[float, float, float]
 
 def _interpolate(adjusted: list[Counter], discounts: list[tuple[float, float, float]]
                  ) -> tuple[list[dict[Gram, float]], list[dict[Gram, float]]]:
-    """Turn adjusted counts into interpolated log10 probabilities and log10 backoffs."""
-    probs: list[dict[Gram, float]] = []
+    """Turn adjusted counts into interpolated probabilities (in place, order by order: the
+    counts' dicts become the probabilities' dicts), then log10 probabilities and backoffs."""
     gammas: list[dict[Gram, float]] = []
     for n, counts in enumerate(adjusted, start=1):
-        totals: dict[Gram, int] = defaultdict(int)
-        buckets: dict[Gram, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for gram, count in counts.items():
-            context = gram[:-1]
-            totals[context] += count
-            buckets[context][min(count, 3) - 1] += 1
         d = discounts[n - 1]
-        gamma = {ctx: (d[0] * b[0] + d[1] * b[1] + d[2] * b[2]) / totals[ctx]
-                 for ctx, b in buckets.items()}
-        level: dict[Gram, float] = {}
-        if n == 1:
-            uniform = gamma[()] / (len(counts) + (0 if (UNK,) in counts else 1))
-            lower = None
-        else:
-            lower = probs[n - 2]
+        totals: dict[Gram, int] = defaultdict(int)
+        gamma: dict[Gram, float] = defaultdict(float)  # D1 N1 + D2 N2 + D3 N3+, then / total
         for gram, count in counts.items():
+            totals[gram[:-1]] += count
+            gamma[gram[:-1]] += d[min(count, 3) - 1]
+        for context, total in totals.items():
+            gamma[context] /= total
+        lower = adjusted[n - 2] if n > 1 else None
+        uniform = gamma[()] / (len(counts) + (0 if (UNK,) in counts else 1)) if n == 1 else 0.0
+        for gram in counts:
+            count = counts[gram]
             u = (count - d[min(count, 3) - 1]) / totals[gram[:-1]]
-            if lower is None:
-                level[gram] = u + uniform
-            else:
-                level[gram] = u + gamma[gram[:-1]] * lower[gram[1:]]
+            counts[gram] = u + (uniform if lower is None else gamma[gram[:-1]] * lower[gram[1:]])
         if n == 1:
-            level.setdefault((UNK,), uniform)
-        probs.append(level)
+            counts.setdefault((UNK,), uniform)
+        del totals
         gammas.append(gamma)
-        counts.clear()
-    return _to_log10(probs, gammas)
+    return _to_log10(adjusted, gammas)
 
 
 def _to_log10(probs: list[dict[Gram, float]], gammas: list[dict[Gram, float]]
               ) -> tuple[list[dict[Gram, float]], list[dict[Gram, float]]]:
     """log10 in place; the backoff of an n-gram is the gamma of the context it forms."""
-    backoffs: list[dict[Gram, float]] = []
-    for n, level in enumerate(probs, start=1):
-        for gram, p in level.items():
-            level[gram] = math.log10(p)
-        if n < len(probs):
-            backoffs.append({ctx: math.log10(g) if g > 0 else BOS_LOG10
-                             for ctx, g in gammas[n].items()})
+    for level in (*probs, *gammas[1:]):
+        for key in level:
+            value = level[key]
+            level[key] = math.log10(value) if value > 0 else BOS_FLOOR
     probs[0][(BOS,)] = BOS_LOG10
-    return probs, backoffs
+    return probs, gammas[1:]
 
 
 # ---------------------------------------------------------------------------------------------
