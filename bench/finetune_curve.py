@@ -8,7 +8,7 @@ test CER of each.
 
 What "held out" means here. The voices of the demo corpus (and of a corpus generated with
 the default voices) are espeak-ng voice variants from ``data_recipes.synthetic.DEFAULT_VOICES``:
-the same 12 variants demo-base was pretrained on (speaking 18 other languages, see
+the same 12 variants demo-base was pretrained on (speaking 23 other languages, see
 ``scripts/build_demo_base.sh``). Its dev and test voices are held out of fine-tuning only, not
 of pretraining. So each model is also scored on a second test set, generated here: Quechua
 read by espeak-ng voice variants outside ``DEFAULT_VOICES`` (``--new-voices``), which neither
@@ -175,7 +175,7 @@ def voices_text(voices: dict, new_voices: dict | None) -> str:
              f"test {', '.join(voices['test'])}."]
     if voices["pretrained on"]:
         lines.append(f"The dev and test voices {', '.join(voices['pretrained on'])} are "
-                     "espeak-ng variants demo-base was pretrained on (DEFAULT_VOICES, in 18 "
+                     "espeak-ng variants demo-base was pretrained on (DEFAULT_VOICES, in 23 "
                      "other languages): held out of fine-tuning, not of pretraining.")
     else:
         lines.append("None of the dev and test voices is in demo-base's pretraining voices "

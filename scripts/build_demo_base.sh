@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Rebuild the bundled demo-base checkpoint (workbench/assets/demo-base) from nothing:
 # a synthetic multilingual corpus made with espeak-ng, then the workbench's own `train`
-# from random initialisation (stage 1, about 55 minutes on 2 CPU cores).
-#   bash scripts/build_demo_base.sh [WORKDIR] [--stage2]
-# --stage2 also runs the broader, augmented continuation tried for issue 12 (about 90 more
-# minutes) into WORKDIR/stage2; it is not bundled (bench/RESULTS.md, "demo-base stage 2").
+# from random initialisation (stage 1, about 55 minutes on 2 CPU cores), then a broader,
+# augmented continuation (stage 2, about 90 more minutes). The bundled model is stage 2.
+#   bash scripts/build_demo_base.sh [WORKDIR] [--stage1-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/demo-base-build}
-stage2=${2:-}
+only=${2:-}
 bash scripts/setup.sh --test          # needs espeak-ng
 export HF_HUB_OFFLINE=1
 mkdir -p "$work"
@@ -30,14 +29,13 @@ generate_multilingual_corpus(Path('$work/corpus1'), languages=stage1,
   data.max_batch_seconds=20 optim.learning_rate=5e-4 optim.warmup_fraction=0.08 \
   run.eval_every=500 run.log_every=50 run.threads=2 run.stop_at_step=2500
 .venv/bin/python -m workbench.base_export "$(latest_run "$work/ws1")" "$work/stage1"
-cp "$work"/stage1/* workbench/assets/demo-base/
-[ "$stage2" = "--stage2" ] || exit 0
+if [ "$only" = "--stage1-only" ]; then cp "$work"/stage1/* workbench/assets/demo-base/; exit 0; fi
 
 # Stage 2: every pretraining language (the 18 above, the same utterances, plus Vietnamese,
 # Setswana, Tamil, Bengali and Arabic), continued from stage 1 with a fresh CTC head, the
 # feature encoder trained, waveform augmentation (speed, reverberation, band-limiting, noise;
 # each with probability 0.3) and a full 6000-step schedule (about 90 minutes on 2 cores).
-# Measured on 2026-12-02: better on Quechua, Maori, Hindi and Amharic, much worse on Malayalam.
+# Fine-tuning figures of the bundled model: bench/RESULTS.md and scripts/demo_base_figures.md.
 .venv/bin/python -c "
 from pathlib import Path
 from data_recipes.synthetic import generate_multilingual_corpus
@@ -49,4 +47,6 @@ generate_multilingual_corpus(Path('$work/corpus2'), minutes_per_language=8.0, se
   model.freeze_feature_encoder=false model.layerdrop=0.0 model.mask_time_prob=0.05 \
   data.max_batch_seconds=20 data.augment=0.3 optim.learning_rate=5e-4 \
   optim.warmup_fraction=0.05 run.eval_every=1000 run.log_every=50 run.threads=2
-.venv/bin/python -m workbench.base_export "$(latest_run "$work/ws2")" "$work/stage2"
+.venv/bin/python -m workbench.base_export "$(latest_run "$work/ws2")" "$work/stage2" \
+  --figures scripts/demo_base_figures.md
+cp "$work"/stage2/* workbench/assets/demo-base/

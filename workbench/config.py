@@ -63,6 +63,10 @@ class OptimSettings:
     min_steps: int = _f(200, "at least this many steps, however little data there is")
     max_steps: int = _f(0, "exact number of steps (0: derived from epochs and data size)")
     grad_clip: float = _f(1.0, "clip the gradient norm to this value")
+    head_only_steps: int = _f(
+        0, "train only the fresh CTC head for this many first steps (at most a quarter of the "
+           "schedule), so that it learns to read the pretrained encoder before the encoder "
+           "moves (fairseq's freeze_finetune_updates)")
 
 
 @dataclass
@@ -112,7 +116,8 @@ FROM_SCRATCH: dict[str, Any] = {
 # training on 2 cores for ten minutes of audio.
 SMALL_PRETRAINED: dict[str, Any] = {
     "data.max_batch_seconds": 20.0, "optim.learning_rate": 1e-3, "optim.epochs": 30.0,
-    "optim.min_steps": 200, "model.layerdrop": 0.0, "model.mask_time_prob": 0.05,
+    "optim.min_steps": 200, "optim.head_only_steps": 100, "model.layerdrop": 0.0,
+    "model.mask_time_prob": 0.0,
 }
 
 

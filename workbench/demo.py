@@ -9,8 +9,8 @@ from pathlib import Path
 
 from workbench.workspace import Workspace
 
-# The bundled base trained on synthetic speech in 18 other languages; the 10min preset with
-# its settings (config.SMALL_PRETRAINED) fine-tunes it in about 5 minutes on 2 CPU cores.
+# The bundled base trained on synthetic speech in 23 other languages; the 10min preset with
+# its settings (config.SMALL_PRETRAINED) fine-tunes it in about 3 minutes on 2 CPU cores.
 DEMO_MODEL = "demo-base"
 DEMO_OVERRIDES = ["run.eval_every=100"]
 

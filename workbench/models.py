@@ -57,7 +57,7 @@ REGISTRY: dict[str, RegisteredModel] = {
     "wavlm-large": RegisteredModel("microsoft/wavlm-large", "WavLM large, English", 316),
     "data2vec-audio-base": RegisteredModel("facebook/data2vec-audio-base",
                                            "data2vec-audio base, English", 94),
-    DEMO_BASE: RegisteredModel("", "the project's small base trained on synthetic speech in 18 "
+    DEMO_BASE: RegisteredModel("", "the project's small base trained on synthetic speech in 23 "
                                    "languages (offline demos and tests; not for real use)", 2.5),
     TINY: RegisteredModel("", "tiny randomly initialised wav2vec2, built locally (offline, tests)",
                           0.5),

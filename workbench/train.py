@@ -540,6 +540,8 @@ class _Loop:
         if not math.isfinite(global_loss):
             self._diverged(state, global_loss)
         self.accelerator.backward(loss)
+        if state.step < min(self.config.optim.head_only_steps, self.schedule.max_steps // 4):
+            self._head_only()
         if self.config.optim.grad_clip > 0:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
         self.optimizer.step()
@@ -547,6 +549,13 @@ class _Loop:
         self.optimizer.zero_grad(set_to_none=True)
         state.step += 1
         self.last_loss = global_loss
+
+    def _head_only(self) -> None:
+        """Drop every gradient but the CTC head's: AdamW then leaves those weights (and their
+        moments) untouched this step, as if they were frozen."""
+        for name, param in self.unwrapped.named_parameters():
+            if not name.startswith("lm_head."):
+                param.grad = None
 
     def _agree(self, loss: torch.Tensor, elapsed_s: float) -> float:
         """The global batch's loss, and whether any process is out of time (one all-reduce).

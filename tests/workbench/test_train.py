@@ -303,3 +303,37 @@ def test_start_logs_the_runtime_and_steps_log_their_wait_for_data(ws):
     assert saved["data_wait_s"] == pytest.approx(result.data_wait_s)
     assert saved["data_wait_s"] >= sum(r["data_wait_s"] for r in steps) - 1e-3
     assert 0 < saved["data_wait_share"] < 1
+
+
+def test_head_only_steps_leave_everything_but_the_head_unchanged(ws, tmp_path):
+    """For its first optim.head_only_steps the encoder stays where pretraining left it."""
+    other = private_copy(ws, tmp_path / "other")
+    settings = [*FAST, "optim.max_steps=12", "optim.head_only_steps=3"]  # cap: 12 // 4
+    first = train(ws, build_config(preset="10min", overrides=[*settings, "run.stop_at_step=1"]),
+                  progress=False)
+    third = train(other, build_config(preset="10min", overrides=[*settings,
+                                                                   "run.stop_at_step=3"]),
+                  progress=False)
+    at_1 = weights(Run(first.run_dir).last_checkpoint)
+    at_3 = weights(Run(third.run_dir).last_checkpoint)
+    head = {k for k in at_1 if k.startswith("lm_head.")}
+    assert head and all(not torch.equal(at_1[k], at_3[k]) for k in head)
+    assert all(torch.equal(at_1[k], at_3[k]) for k in at_1.keys() - head)
+    resume_run(other, overrides={"run.stop_at_step": 0}, progress=False)
+    at_6 = weights(Run(third.run_dir).last_checkpoint)
+    moved = [k for k in at_1.keys() - head if not torch.equal(at_3[k], at_6[k])]
+    assert any(k.startswith("wav2vec2.encoder.layers.") for k in moved)
+
+
+def test_head_only_steps_are_capped_at_a_quarter_of_the_schedule(ws):
+    """A short run (here 12 steps, so 3 head-only ones) still trains its encoder."""
+    config = build_config(preset="10min", overrides=[*FAST, "optim.max_steps=12",
+                                                     "optim.head_only_steps=100",
+                                                     "run.stop_at_step=4"])
+    at_4 = weights(Run(train(ws, config, progress=False).run_dir).last_checkpoint)
+    initial = weights(Run(train(private_copy(ws, ws.root.parent / "again"), build_config(
+        preset="10min", overrides=[*FAST, "optim.max_steps=12", "optim.head_only_steps=100",
+                                   "run.stop_at_step=1"]), progress=False).run_dir)
+        .last_checkpoint)
+    assert any(not torch.equal(initial[k], at_4[k]) for k in initial
+               if k.startswith("wav2vec2.encoder.layers."))
