@@ -23,7 +23,7 @@ from workbench.text import OrthographyProfile, normalize, tokenize
 WORD, CHAR = "word", "char"
 UNITS = (WORD, CHAR)
 SNIFF_BYTES = 64 * 1024
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 18  # UTF-8 validation reads (and decodes) this much at a time
 LEAK_MIN_WORDS = 3  # shorter transcripts count as leaked only when a whole line equals them
 EXAMPLES = 5
 
