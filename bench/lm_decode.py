@@ -1,4 +1,4 @@
-"""Language-model benchmarks for issue 13 (building part; decoding parts still to come).
+"""Language-model benchmarks for issue 13: building n-gram models, and decoding with them.
 
 Build: a 4-gram from N words of text (default 1,000,000; the target is under 60 s and 1 GiB
 peak RSS on 2 cores). Each side runs in a child process of its own, measured from outside
@@ -12,6 +12,13 @@ peak RSS on 2 cores). Each side runs in a child process of its own, measured fro
   ``scripts/lmplz_reference.sh``), the reference implementation.
 
     python bench/lm_decode.py build [--words 1000000] [--order 4] [--lmplz PATH]
+
+Decode: a trained run's test split, logits computed once, then greedy and beam search with an
+LM of the workspace at several beam widths, single-threaded like the acoustic model's share of
+the comparison: WER, CER and the decoding time per second of audio (real-time factor added on
+top of the acoustic model, whose own RTF is printed beside it).
+
+    python bench/lm_decode.py decode -w WS --lm NAME [--run RUN] [--beams 1,10,50,100]
 """
 
 from __future__ import annotations
@@ -87,6 +94,58 @@ def build(args: argparse.Namespace) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def decode(args: argparse.Namespace) -> None:
+    import time
+
+    import torch
+
+    from workbench.audio import load_audio
+    from workbench.decode import greedy_decode, log_softmax
+    from workbench.evaluate import error_rates, scoring_set
+    from workbench.lm.beam import BeamSettings
+    from workbench.lm.store import find_lm, load_decoder, read_info
+    from workbench.recognizer import clip_logits, load_recognizer
+    from workbench.run import find_run
+    from workbench.text import load_profile, normalize
+    from workbench.workspace import Workspace
+
+    torch.set_num_threads(args.threads)
+    ws = Workspace.at(args.workspace)
+    run = find_run(ws, args.run, with_model=True)
+    recognizer = load_recognizer(run.model_dir)
+    test = scoring_set(ws, "test")
+    profile = load_profile(ws.profile_path)
+    refs = [normalize(u.text, profile) for u in test.utterances]
+    arrays = [load_audio(ws.audio_path(u)) for u in test.utterances]
+    seconds = sum(len(a) for a in arrays) / 16_000
+    started = time.perf_counter()
+    logits = clip_logits(recognizer, arrays)
+    acoustic = time.perf_counter() - started
+    folder = find_lm(ws, args.lm)
+    info = read_info(folder)
+    tuned = (info.get("tuned") or {}).get("settings", info["decoding"])
+    print(f"run {run.name}, {len(arrays)} test clips, {seconds:.0f} s of audio; LM {info['name']} "
+          f"({info['unit']} {info['order']}-gram), alpha {tuned['alpha']}, beta {tuned['beta']}; "
+          f"{args.threads} thread(s); acoustic model RTF {acoustic / seconds:.4f}")
+    print(f"{'decoder':16s} {'WER':>7s} {'CER':>7s} {'decode s':>9s} {'added RTF':>10s}")
+    started = time.perf_counter()
+    texts = [greedy_decode(x, recognizer.tokenizer)[0] for x in logits]
+    _row("greedy", error_rates(refs, texts), time.perf_counter() - started, seconds)
+    log_probs = [log_softmax(x) for x in logits]
+    for beam in [int(b) for b in args.beams.split(",")]:
+        decoder = load_decoder(folder, recognizer.tokenizer,
+                               BeamSettings(alpha=tuned["alpha"], beta=tuned["beta"], beam=beam))
+        started = time.perf_counter()
+        texts = [decoder.decode(x) for x in log_probs]
+        _row(f"LM, beam {beam}", error_rates(refs, texts), time.perf_counter() - started,
+             seconds)
+
+
+def _row(name: str, rates: dict, elapsed: float, seconds: float) -> None:
+    print(f"{name:16s} {rates['wer']:7.3f} {rates['cer']:7.3f} {elapsed:9.2f} "
+          f"{elapsed / seconds:10.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="part", required=True)
@@ -94,8 +153,14 @@ def main() -> None:
     p.add_argument("--words", type=int, default=1_000_000)
     p.add_argument("--order", type=int, default=4)
     p.add_argument("--lmplz", help="path of a KenLM lmplz binary, for a reference row")
+    p = sub.add_parser("decode", help="greedy against LM decoding: error rates and speed")
+    p.add_argument("-w", "--workspace", required=True)
+    p.add_argument("--lm", default="default")
+    p.add_argument("--run")
+    p.add_argument("--beams", default="1,10,50,100")
+    p.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    build(args)
+    build(args) if args.part == "build" else decode(args)
 
 
 if __name__ == "__main__":
