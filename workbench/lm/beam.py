@@ -92,7 +92,8 @@ class BeamDecoder:
                                  "needs one between words.")
         self.tokens, self.blank_id, self.unit = list(tokens), blank_id, unit
         self.delimiter_id = self.tokens.index(delimiter)
-        self._silent = {i for i, t in enumerate(self.tokens) if t in set(skip)} | {blank_id}
+        self._silent = ({i for i, t in enumerate(self.tokens) if t in set(skip)} | {blank_id}
+                        ) - {self.delimiter_id}  # the tokenizer lists "|" among its specials
         self.settings = settings
         decoder, dictionary, kenlm = _flashlight()
         self._fl = decoder

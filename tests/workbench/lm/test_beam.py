@@ -76,11 +76,12 @@ def test_with_settings_changes_the_search_not_the_lm(char_lm):
 
 def test_repeated_letters_need_a_blank_and_special_tokens_are_not_written(char_lm):
     decoder = BeamDecoder(TOKENS, 0, "|", char_lm, "char", None, BeamSettings(alpha=0.0),
-                          skip=["[UNK]"])
+                          skip=["[UNK]", "[PAD]", "|"])  # a real tokenizer's special tokens
     rows = np.full((5, len(TOKENS)), 1e-4)
     for frame, token in enumerate(["t", "t", "[PAD]", "t", "[UNK]"]):
         rows[frame, VOCAB[token]] = 1.0
     assert decoder.decode(np.log(rows / rows.sum(1, keepdims=True))) == "tt"
+    assert decoder.decode(emissions("kami tomu", {})) == "kami tomu"  # "|" is still a space
     assert decoder.decode(np.zeros((0, len(TOKENS)), dtype=np.float32)) == ""
 
 

@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.workbench.ctc_fixtures import VOCAB
@@ -242,3 +243,16 @@ def test_the_lm_travels_with_the_export_and_the_card_has_the_scores(workspace, t
     assert "Decoding with lm:base" in with_lm.stderr and "Decoding with" not in greedy.stderr
     (text,) = [r["text"] for r in json.loads(with_lm.stdout)["results"]]
     assert set(text.split()) <= {w for line in TEXT for w in line.split()}
+
+
+def test_a_char_lm_through_the_run_tokenizer_keeps_word_boundaries(workspace, tmp_path):
+    """The tokenizer counts "|" among its special tokens; decoding must still write spaces."""
+    build_lm(workspace, [write(tmp_path / "t.txt", TEXT * 3)], name="chars", unit="char")
+    recognizer = load_recognizer(workspace.runs_dir / "20240101-090000" / "model")
+    assert "|" in recognizer.tokenizer.all_special_tokens
+    decoder = load_decoder(find_lm(workspace, "chars"), recognizer.tokenizer,
+                           BeamSettings(alpha=0.0, beta=0.0))
+    rows = np.full((7, len(VOCAB)), 1e-4)
+    for frame, token in enumerate(["a", "[PAD]", "|", "c", "a", "t", "[PAD]"]):
+        rows[frame, VOCAB[token]] = 1.0
+    assert decoder.decode(np.log(rows / rows.sum(1, keepdims=True))) == "a cat"
