@@ -88,7 +88,10 @@ def format_tuning(result: dict[str, Any]) -> str:
         g, m = part["greedy"], part["lm"]
         lines.append(f"  {name:6s} {100 * g['wer']:10.1f}% {100 * m['wer']:7.1f}% "
                      f"{100 * g['cer']:10.1f}% {100 * m['cer']:7.1f}%")
-    if test["lm"]["cer"] > test["greedy"]["cer"]:
-        lines.append("  The LM makes the test CER worse: its text may not match the speech; "
-                     "try more or other text, or --unit char.")
+    g, m = dev["greedy"], dev["lm"]
+    if (m["wer"], m["cer"]) >= (g["wer"], g["cer"]):
+        advice = "give more text, or --unit char" if result["unit"] == "word" else \
+            "give more text"
+        lines.append("  On dev no setting beats greedy decoding: keep decoding greedily "
+                     f"(evaluate and transcribe without --lm), or {advice}.")
     return "\n".join(lines)

@@ -256,3 +256,17 @@ def test_a_char_lm_through_the_run_tokenizer_keeps_word_boundaries(workspace, tm
     for frame, token in enumerate(["a", "[PAD]", "|", "c", "a", "t", "[PAD]"]):
         rows[frame, VOCAB[token]] = 1.0
     assert decoder.decode(np.log(rows / rows.sum(1, keepdims=True))) == "a cat"
+
+
+def test_tuning_report_says_when_the_lm_does_not_help_on_dev():
+    from workbench.lm.tune import format_tuning
+
+    def result(dev_lm: dict) -> dict:
+        return {"lm": "words", "unit": "word", "run": "r", "grid": [{}],
+                "search_seconds": 1.0, "settings": {"alpha": 1.0, "beta": 0.0, "beam": 50},
+                "dev": {"greedy": {"wer": 0.8, "cer": 0.1}, "lm": dev_lm},
+                "test": {"greedy": {"wer": 0.8, "cer": 0.1}, "lm": {"wer": 0.5, "cer": 0.2}}}
+
+    worse = format_tuning(result({"wer": 1.4, "cer": 0.45}))
+    assert "no setting beats greedy" in worse and "--unit char" in worse
+    assert "no setting beats greedy" not in format_tuning(result({"wer": 0.4, "cer": 0.09}))
