@@ -153,7 +153,8 @@ def dev_perplexity(model: NgramModel, ws: Workspace, profile: OrthographyProfile
     """Perplexity of the dev transcripts (``</s>`` counted, OOVs scored as ``<unk>``)."""
     known = {g[0] for g in model.log10_probs[0]}
     total, tokens, oov, words = 0.0, 0, 0, 0
-    for utterance in ws.read_split("dev"):
+    dev = ws.read_split("dev")
+    for utterance in dev:
         text = normalize(utterance.text, profile)
         sequence = text.split() if unit == WORD else tokenize(text, profile)
         words += len(text.split())
@@ -165,7 +166,7 @@ def dev_perplexity(model: NgramModel, ws: Workspace, profile: OrthographyProfile
             tokens += 1
     if not tokens:
         return {"utterances": 0}
-    return {"utterances": len(ws.read_split("dev")), "tokens": tokens,
+    return {"utterances": len(dev), "tokens": tokens,
             "perplexity": round(10 ** (-total / tokens), 3),
             "oov_rate": round(oov / words, 4) if words else 0.0}
 
