@@ -270,3 +270,27 @@ def test_tuning_report_says_when_the_lm_does_not_help_on_dev():
     worse = format_tuning(result({"wer": 1.4, "cer": 0.45}))
     assert "no setting beats greedy" in worse and "--unit char" in worse
     assert "no setting beats greedy" not in format_tuning(result({"wer": 0.4, "cer": 0.09}))
+
+
+def test_a_long_recording_streamed_gets_the_lm_text_of_the_whole(workspace, tmp_path):
+    """Beyond one window, the streamed path keeps log-probabilities instead of ids; the text
+    equals a beam search over the stitched logits of the whole recording."""
+    import soundfile as sf
+
+    from workbench.audio import load_audio
+    from workbench.decode import log_softmax
+    from workbench.evaluate import attach_lm
+    from workbench.transcribe import long_logits, transcribe_files
+
+    build_lm(workspace, [write(tmp_path / "t.txt", TEXT * 3)], name="chars", unit="char")
+    recognizer = load_recognizer(workspace.runs_dir / "20240101-090000" / "model")
+    recognizer, _ = attach_lm(recognizer, workspace, "chars",
+                              BeamSettings(alpha=0.5, beta=0.0, beam=8))
+    clips = [load_audio(workspace.root / f"audio/test_{i}.wav") for i in range(4)] * 12
+    samples = np.concatenate(clips)  # about 60 s: three 20 s windows
+    path = tmp_path / "long.wav"
+    sf.write(path, samples, 16_000)
+    (result,) = transcribe_files([path], recognizer, progress=False, chunk_s=20.0)
+    whole = recognizer.lm.decode(log_softmax(long_logits(recognizer, samples, 20.0,
+                                                          (4.0, 2.0))))
+    assert result.ok and result.text == whole and len(whole) > 20
