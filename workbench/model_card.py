@@ -37,7 +37,7 @@ def model_card(run_dir: Path | None, *, language: str = "und", lm: dict | None =
     }
     model = config.get("model")
     base = model.get("name") if isinstance(model, dict) else model
-    if base:
+    if base and _is_hub_id(base):  # a local name or folder means nothing on the Hub
         front["base_model"] = base
     if metrics:
         front["model-index"] = [{"name": run.name if run else "model", "results": [{
@@ -52,6 +52,12 @@ def model_card(run_dir: Path | None, *, language: str = "und", lm: dict | None =
                                            speakers=data.get("speakers", "?")), ""]
     return "---\n" + yaml.safe_dump(front, sort_keys=False, allow_unicode=True) + "---\n\n" + \
         "\n".join(body)
+
+
+def _is_hub_id(name: str) -> bool:
+    """``owner/name`` that is not a folder here: what the Hub's ``base_model`` expects."""
+    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not Path(
+        name).exists()
 
 
 def _config(run: Run | None) -> dict[str, Any]:

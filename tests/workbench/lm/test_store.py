@@ -222,6 +222,7 @@ def test_the_lm_travels_with_the_export_and_the_card_has_the_scores(workspace, t
     card = (out / "README.md").read_text(encoding="utf-8")
     front = yaml.safe_load(card.split("---\n")[1])
     assert front["language"] == "qu" and front["pipeline_tag"] == "automatic-speech-recognition"
+    assert "base_model" not in front and "- Base model: `tiny`." in card  # not a Hub id
     metrics = front["model-index"][0]["results"][0]["metrics"]
     stored = read_report(run_dir)
     assert {(m["name"], m["value"]) for m in metrics} == {
@@ -294,3 +295,12 @@ def test_a_long_recording_streamed_gets_the_lm_text_of_the_whole(workspace, tmp_
     whole = recognizer.lm.decode(log_softmax(long_logits(recognizer, samples, 20.0,
                                                           (4.0, 2.0))))
     assert result.ok and result.text == whole and len(whole) > 20
+
+
+def test_the_card_names_a_hub_base_model_only_when_it_is_one(tmp_path):
+    from workbench.model_card import _is_hub_id
+
+    assert _is_hub_id("facebook/wav2vec2-xls-r-300m")
+    (tmp_path / "local").mkdir()
+    assert not any(_is_hub_id(n) for n in ("demo-base", "tiny", str(tmp_path / "local"),
+                                           "./models/xlsr", "a/b/c"))
