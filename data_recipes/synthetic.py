@@ -20,7 +20,10 @@ speaker-disjoint split holds whole voices out. The multilingual corpus adds a ``
 column. Transcripts are NFC and lower case.
 
 The bundled demo (``demo/quechua_demo.tar``, built by :func:`build_demo_archive`) holds a
-``quechua_demo/`` folder in this layout; :func:`unpack_corpus` extracts it safely.
+``quechua_demo/`` folder in this layout; :func:`unpack_corpus` extracts it safely. Its
+sentences are not random words but real Quechua words composed into simple sentences
+(:mod:`data_recipes.quechua_lexicon`), and ``demo/quechua_community_text.txt`` holds other
+sentences from the same lexicon: the "community text" a language model is built from.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from tqdm.auto import tqdm
 
 from data_recipes.archive import unpack_into
 from workbench.audio import SAMPLE_RATE
+from workbench.fsio import write_text_atomic
 
 SPEED_RANGE = (130, 190)  # espeak words per minute, drawn per utterance (inclusive)
 PITCH_RANGE = (30, 70)  # espeak pitch 0-99, drawn per utterance (inclusive)
@@ -63,6 +67,9 @@ DEFAULT_VOICES = ("m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "k
 
 DEMO_ARCHIVE = Path(__file__).parent / "demo" / "quechua_demo.tar"
 DEMO_NAME = "quechua_demo"  # the folder inside the demo archive
+# Other sentences from the demo's lexicon: the community's text a language model learns from.
+DEMO_TEXT = DEMO_ARCHIVE.parent / "quechua_community_text.txt"
+DEMO_TEXT_SENTENCES = 10_000
 
 
 @dataclass(frozen=True)
@@ -412,6 +419,7 @@ def generate_corpus(
     audio_format: str = "wav",
     progress: bool = True,
     overwrite: bool = False,
+    sentences: Iterator[str] | None = None,
 ) -> Path:
     """Synthesise a one-language transcribed corpus in the audiofolder layout.
 
@@ -425,6 +433,10 @@ def generate_corpus(
         audio_format: ``"wav"`` (PCM_16) or ``"ogg"`` (Vorbis, about 6x smaller).
         progress: Show a progress bar.
         overwrite: Replace an existing corpus in ``out_dir``.
+        sentences: What to say, in order (for example
+            :func:`data_recipes.quechua_lexicon.quechua_sentences`); default random words.
+            Its characters must be in the language's alphabet; when it runs out before
+            ``minutes`` of audio, the corpus ends there.
 
     Returns:
         ``out_dir``.
@@ -437,7 +449,8 @@ def generate_corpus(
     spec = _language(language)
     voices = _check_options(voices, minutes, words_per_utterance, audio_format)
     clips_dir = _prepare_out_dir(Path(out_dir), overwrite)
-    plan = _plan(spec, random.Random(f"{seed}:{language}"), voices, words_per_utterance, language)
+    rng = random.Random(f"{seed}:{language}")
+    plan = _plan(spec, rng, voices, words_per_utterance, language, sentences)
     bar = tqdm(total=minutes * 60, desc=language, bar_format=_BAR_FORMAT, disable=not progress)
     with bar:
         rows = _synthesize_until(plan, spec, minutes * 60, clips_dir, audio_format, bar)
@@ -501,6 +514,27 @@ def generate_multilingual_corpus(
     header = ("file_name", "transcription", "speaker", "language")
     _write_metadata(Path(out_dir), header, records)
     return Path(out_dir)
+
+
+LEXICON_LANGUAGES = ("qu", "mi")  # languages with sentences of real words (besides random)
+
+
+def lexicon_sentences(language: str, seed: str, exclude: frozenset[str] = frozenset()
+                      ) -> Iterator[str]:
+    """Sentences of real words (:mod:`data_recipes.quechua_lexicon`,
+    :mod:`data_recipes.maori_lexicon`), distinct and not in ``exclude``, from a random
+    stream seeded by ``seed``.
+
+    Raises:
+        ValueError: For a language without a lexicon.
+    """
+    if language == "qu":
+        from data_recipes.quechua_lexicon import quechua_sentences as sentences
+    elif language == "mi":
+        from data_recipes.maori_lexicon import maori_sentences as sentences
+    else:
+        raise ValueError(f"No lexicon for {language!r}; have {', '.join(LEXICON_LANGUAGES)}.")
+    return sentences(random.Random(seed), exclude)
 
 
 def _language(code: str) -> LanguageSpec:
@@ -591,17 +625,38 @@ def _plan(
     voices: tuple[str, ...],
     words_per_utterance: tuple[int, int],
     prefix: str,
+    sentences: Iterator[str] | None = None,
 ) -> Iterator[_Utterance]:
-    """Endless, reproducible stream of utterances; voices are used in shuffled rounds."""
+    """Endless, reproducible stream of utterances; voices are used in shuffled rounds.
+
+    Sentences come from ``sentences`` when given (checked against the alphabet), else
+    random words.
+    """
     index = 0
     while True:
         order = list(voices)
         rng.shuffle(order)  # each round uses every voice once, so speakers stay balanced
         for variant in order:
-            text = random_sentence(spec, rng, words_per_utterance)
+            if sentences is None:
+                text = random_sentence(spec, rng, words_per_utterance)
+            else:
+                given = next(sentences, None)
+                if given is None:
+                    return  # the sentences ran out: the corpus ends here
+                text = _checked(given, spec)
             speed, pitch = rng.randint(*SPEED_RANGE), rng.randint(*PITCH_RANGE)
             yield _Utterance(f"{prefix}_{index:05d}", text, variant, speed, pitch)
             index += 1
+
+
+def _checked(sentence: str, spec: LanguageSpec) -> str:
+    """A given sentence, NFC lower case, with no character the language lacks."""
+    text = unicodedata.normalize("NFC", sentence).lower()
+    stray = set(text) - spec.alphabet - {" "}
+    if stray:
+        raise ValueError(f"{spec.name}: sentence {sentence!r} has characters outside the "
+                         f"alphabet: {''.join(sorted(stray))}")
+    return text
 
 
 def _synthesize_until(
@@ -623,9 +678,10 @@ def _synthesize_until(
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(MAX_WORKERS) as pool:
         pending: deque[tuple[_Utterance, Future[np.ndarray]]] = deque()
         while total < target_seconds:
-            while len(pending) < _LOOKAHEAD:
-                utt = next(plan)
+            while len(pending) < _LOOKAHEAD and (utt := next(plan, None)) is not None:
                 pending.append((utt, pool.submit(_synthesize, utt, spec.voice, Path(tmp))))
+            if not pending:
+                break  # a finite list of sentences, all said
             utt, future = pending.popleft()
             audio = future.result()
             path = clips_dir / f"{utt.clip_id}.{audio_format}"
@@ -731,18 +787,27 @@ def unpack_corpus(archive: Path, dest: Path) -> Path:
 def build_demo_archive(
     archive_path: Path = DEMO_ARCHIVE,
     *,
+    text_path: Path = DEMO_TEXT,
     minutes: float = 10.0,
+    text_sentences: int = DEMO_TEXT_SENTENCES,
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
-    """Regenerate the bundled Quechua demo corpus (Ogg Vorbis) and pack it.
+    """Regenerate the bundled Quechua demo corpus (Ogg Vorbis), pack it, and write the
+    community text beside it.
 
-    The transcripts, speakers and decoded audio are identical on every run; the archive
-    bytes are not, because libsndfile gives each Ogg stream a random serial number.
+    The transcripts are sentences of real Quechua words
+    (:mod:`data_recipes.quechua_lexicon`); the community text holds ``text_sentences``
+    other sentences from the same lexicon, none of them a transcript of the corpus.
+
+    The transcripts, speakers, decoded audio and text are identical on every run; the
+    archive bytes are not, because libsndfile gives each Ogg stream a random serial number.
 
     Args:
         archive_path: Where to write the ``.tar``.
+        text_path: Where to write the community text (one sentence a line, UTF-8).
         minutes: Amount of audio.
+        text_sentences: Sentences in the community text.
         seed: Random seed (0 for the bundled archive).
         progress: Show a progress bar.
 
@@ -758,5 +823,11 @@ def build_demo_archive(
             seed=seed,
             audio_format="ogg",
             progress=progress,
+            sentences=lexicon_sentences("qu", f"{seed}:qu:corpus"),
         )
+        with open(corpus / "metadata.csv", encoding="utf-8") as table:
+            spoken = frozenset(row["transcription"] for row in csv.DictReader(table))
+        others = lexicon_sentences("qu", f"{seed}:qu:text", exclude=spoken)
+        lines = [next(others) for _ in range(text_sentences)]
+        write_text_atomic(Path(text_path), "\n".join(lines) + "\n")
         return pack_corpus(corpus, archive_path)
