@@ -57,6 +57,11 @@ def _flashlight() -> Any:
     return decoder, dictionary, KenLM
 
 
+def require_decoder() -> None:
+    """Raise ``WorkbenchError`` (with the install hint) when flashlight-text is missing."""
+    _flashlight()
+
+
 @contextmanager
 def _quiet_stderr():
     """KenLM prints a progress bar on stderr for every model it loads."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+
 from workbench.audio import load_audio
 from workbench.decode import greedy_decode, log_softmax
 from workbench.evaluate import error_rates, evaluate_run, scoring_set
@@ -51,7 +53,7 @@ def tune_lm(ws: Workspace, lm: str, *, run: str | None = None, beam: int = 50,
             rates = error_rates(refs, [trial.decode(x) for x in log_probs])
             grid.append({"alpha": alpha, "beta": beta, "wer": rates["wer"], "cer": rates["cer"]})
     seconds = time.perf_counter() - started
-    best = min(grid, key=_objective(greedy))
+    best, ties = _best(grid, _objective(greedy))
     settings = BeamSettings(alpha=best["alpha"], beta=best["beta"], beam=beam)
     test_greedy = evaluate_run(ws, found.name, "test", progress=False)
     test_lm = evaluate_run(ws, found.name, "test", progress=False, lm=folder, beam=settings)
@@ -61,11 +63,25 @@ def tune_lm(ws: Workspace, lm: str, *, run: str | None = None, beam: int = 50,
                 "utterances": len(refs)},
         "test": {"greedy": {"wer": test_greedy.wer, "cer": test_greedy.cer},
                  "lm": {"wer": test_lm.wer, "cer": test_lm.cer}},
-        "grid": grid, "search_seconds": round(seconds, 2),
+        "grid": grid, "tied_settings": ties, "search_seconds": round(seconds, 2),
         "decode_seconds_per_dev_pass": round(seconds / len(grid), 3),
     }
     store_tuned(folder, tuned)
     return {"lm": folder.name, "unit": read_info(folder)["unit"], **tuned}
+
+
+def _best(grid: list[dict[str, float]], key) -> tuple[dict[str, float], int]:
+    """The best setting on dev and how many settings share its score.
+
+    A small dev set often scores many settings alike; among those the one nearest the middle
+    of the tied region is kept (a setting inside a plateau is safer on new speech than one at
+    its edge, where the next step is already worse).
+    """
+    top = key(min(grid, key=key))
+    tied = [g for g in grid if key(g) == top]
+    alpha = float(np.median([g["alpha"] for g in tied]))
+    beta = float(np.median([g["beta"] for g in tied]))
+    return min(tied, key=lambda g: (abs(g["alpha"] - alpha) + abs(g["beta"] - beta))), len(tied)
 
 
 def _objective(greedy: dict[str, Any]):
@@ -78,11 +94,21 @@ def _pair(rates: dict[str, Any]) -> dict[str, float]:
     return {"wer": float(rates["wer"]), "cer": float(rates["cer"])}
 
 
+def _ties_note(result: dict[str, Any]) -> list[str]:
+    ties, total = result.get("tied_settings", 1), len(result["grid"])
+    if ties <= 1:
+        return []
+    return [f"  {ties} of {total} settings score the same on dev "
+            f"({result['dev']['utterances']} utterances): the middle one is kept; "
+            "a larger dev split would choose more surely."]
+
+
 def format_tuning(result: dict[str, Any]) -> str:
     s, dev, test = result["settings"], result["dev"], result["test"]
     lines = [f"LM {result['lm']} ({result['unit']}) tuned on dev with run {result['run']}: "
              f"alpha {s['alpha']:g}, beta {s['beta']:g}, beam {s['beam']} "
              f"({len(result['grid'])} settings, {result['search_seconds']:.1f} s)",
+             *_ties_note(result),
              f"  {'':6s} {'greedy WER':>11s} {'LM WER':>8s} {'greedy CER':>11s} {'LM CER':>8s}"]
     for name, part in (("dev", dev), ("test", test)):
         g, m = part["greedy"], part["lm"]

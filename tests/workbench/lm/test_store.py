@@ -146,9 +146,11 @@ def test_tune_stores_the_best_dev_setting_and_reports_test(workspace, tmp_path):
     result = tune_lm(workspace, "base", beam=10, alphas=(0.0, 1.0), betas=(0.0, 2.0),
                      progress=False)
     assert len(result["grid"]) == 4 and result["tuned_on"] == "dev"
-    best = min(result["grid"], key=lambda g: (g["wer"], g["cer"]))
-    assert result["settings"]["alpha"] == best["alpha"] and result["settings"]["beta"] == best[
-        "beta"]
+    score = min((g["wer"], g["cer"]) for g in result["grid"])
+    (best,) = [g for g in result["grid"] if (g["alpha"], g["beta"]) == (
+        result["settings"]["alpha"], result["settings"]["beta"])]
+    assert (best["wer"], best["cer"]) == score
+    assert result["tied_settings"] == sum((g["wer"], g["cer"]) == score for g in result["grid"])
     assert read_info(find_lm(workspace, "base"))["tuned"]["settings"] == result["settings"]
     assert set(result["test"]) == {"greedy", "lm"}
     assert "greedy WER" in format_tuning(result)
@@ -271,6 +273,27 @@ def test_tuning_report_says_when_the_lm_does_not_help_on_dev():
     worse = format_tuning(result({"wer": 1.4, "cer": 0.45}))
     assert "no setting beats greedy" in worse and "--unit char" in worse
     assert "no setting beats greedy" not in format_tuning(result({"wer": 0.4, "cer": 0.09}))
+
+
+def test_among_settings_that_tie_on_dev_the_middle_of_the_plateau_is_kept():
+    from workbench.lm.tune import _best, _ties_note
+
+    def grid(scores: dict[tuple[float, float], float]) -> list[dict]:
+        return [{"alpha": a, "beta": b, "wer": w, "cer": w} for (a, b), w in scores.items()]
+
+    def key(g):
+        return g["wer"], g["cer"]
+
+    plateau = {(a, b): (0.1 if 0.5 <= a <= 1.5 and b >= 0 else 0.3)
+               for a in (0.0, 0.5, 1.0, 1.5, 2.0) for b in (-1.0, 0.0, 1.0, 2.0)}
+    best, ties = _best(grid(plateau), key)
+    assert (best["alpha"], best["beta"], ties) == (1.0, 1.0, 9)  # not the edge (0.5, 0.0)
+    unique = {**plateau, (2.0, 2.0): 0.05}
+    assert _best(grid(unique), key) == ({"alpha": 2.0, "beta": 2.0, "wer": 0.05,
+                                         "cer": 0.05}, 1)
+    result = {"tied_settings": 9, "grid": grid(plateau), "dev": {"utterances": 36}}
+    assert "9 of 20 settings score the same on dev (36 utterances)" in _ties_note(result)[0]
+    assert _ties_note({**result, "tied_settings": 1}) == []
 
 
 def test_a_long_recording_streamed_gets_the_lm_text_of_the_whole(workspace, tmp_path):
