@@ -21,9 +21,10 @@ COMMAND_STEPS = {
     "audit": "step 2, Check (Run the check)",
     "vocab": "step 3, Alphabet (Build the vocabulary)",
     "train": "step 4, Train",
-    "evaluate": "step 5, Evaluate",
-    "transcribe": "step 6, Try it",
-    "export": "step 7, Export",
+    "lm": "step 5, Language model",
+    "evaluate": "step 6, Evaluate",
+    "transcribe": "step 7, Try it",
+    "export": "step 8, Export",
 }
 # Options -> the page's field (longest first when replacing).
 OPTION_FIELDS = {

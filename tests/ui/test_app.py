@@ -80,9 +80,10 @@ def test_whole_flow_in_the_browser(server, small_corpus, tmp_path):
          u["hypothesis"]] for u in report["utterances"]]
 
     clip = sorted((small_corpus / "clips").iterdir())[0]
-    text = client.predict(run, handle_file(clip), api_name="/transcribe")
+    text, with_lm = client.predict(run, handle_file(clip), api_name="/transcribe")
     model = find_run(ws, run).model_dir
     assert text == transcribe_files([clip], model, progress=False)[0].text
+    assert with_lm == ""  # greedy decoding: nothing in the LM box
 
     exported = value_of(client.predict(run, api_name="/export_model"))
     with zipfile.ZipFile(exported) as archive:

@@ -3,8 +3,9 @@
 The workbench's page renders client-side (Svelte), so a test through the API alone cannot see
 a step that draws nothing, a table that stays empty or a plot that fails in the browser. This
 test serves a prepared workspace (imported, checked, with a vocabulary and a finished tiny
-run), opens it in headless chromium, goes through the seven steps, checks what each one shows,
-presses the buttons of Evaluate and Export (the ONNX export shows what it does while it
+run), opens it in headless chromium, goes through the eight steps, checks what each one shows,
+builds and tunes a language model from an uploaded text, presses the buttons of Evaluate
+(greedy, then with the language model) and Export (the ONNX export shows what it does while it
 runs), and saves a full-page screenshot of every step at 1400 px and at a laptop's 1280x720.
 
 It uses the system's chromium (``apt-get install chromium``; ``bash scripts/setup.sh --test``
@@ -42,8 +43,8 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 90_000  # the page renders client-side, on a machine that may be busy
 WORKSPACE = "quechua"
-STEPS = ("1. Data", "2. Check", "3. Alphabet", "4. Train", "5. Evaluate", "6. Try it",
-         "7. Export")
+STEPS = ("1. Data", "2. Check", "3. Alphabet", "4. Train", "5. Language model", "6. Evaluate",
+         "7. Try it", "8. Export")
 TRAINING = ["model.name=tiny", "optim.max_steps=6", "data.max_batch_seconds=10",
             "run.threads=1", "run.eval_every=3", "run.log_every=1"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -167,7 +168,8 @@ def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, sc
                     shutil.copy(screenshots[0] / shot, folder / shot)
 
             panel = open_step("1. Data")
-            expect(panel).to_contain_text("48 utterances (2.7 min, 12 speakers) imported")
+            expect(panel).to_contain_text(f"48 utterances ({imported_minutes(ws_root):.1f} min, "
+                                          "12 speakers) imported")
             expect(panel.get_by_text("Imported, per split")).to_be_visible()
             finish_step("1. Data", panel)
 
@@ -195,21 +197,51 @@ def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, sc
             expect(panel).to_contain_text("Dev CER, GER and WER")
             finish_step("4. Train", panel)
 
-            panel = open_step("5. Evaluate")
+            panel = open_step("5. Language model")
+            expect(panel).to_contain_text("Optional. A community usually has far more text")
+            text = tmp_path / "stories.txt"
+            text.write_text(community_text(ws_root), encoding="utf-8")
+            block(panel, "Text files").locator('input[type="file"]').first.set_input_files(
+                str(text))
+            expect(panel).to_contain_text("stories.txt")
+            panel.get_by_role("button", name="Build the language model").click()
+            expect(panel).to_contain_text("Language model community: word 3-gram")
+            expect(panel).to_contain_text("stories.txt: ")
+            expect(panel.get_by_role("combobox", name="Language model")).to_have_value(
+                "community")
             expect(panel.get_by_role("combobox", name="Run")).to_have_value(run)
-            expect(panel).to_contain_text(f"Run {run} has not been evaluated on test yet")
+            panel.get_by_role("button", name="Tune on dev").click()
+            expect(panel).to_contain_text(f"community with run {run}: LM weight (alpha)")
+            expect(block(panel, "Greedy against the language model")).to_contain_text("test")
+            expect(block(panel, "Language models of this workspace")).to_contain_text(run)
+            finish_step("5. Language model", panel)
+
+            panel = open_step("6. Evaluate")
+            expect(panel.get_by_role("combobox", name="Run")).to_have_value(run)
+            # Tuning scored test both ways: both reports are there already.
+            expect(panel).to_contain_text(f"test split of run {run}: WER")
             panel.get_by_role("button", name="Evaluate", exact=True).click()
             expect(panel).to_contain_text(f"test split of run {run}: WER")
             expect(block(panel, "Utterances, worst first")).to_contain_text("clips__qu_")
-            finish_step("5. Evaluate", panel)
+            panel.get_by_role("combobox", name="Decoding").click()
+            page.get_by_role("option", name="community").click()
+            expect(panel).to_contain_text("with the language model community (word LM")
+            panel.get_by_role("radio", name="dev").click()
+            expect(panel).to_contain_text("has not been evaluated on dev with the language "
+                                          "model community")
+            panel.get_by_role("button", name="Evaluate", exact=True).click()
+            expect(panel).to_contain_text(f"dev split of run {run}, ")
+            expect(block(panel, "Utterances, worst first")).to_contain_text(
+                "with LM (differences)")
+            finish_step("6. Evaluate", panel)
 
-            panel = open_step("6. Try it")
+            panel = open_step("7. Try it")
             expect(panel.get_by_role("combobox", name="Run")).to_have_value(run)
             expect(panel.get_by_role("button", name="Transcribe")).to_be_visible()
             expect(panel).to_contain_text("Recording")
-            finish_step("6. Try it", panel)
+            finish_step("7. Try it", panel)
 
-            panel = open_step("7. Export")
+            panel = open_step("8. Export")
             expect(panel.get_by_role("combobox", name="Run")).to_have_value(run)
             panel.get_by_role("button", name="Prepare the model zip").click()
             expect(panel.get_by_text(f"Download {run}-model.zip")).to_be_visible()
@@ -222,7 +254,7 @@ def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, sc
             expect(panel.get_by_role("button", name="Prepare an ONNX model for CPUs")
                    ).to_be_enabled()
             expect(panel).to_contain_text(f"Prepared {run}-onnx-int8.zip (")
-            finish_step("7. Export", panel)
+            finish_step("8. Export", panel)
 
             # Every step again at a laptop's 1280x720 (the page was drawn at 1400 px wide).
             page.set_viewport_size(LAPTOP)
@@ -241,6 +273,23 @@ def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, sc
     assert "2-check.png" in names and "4-train-1280x720.png" in names, names
     assert len(names) == 2 * len(STEPS), names
     assert all((screenshots[0] / n).stat().st_size > 20_000 for n in names)  # not blank
+
+
+def imported_minutes(ws_root: Path) -> float:
+    from workbench.manifest import read_manifest
+
+    return sum(u.duration for split in ("train", "dev", "test")
+               for u in read_manifest(ws_root / "manifests" / f"{split}.jsonl")) / 60
+
+
+def community_text(ws_root: Path) -> str:
+    """Sentences made of the training transcripts' words, none of them a dev or test
+    transcript: what a community's text would give the language model."""
+    from workbench.manifest import read_manifest
+
+    words = sorted({w for u in read_manifest(ws_root / "manifests" / "train.jsonl")
+                    for w in u.text.split()})
+    return "\n".join(" ".join(words[i:i + 5]) for i in range(0, len(words), 3)) + "\n"
 
 
 def block(panel, label: str):

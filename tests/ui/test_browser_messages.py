@@ -40,8 +40,8 @@ from workbench.workspace import Workspace
 WORKSPACE = "runasimi"
 MISSING = "clips/chinkasqa.wav"  # named by the table, not in the upload
 VIEWPORT = {"width": 1280, "height": 720}
-STEPS = ("1. Data", "2. Check", "3. Alphabet", "4. Train", "5. Evaluate", "6. Try it",
-         "7. Export")
+STEPS = ("1. Data", "2. Check", "3. Alphabet", "4. Train", "5. Language model", "6. Evaluate",
+         "7. Try it", "8. Export")
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_reasons_in_view_and_no_error_on_an_empty_workspace(flagged_root, screen
     # took are the page as drawn, not blank.
     shots = sorted(screenshots[0].glob("*.png"))
     assert [p.name for p in shots] == ["1-data.png", "2-check.png", "3-alphabet.png",
-                                       "5-evaluate.png"], shots
+                                       "6-evaluate.png"], shots
     assert all(p.stat().st_size > 20_000 for p in shots)
 
 
@@ -121,9 +121,9 @@ def _flagged_workspace(page, expect, shots, root: WorkspaceRoot) -> None:
     panel = _open_step(page, expect, "3. Alphabet")
     expect(panel.locator(".wb-alphabet .wb-chip").first).to_be_visible()
     _shoot(page, shots, "3-alphabet.png")
-    panel = _open_step(page, expect, "5. Evaluate")
+    panel = _open_step(page, expect, "6. Evaluate")
     expect(panel).to_contain_text("No run has a model yet")
-    _shoot(page, shots, "5-evaluate.png")
+    _shoot(page, shots, "6-evaluate.png")
 
     text = page.locator("body").inner_text()
     for folder in {str(root.root), str(root.root.resolve()), "/tmp/"}:
@@ -137,7 +137,8 @@ def _empty_workspace(page, expect) -> None:
     headers = {"1. Data": ("Set aside during the import", "what to do"),
                "2. Check": ("Set aside or flagged, with the reason", "what to do"),
                "3. Alphabet": ("Labels in train, with counts", "code points"),
-               "5. Evaluate": ("Utterances, worst first", "differences")}
+               "5. Language model": ("Language models of this workspace", "dev OOV"),
+               "6. Evaluate": ("Utterances, worst first", "differences")}
     for step in STEPS:
         panel = _open_step(page, expect, step)
         page.wait_for_timeout(300)  # the tab's refresh has answered

@@ -131,7 +131,7 @@ def test_the_upload_box_empties_after_an_upload_and_when_the_workspace_changes(
 def test_try_it_offers_an_upload_and_a_microphone_plainly(page, tmp_path):
     from playwright.sync_api import expect
 
-    page.get_by_role("tab", name="6. Try it").click()
+    page.get_by_role("tab", name="7. Try it").click()
     panel = page.locator('[role="tabpanel"]:visible')
     uploaded = block(panel, "Recording: upload a file")
     recorded = block(panel, "Recording: record with the microphone")
@@ -165,7 +165,7 @@ def test_an_export_says_what_it_prepares_and_what_it_made(browser, served, ws_wi
     try:
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(app.local_url)
-        page.get_by_role("tab", name="7. Export").click()
+        page.get_by_role("tab", name="8. Export").click()
         panel = page.locator('[role="tabpanel"]:visible')
         expect(panel.get_by_role("combobox", name="Run")).to_have_value(RUN)
         panel.get_by_role("button", name="Prepare the model zip").click()

@@ -43,7 +43,9 @@ def test_every_redraw_fills_its_outputs(ws_with_run):
     refresh_try = next(f for f in functions if f.name == "refresh"
                        and f.fn.__qualname__.startswith("build.<locals>")
                        and f.fn.__module__ == "ui.tabs.try_it")
-    assert call(refresh_try, ws_with_run.root.name).value == RUN  # "Try it" offers the run
+    runs, decoding = call(refresh_try, ws_with_run.root.name)
+    assert runs.value == RUN  # "Try it" offers the run, decoded greedily by default
+    assert decoding.value == "greedy (no language model)"
 
 
 def browser_values(app: gr.Blocks, name: str) -> dict:
@@ -69,8 +71,8 @@ def test_a_fresh_workspace_redraws_without_errors(tmp_path):
     assert overview.startswith("**Workspace: new**") and "**Next:** Data" in overview
     assert values[("check", "refresh")][0] == "Import data first (step 1)."
     assert values[("data", "refresh")][2].startswith("Nothing imported yet")
-    for tab in ("evaluate", "try_it", "export"):
-        runs = values[(tab, "refresh")][0]
+    for tab in ("evaluate", "try_it", "export", "language_model"):
+        runs = values[(tab, "refresh")][1 if tab == "language_model" else 0]
         assert (runs["choices"], runs["value"]) == ([], None), tab
     train = values[("train", "refresh")]
     assert train[4].startswith("No training run yet") and train[-1]["active"] is False
@@ -91,8 +93,14 @@ def test_every_redraw_is_accepted_by_its_widgets(ws_with_run):
     for tab in ("evaluate", "try_it", "export"):
         runs = values[(tab, "refresh")][0]
         assert (runs["choices"], runs["value"]) == ([[RUN, RUN]], RUN), tab
-    assert values[("evaluate", "refresh")][1] == (
+    assert values[("evaluate", "refresh")][2] == (
         f"Run {RUN} has not been evaluated on test yet: press **Evaluate**.")
+    for tab in ("evaluate", "try_it"):
+        decoding = values[(tab, "refresh")][1]
+        assert decoding["choices"] == [["greedy (no language model)"] * 2], tab
+    lms, runs, table = values[("language_model", "refresh")]
+    assert (lms["choices"], runs["value"]) == ([], RUN)
+    assert table["headers"][:3] == ["name", "unit", "order"] and table["data"] in ([], [[]])
     train = values[("train", "refresh")]
     assert train[3]["value"] == RUN and train[4].startswith("**Finished**")
 

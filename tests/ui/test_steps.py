@@ -15,7 +15,17 @@ import soundfile as sf
 
 from tests.ui.conftest import RUN
 from ui.messages import badge
-from ui.steps import alphabet, check, data, evaluate, export, overview, try_it, utterances
+from ui.steps import (
+    alphabet,
+    check,
+    data,
+    evaluate,
+    export,
+    language_model,
+    overview,
+    try_it,
+    utterances,
+)
 from ui.steps.alphabet import ProfileForm
 from ui.steps.reasons import reason_for
 from workbench.audio import SAMPLE_RATE, load_audio
@@ -45,9 +55,12 @@ def test_overview_says_what_to_do_next(ws, tmp_path):
 def test_overview_counts_finished_and_evaluated_runs(ws_with_run):
     text = overview.overview_markdown(ws_with_run)
     assert f"{DONE} 4. Train: 1 finished run(s)" in text
-    assert f"{TODO} 5. Evaluate: score a run on the test split" in text
+    assert (f"{badge('optional')} 5. Language model: build one from the community's text"
+            in text)
+    assert f"{TODO} 6. Evaluate: score a run on the test split" in text
+    assert "**Next:** Check" in text  # the optional step is never what comes next
     evaluate.evaluate(ws_with_run, RUN, "test")
-    assert f"{DONE} 5. Evaluate: 1 run(s) evaluated" in overview.overview_markdown(ws_with_run)
+    assert f"{DONE} 6. Evaluate: 1 run(s) evaluated" in overview.overview_markdown(ws_with_run)
 
 
 def test_data_summary_counts_the_splits(ws):
@@ -394,3 +407,133 @@ def test_onnx_export_is_zipped_and_kept_in_the_run(ws_with_run, tmp_path):
     run.model_dir.rename(tmp_path / "moved")
     with pytest.raises(WorkbenchError, match="no model yet"):
         export.export_onnx_model(ws_with_run, RUN, tmp_path / "out")
+
+
+# --------------------------------------------------------------------------- language model
+
+
+@pytest.fixture
+def ws_lm(ws_with_run):
+    """ws_with_run whose run's model writes the workspace's own labels (an LM must be built
+    against the model's vocabulary; the shared tiny model has a fixed one)."""
+    import torch
+    from transformers import Wav2Vec2ForCTC
+
+    from workbench.vocab import make_processor
+
+    model_dir = find_run(ws_with_run, RUN).model_dir
+    processor = make_processor(ws_with_run.vocab_path)
+    labels = len(processor.tokenizer)
+    model = Wav2Vec2ForCTC.from_pretrained(model_dir)
+    torch.manual_seed(0)
+    head = torch.nn.Linear(model.lm_head.in_features, labels)
+    with torch.no_grad():
+        head.weight.mul_(20.0)  # varied letters from random inputs, as the tiny model's
+    model.lm_head, model.config.vocab_size = head, labels
+    model.config.pad_token_id = processor.tokenizer.pad_token_id
+    model.save_pretrained(model_dir, safe_serialization=True)
+    processor.save_pretrained(model_dir)
+    return ws_with_run
+
+
+def community_text(ws, path):
+    """Sentences of the training transcripts' words, none a dev or test transcript."""
+    words = sorted({w for u in ws.read_split("train") for w in u.text.split()})
+    lines = [" ".join(words[i:i + 4]) for i in range(0, len(words), 2)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_language_model_is_built_tuned_and_listed(ws_lm, tmp_path):
+    from workbench.lm.store import find_lm, read_info
+
+    text = community_text(ws_lm, tmp_path / "upload" / "stories.txt")
+    with pytest.raises(WorkbenchError, match="Upload at least one text file"):
+        language_model.build_language_model(ws_lm, [], name="x")
+    with pytest.raises(WorkbenchError, match="LM name"):
+        language_model.build_language_model(ws_lm, [text], name="../escape")
+    report = language_model.build_language_model(ws_lm, [text], name="stories")
+    info = read_info(find_lm(ws_lm, "stories"))
+    assert report.startswith(f"**Language model stories**: word 3-gram (modified Kneser-Ney), "
+                             f"{info['text']['sentences']} sentences")
+    assert "- stories.txt: " in report and str(tmp_path) not in report  # by name, not path
+    assert f"perplexity {info['dev']['perplexity']}" in report
+    assert language_model.decoding_choices(ws_lm) == [language_model.GREEDY, "stories"]
+    assert language_model.chosen_lm(language_model.GREEDY) is None
+    assert language_model.lm_table(ws_lm).iloc[0]["tuned with run"] == "not tuned yet"
+    assert f"{DONE} 5. Language model: 1 built (stories)" in overview.overview_markdown(
+        ws_lm)
+
+    summary, table = language_model.tune_language_model(ws_lm, "stories", RUN)
+    tuned = read_info(find_lm(ws_lm, "stories"))["tuned"]
+    s = tuned["settings"]
+    assert f"LM weight (alpha) {s['alpha']:g}, word bonus (beta) {s['beta']:g}" in summary
+    assert list(table["split"]) == ["dev", "test"]
+    assert table.iloc[1]["LM WER"] == round(tuned["test"]["lm"]["wer"], 3)
+    row = language_model.lm_table(ws_lm).iloc[0]
+    assert row["tuned with run"] == RUN
+    assert row["test WER greedy → LM"] == (f"{tuned['test']['greedy']['wer']:.1%} → "
+                                           f"{tuned['test']['lm']['wer']:.1%}")
+    with pytest.raises(WorkbenchError, match="Build a language model first"):
+        language_model.tune_language_model(ws_lm, None, RUN)
+
+
+def test_text_in_another_script_gives_a_message_not_a_crash(ws_lm, tmp_path):
+    other = tmp_path / "greek.txt"
+    other.write_text("καλημέρα κόσμε\nκαλό βράδυ\n", encoding="utf-8")
+    with pytest.raises(WorkbenchError, match="None of its 4 words can be spelled .*another script"):
+        language_model.build_language_model(ws_lm, [other], name="greek")
+    assert language_model.lm_names(ws_lm) == []  # nothing half-built is listed
+
+
+def test_evaluate_and_try_it_set_greedy_and_lm_side_by_side(ws_lm, tmp_path):
+    from workbench.evaluate import attach_lm
+    from workbench.recognizer import load_recognizer
+    from workbench.transcribe import transcribe_files
+
+    text = community_text(ws_lm, tmp_path / "stories.txt")
+    language_model.build_language_model(ws_lm, [text], name="stories")
+    assert evaluate.saved_evaluation(ws_lm, RUN, "test", "stories") is None
+    view = evaluate.evaluate(ws_lm, RUN, "test", "stories")
+    reports = find_run(ws_lm, RUN).read_reports()
+    greedy, with_lm = reports["test"], reports["test+lm:stories"]
+    assert list(view.table.columns) == evaluate.COMPARE_COLUMNS
+    assert f"Greedy: **WER {greedy['wer']:.1%}" in view.summary
+    assert "with the language model stories (word LM, alpha" in view.summary
+    hypotheses = {u["id"]: u["hypothesis"] for u in greedy["utterances"]}
+    for row, utt in zip(view.table.to_dict("records"), with_lm["utterances"], strict=True):
+        assert row["greedy"] == hypotheses[utt["id"]] and row["WER"] == round(utt["wer"], 3)
+        assert row["with LM (differences)"] == evaluate.diff_html(utt["reference"],
+                                                                 utt["hypothesis"])
+    saved = evaluate.saved_evaluation(ws_lm, RUN, "test", "stories")
+    assert saved is not None and saved.table.equals(view.table)
+
+    clip = ws_lm.audio_path(ws_lm.read_split("test")[0])
+    both = try_it.transcribe_recording(ws_lm, RUN, clip, "stories")
+    model = find_run(ws_lm, RUN).model_dir
+    recognizer, _ = attach_lm(load_recognizer(model), ws_lm, "stories")
+    assert both == (transcribe_files([clip], model, progress=False)[0].text,
+                    transcribe_files([clip], recognizer, progress=False)[0].text)
+    assert set(both[1].split()) <= {w for line in text.read_text("utf-8").split("\n")
+                                     for w in line.split()} | {
+                                         w for u in ws_lm.read_split("train")
+                                         for w in u.text.split()}
+
+
+def test_the_onnx_export_can_carry_the_language_model(ws_lm, tmp_path):
+    from workbench.lm.store import bundled_lm, read_info
+
+    language_model.build_language_model(ws_lm, [community_text(ws_lm, tmp_path / "t.txt")],
+                                        name="stories")
+    language_model.tune_language_model(ws_lm, "stories", RUN)
+    archive = export.export_onnx_model(ws_lm, RUN, tmp_path / "out", int8=False, lm="stories")
+    kept = find_run(ws_lm, RUN).onnx_dir(int8=False)
+    names = set(zipfile.ZipFile(archive).namelist())
+    assert {f"{RUN}/{kept.name}/lm/lm.json", f"{RUN}/{kept.name}/lm/lm.arpa",
+            f"{RUN}/{kept.name}/README.md"} <= names
+    assert read_info(bundled_lm(kept))["tuned"]["run"] == RUN  # its tuned settings travel
+    with pytest.raises(WorkbenchError, match="No language model 'missing'"):
+        export.export_onnx_model(ws_lm, RUN, tmp_path / "out", int8=False, lm="missing")
+    files = export.export_report(ws_lm, RUN, tmp_path / "report")
+    assert f"{RUN}-test-lm-stories-utterances.csv" in {f.name for f in files}

@@ -197,7 +197,7 @@ def test_exports_are_served_from_the_private_folder(private_temp, closing, ws_wi
     clip = recording(tmp_path / "try" / "hello.wav", seconds=1.0)
     expected = transcribe_files([clip], ws_with_run.runs_dir / RUN / "model",
                                 progress=False)[0].text
-    assert client.predict(RUN, handle_file(clip), api_name="/transcribe") == expected
+    assert client.predict(RUN, handle_file(clip), api_name="/transcribe") == (expected, "")
 
 
 def test_a_second_server_in_the_process_keeps_the_first_ones_folder(private_temp, closing,

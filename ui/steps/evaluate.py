@@ -1,4 +1,4 @@
-"""Step 5, Evaluate: score a split with a run's model; differences marked word by word."""
+"""Step 6, Evaluate: score a split with a run's model; differences marked word by word."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from workbench.scripts_info import graphemes
 from workbench.workspace import Workspace
 
 EVAL_COLUMNS = ["id", "WER", "CER", "GER", "reference", "hypothesis", "differences"]
+NEXT = " Click a row to hear it. **Next:** step 7, Try it, or step 8, Export."
+# Greedy and LM decoding side by side: the rates are the LM's, and its transcript is shown
+# with its differences from the reference marked (same column types as EVAL_COLUMNS).
+COMPARE_COLUMNS = ["id", "WER", "CER", "GER", "reference", "greedy", "with LM (differences)"]
 # For scripts written without spaces between words: CER and GER lead, WER comes last.
 UNSPACED_COLUMNS = ["id", "CER", "GER", "WER", "reference", "hypothesis", "differences"]
 
@@ -28,21 +32,65 @@ class EvalView:
     table: pd.DataFrame
 
 
-def evaluate(ws: Workspace, run: str, split: str) -> EvalView:
-    """Transcribe and score a split with a run's model (stored in the run's reports)."""
+def evaluate(ws: Workspace, run: str, split: str, lm: str | None = None) -> EvalView:
+    """Transcribe and score a split with a run's model (stored in the run's reports).
+
+    With ``lm`` (a language model of the workspace) the split is decoded with it too, and
+    the view sets greedy and LM decoding side by side (the greedy report is reused when the
+    run already has one for this split).
+    """
     from workbench.evaluate import evaluate_run
 
     _check_split(split)
     found = chosen_run(ws, run, with_model=True)
-    report = evaluate_run(ws, found.root, split, progress=False)
-    return eval_view(report.to_dict())
+    saved = found.read_reports().get(split) if lm else None
+    greedy = saved if isinstance(saved, dict) else evaluate_run(
+        ws, found.root, split, progress=False).to_dict()
+    if not lm:
+        return eval_view(greedy)
+    with_lm = evaluate_run(ws, found.root, split, progress=False, lm=lm).to_dict()
+    return compare_view(greedy, with_lm)
 
 
-def saved_evaluation(ws: Workspace, run: str, split: str) -> EvalView | None:
-    """The stored report of ``run`` on ``split`` (None if it was never evaluated)."""
+def saved_evaluation(ws: Workspace, run: str, split: str, lm: str | None = None
+                     ) -> EvalView | None:
+    """The stored report of ``run`` on ``split`` (None if it was never evaluated); with
+    ``lm``, greedy and LM side by side (None unless both are stored)."""
+    from workbench.evaluate import report_key
+
     _check_split(split)
-    report = chosen_run(ws, run).read_reports().get(split)
-    return eval_view(report) if isinstance(report, dict) else None
+    reports = chosen_run(ws, run).read_reports()
+    greedy = reports.get(split)
+    if not isinstance(greedy, dict):
+        return None
+    if not lm:
+        return eval_view(greedy)
+    with_lm = reports.get(report_key(split, f"lm:{lm}"))
+    return compare_view(greedy, with_lm) if isinstance(with_lm, dict) else None
+
+
+def compare_view(greedy: dict, with_lm: dict) -> EvalView:
+    """Greedy and LM decoding of one split side by side, worst (with the LM) first."""
+    meaningful, _ = _wer_meaning(with_lm)
+    summary = (f"**{with_lm['split']} split of run {with_lm['run']}**, "
+               f"{with_lm['rates']['utterances']} utterances. Greedy: "
+               f"**{_headline(greedy, meaningful)}**; with {_lm_label(with_lm)}: "
+               f"**{_headline(with_lm, meaningful)}**.{_notes(with_lm)}{NEXT}")
+    by_id = {u["id"]: u for u in greedy["utterances"]}
+    rows = []
+    for u in with_lm["utterances"]:
+        g = by_id.get(u["id"], {})
+        rows.append({"id": u["id"], "WER": round(u["wer"], 3), "CER": round(u["cer"], 3),
+                     "GER": _rounded(u.get("ger")), "reference": u["reference"],
+                     "greedy": g.get("hypothesis", ""),
+                     "with LM (differences)": diff_html(u["reference"], u["hypothesis"])})
+    return EvalView(summary, pd.DataFrame(rows, columns=COMPARE_COLUMNS))
+
+
+def _lm_label(report: dict) -> str:
+    """``lm:NAME (word LM, alpha 1, beta 0, beam 50)`` -> ``the language model NAME (...)``."""
+    decoder = str(report.get("decoder", ""))
+    return "the language model " + decoder[3:] if decoder.startswith("lm:") else decoder
 
 
 def _check_split(split: str) -> None:
@@ -64,14 +112,7 @@ def eval_view(report: dict) -> EvalView:
                f"({report['audio_seconds'] / 60:.1f} min of audio).")
     if not meaningful:
         summary += f" _WER {report['wer']:.1%} is not meaningful: {note}_"
-    if report.get("skipped"):
-        summary += f" {len(report['skipped'])} clip(s) could not be read."
-    left_out = report.get("left_out") or []
-    if left_out:
-        reasons = sorted({reason_for(u["reason"].split(":")[0]).short for u in left_out})
-        summary += (f" {len(left_out)} utterance(s) the Check step set aside are not scored "
-                    f"({', '.join(reasons)}).")
-    summary += " Click a row to hear it. **Next:** step 6, Try it, or step 7, Export."
+    summary += _notes(report) + NEXT
     rows = [{"id": u["id"], "WER": round(u["wer"], 3), "CER": round(u["cer"], 3),
              "GER": _rounded(u.get("ger")), "reference": u["reference"],
              "hypothesis": u["hypothesis"],
@@ -79,6 +120,19 @@ def eval_view(report: dict) -> EvalView:
             for u in report["utterances"]]
     columns = EVAL_COLUMNS if meaningful else UNSPACED_COLUMNS
     return EvalView(summary, pd.DataFrame(rows, columns=columns))
+
+
+def _notes(report: dict) -> str:
+    """What was not scored: unreadable clips, utterances the Check step set aside."""
+    notes = ""
+    if report.get("skipped"):
+        notes += f" {len(report['skipped'])} clip(s) could not be read."
+    left_out = report.get("left_out") or []
+    if left_out:
+        reasons = sorted({reason_for(u["reason"].split(":")[0]).short for u in left_out})
+        notes += (f" {len(left_out)} utterance(s) the Check step set aside are not scored "
+                  f"({', '.join(reasons)}).")
+    return notes
 
 
 def _wer_meaning(report: dict) -> tuple[bool, str]:

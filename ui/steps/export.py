@@ -1,4 +1,4 @@
-"""Step 7, Export: a run's model zipped (Hugging Face or ONNX) and its evaluation as files."""
+"""Step 8, Export: a run's model zipped (Hugging Face or ONNX) and its evaluation as files."""
 
 from __future__ import annotations
 
@@ -39,19 +39,25 @@ def export_model(ws: Workspace, run: str, dest: Path) -> Path:
     return _zip(dest / f"{run}-model.zip", run, entries)
 
 
-def export_onnx_model(ws: Workspace, run: str, dest: Path, *, int8: bool = True) -> Path:
+def export_onnx_model(ws: Workspace, run: str, dest: Path, *, int8: bool = True,
+                      lm: str | None = None) -> Path:
     """Export the run's model to ONNX (int8 matrix products by default) and zip the folder.
 
     The export is kept in the run (:meth:`~workbench.run.Run.onnx_dir`), so `workbench
-    transcribe` can use it too; the zip holds ``model.onnx`` with the processor files.
+    transcribe` can use it too; the zip holds ``model.onnx`` with the processor files, the
+    model card (``README.md``) and, with ``lm``, the language model in ``lm/`` (its tuned
+    settings and alphabet with it), which transcribing with the folder then uses.
 
     Raises:
-        WorkbenchError: The run has no model yet, or the export fails its check.
+        WorkbenchError: The run has no model yet, an unknown LM, or the export fails its
+            check.
     """
+    from workbench.lm.store import find_lm
     from workbench.onnx_export import export_onnx
 
     found = chosen_run(ws, run, with_model=True)
-    result = export_onnx(found.root, found.onnx_dir(int8=int8), int8=int8)
+    folder = find_lm(ws, lm) if lm else None
+    result = export_onnx(found.root, found.onnx_dir(int8=int8), int8=int8, lm=folder)
     entries = [(path, PurePosixPath(*path.relative_to(found.root).parts))
                for path in _files(result.out_dir)]
     return _zip(dest / f"{run}-{result.out_dir.name}.zip", run, entries)
@@ -66,12 +72,12 @@ def export_report(ws: Workspace, run: str, dest: Path) -> list[Path]:
     found = chosen_run(ws, run)
     reports = found.read_reports()
     if not reports:
-        raise WorkbenchError(f"Run {run} has not been evaluated yet: evaluate it in step 5.")
+        raise WorkbenchError(f"Run {run} has not been evaluated yet: evaluate it in step 6.")
     dest.mkdir(parents=True, exist_ok=True)
     files = [dest / f"{run}-{found.report_path.name}"]
     shutil.copyfile(found.report_path, files[0])
     for split, report in reports.items():
-        path = dest / f"{run}-{split}-utterances.csv"
+        path = dest / f"{run}-{split.replace('+lm:', '-lm-')}-utterances.csv"
         write_utterance_csv(path, report.get("utterances", []))
         files.append(path)
     return files

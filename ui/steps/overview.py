@@ -10,6 +10,7 @@ from ui.jobs import active_job
 from ui.messages import badge
 from ui.workspaces import workspace_title
 from workbench.errors import WorkbenchError
+from workbench.lm.store import list_lms
 from workbench.run import find_run, list_runs, training_now
 from workbench.vocab import vocab_is_stale
 from workbench.workspace import Workspace
@@ -22,6 +23,7 @@ class StepState:
     step: str
     done: bool
     detail: str
+    optional: bool = False  # never "to do": the flow goes on without it
 
 
 def overview(ws: Workspace) -> list[StepState]:
@@ -32,6 +34,7 @@ def overview(ws: Workspace) -> list[StepState]:
     runs = list_runs(ws)
     finished = [r for r in runs if r.finished]
     evaluated = [r for r in runs if r.report_path.is_file()]
+    lms = list_lms(ws)
     return [
         StepState("Data", total > 0, f"{total} utterances, {minutes:.1f} min" if total
                   else "upload recordings with their transcripts"),
@@ -41,9 +44,16 @@ def overview(ws: Workspace) -> list[StepState]:
                   _vocab_detail(ws)),
         StepState("Train", bool(finished), f"{len(finished)} finished run(s)" if finished
                   else "train a model"),
+        StepState("Language model", bool(lms), _lm_detail(lms), optional=True),
         StepState("Evaluate", bool(evaluated), f"{len(evaluated)} run(s) evaluated"
                   if evaluated else "score a run on the test split"),
     ]
+
+
+def _lm_detail(names: list[str]) -> str:
+    if not names:
+        return "build one from the community's text (optional)"
+    return f"{len(names)} built ({', '.join(names[:3])}{'...' if len(names) > 3 else ''})"
 
 
 def _vocab_detail(ws: Workspace) -> str:
@@ -63,15 +73,19 @@ def overview_markdown(ws: Workspace) -> str:
     screen reader reads, not with emoji."""
     steps = overview(ws)
     lines = [f"**Workspace: {html.escape(workspace_title(ws.root))}**  "]
-    lines += [f"{badge('done' if s.done else 'to do')} {i}. {s.step}: {s.detail}  "
+    lines += [f"{badge(_state(s))} {i}. {s.step}: {s.detail}  "
               for i, s in enumerate(steps, start=1)]
     training = training_line(ws)
     if training:
         lines.append(training + "  ")
-    todo = next((s for s in steps if not s.done), None)
+    todo = next((s for s in steps if not s.done and not s.optional), None)
     lines.append(f"**Next:** {todo.step} — {todo.detail}." if todo else
-                 "**Next:** try your model on new recordings (step 6) or export it (step 7).")
+                 "**Next:** try your model on new recordings (step 7) or export it (step 8).")
     return "\n".join(lines)
+
+
+def _state(step: StepState) -> str:
+    return "done" if step.done else "optional" if step.optional else "to do"
 
 
 def is_training(ws: Workspace) -> bool:

@@ -443,7 +443,8 @@ def _status_text(state: str, records: list[dict], best: dict | None, step: int,
                        "minutes). Training goes on if you close this page.",
         jobs.RUNNING: f"**Training**: {where}{loss}.{scores} Training goes on if you close "
                       "this page; come back any time.",
-        jobs.FINISHED: f"**Finished**: {where}{loss}.{scores} **Next:** step 5, Evaluate.",
+        jobs.FINISHED: f"**Finished**: {where}{loss}.{scores} **Next:** step 6, Evaluate "
+                       "(or first step 5, a language model from your text).",
         jobs.STOPPED: f"**Stopped** at {where}.{scores} Press **Resume** to continue from the "
                       "last checkpoint.",
         jobs.FAILED: f"**Failed** at {where}.{scores} " + (

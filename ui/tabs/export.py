@@ -1,4 +1,4 @@
-"""Step 7, Export: the model (Hugging Face format, zipped) and the evaluation report."""
+"""Step 8, Export: the model (Hugging Face format, zipped) and the evaluation report."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import gradio as gr
 
 from ui.messages import badge
 from ui.steps import export as steps
+from ui.steps import language_model as lm_steps
 from ui.tabs.common import Context, shows_errors
 from ui.tempfiles import new_export_folder
 from workbench.run import run_names
@@ -17,13 +18,15 @@ INTRO = """Download the trained model as a zip: a standard Hugging Face folder
 `pipeline("automatic-speech-recognition", model=FOLDER)`, with the run's settings and
 scores. The report holds WER/CER and every utterance's reference and transcript.
 The ONNX model runs with ONNX Runtime on a CPU without PyTorch; with int8 matrix products it
-is smaller and faster, at nearly the same accuracy (it takes a while to prepare)."""
+is smaller and faster, at nearly the same accuracy (it takes a while to prepare). It comes
+with a model card (`README.md`) and, if you choose one, the language model of step 5, which
+then decodes with it wherever the folder is used."""
 NOT_PREPARED = "Nothing was prepared: the message on the page says why."
 
 
 def build(ctx: Context) -> None:
     """The Export tab."""
-    with gr.Tab("7. Export") as tab:
+    with gr.Tab("8. Export") as tab:
         gr.Markdown(INTRO)
         run = gr.Dropdown(label="Run", choices=[], value=None, allow_custom_value=True)
         with gr.Row():
@@ -32,6 +35,8 @@ def build(ctx: Context) -> None:
         with gr.Row():
             onnx_button = gr.Button("Prepare an ONNX model for CPUs")
             int8 = gr.Checkbox(label="int8 (smaller, faster)", value=True)
+            lm = gr.Dropdown(label="Language model to include", choices=[lm_steps.GREEDY],
+                             value=lm_steps.GREEDY, allow_custom_value=True)
         status = gr.Markdown()
         model_file = gr.DownloadButton("Download the model", visible=False)
         onnx_file = gr.DownloadButton("Download the ONNX model", visible=False)
@@ -46,9 +51,9 @@ def build(ctx: Context) -> None:
         return _download(path), prepared_text([path])
 
     @shows_errors
-    def export_onnx(name: str, run: str | None, quantize: bool):
+    def export_onnx(name: str, run: str | None, quantize: bool, lm_choice: str | None = None):
         path = steps.export_onnx_model(ctx.ws(name), _chosen(run), new_export_folder(),
-                                       int8=quantize)
+                                       int8=quantize, lm=lm_steps.chosen_lm(lm_choice))
         return _download(path), prepared_text([path])
 
     @shows_errors
@@ -57,19 +62,22 @@ def build(ctx: Context) -> None:
         return [str(p) for p in paths], prepared_text(paths)
 
     def refresh(name: str):
-        runs = run_names(ctx.ws(name), with_model=True) if name else []
+        ws = ctx.ws(name) if name else None
+        runs = run_names(ws, with_model=True) if ws else []
+        choices = lm_steps.decoding_choices(ws) if ws else [lm_steps.GREEDY]
         return (gr.Dropdown(choices=runs, value=runs[0] if runs else None),
+                gr.Dropdown(choices=choices, value=lm_steps.GREEDY),
                 gr.DownloadButton(visible=False), gr.DownloadButton(visible=False), None, "")
 
     exports = (
         (model_button, export_model, [run], model_file, "the model zip", "export_model"),
-        (onnx_button, export_onnx, [run, int8], onnx_file, "the ONNX model", "export_onnx"),
+        (onnx_button, export_onnx, [run, int8, lm], onnx_file, "the ONNX model", "export_onnx"),
         (report_button, export_report, [run], report_files, "the evaluation report",
          "export_report"),
     )
     for button, handler, inputs, output, what, api_name in exports:
         _wire_export(ctx, button, handler, inputs, [output, made], status, what, api_name)
-    ctx.register(tab, refresh, [run, model_file, onnx_file, report_files, status])
+    ctx.register(tab, refresh, [run, lm, model_file, onnx_file, report_files, status])
 
 
 def _wire_export(ctx: Context, button: gr.Button, handler, inputs: list, outputs: list,
