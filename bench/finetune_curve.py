@@ -30,6 +30,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,6 +42,7 @@ from data_recipes.synthetic import (  # noqa: E402
     DEMO_ARCHIVE,
     LANGUAGES,
     generate_corpus,
+    lexicon_sentences,
     unpack_corpus,
 )
 from workbench.config import build_config  # noqa: E402
@@ -59,16 +61,30 @@ NEW_VOICES_SEED_OFFSET = 1000  # its sentences come from another random stream t
 
 def build_workspace(root: Path, language: str, corpus_minutes: float, seed: int,
                     voices: tuple[str, ...] | None = None) -> Workspace:
-    """Import ~10 minutes of an unseen language into a fresh workspace."""
+    """Import ~10 minutes of an unseen language into a fresh workspace.
+
+    ``qu-demo`` is the bundled demo corpus; ``LANG-words`` (``mi-words``) says sentences of
+    real words from the language's lexicon instead of random words.
+    """
     if language == "qu-demo":
         source = unpack_corpus(DEMO_ARCHIVE, root / "source")
     else:
-        source = generate_corpus(root / "source", language=language, minutes=corpus_minutes,
-                                 voices=voices, seed=seed, progress=False)
+        code, sentences = corpus_sentences(language, f"{seed}:{language}:corpus")
+        source = generate_corpus(root / "source", language=code, minutes=corpus_minutes,
+                                 voices=voices, seed=seed, progress=False,
+                                 sentences=sentences)
     ws = Workspace.at(root / "ws")
     prepare_sources([source], ws, seed=seed, progress=False)
     build_workspace_vocab(ws)
     return ws
+
+
+def corpus_sentences(language: str, seed: str) -> tuple[str, Iterator[str] | None]:
+    """The espeak language code, and lexicon sentences for ``LANG-words`` (else None)."""
+    if language.endswith("-words"):
+        code = language.removesuffix("-words")
+        return code, lexicon_sentences(code, seed)
+    return language, None
 
 
 def voice_report(ws: Workspace) -> dict[str, list[str]]:
@@ -89,13 +105,15 @@ def new_voice_set(root: Path, language: str, voices: tuple[str, ...], minutes: f
     from workbench.text import load_profile, normalize
 
     if language == "qu-demo":
-        language = "qu"
+        language = "qu-words"  # the demo's sentences are made of real words
+    language, sentences = corpus_sentences(language, f"{seed}:{language}:new-voices")
     pretrained = sorted(set(voices) & set(DEFAULT_VOICES))
     if pretrained:
         raise SystemExit(f"--new-voices {pretrained} are in DEFAULT_VOICES (demo-base's "
                          "pretraining voices); choose others (`espeak-ng --voices=variant`).")
     folder = generate_corpus(root / "new-voices", language=language, minutes=minutes,
-                             voices=voices, seed=seed + NEW_VOICES_SEED_OFFSET, progress=False)
+                             voices=voices, seed=seed + NEW_VOICES_SEED_OFFSET, progress=False,
+                             sentences=sentences)
     profile = load_profile(ws.profile_path)
     with open(folder / "metadata.csv", encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -193,7 +211,8 @@ def voices_text(voices: dict, new_voices: dict | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--language", default="qu-demo",
-                        help="qu-demo (bundled corpus) or an espeak language code, e.g. mi")
+                        help="qu-demo (bundled corpus), an espeak language code (mi: random "
+                        "words) or LANG-words (mi-words, qu-words: sentences of real words)")
     parser.add_argument("--minutes", type=float, default=10.0, help="training time per model")
     parser.add_argument("--corpus-minutes", type=float, default=10.0)
     parser.add_argument("--corpus-voices", default="",
