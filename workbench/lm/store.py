@@ -260,7 +260,8 @@ def format_build(info: dict[str, Any], folder: Path) -> str:
             + (f"; {f['note']}" if f["note"] else ""))
         lines.append(f"  {f['path']}: {state}")
     lines.append(f"  {text['sentences']} sentences, {text['tokens']} {info['unit']} tokens, "
-                 f"{info['types']} word types; n-grams per order: {info['ngrams']}")
+                 f"{info['types']} {'word' if info['unit'] == WORD else 'symbol'} types; "
+                 f"n-grams per order: {info['ngrams']}")
     if text["words_outside_alphabet"]:
         chars = ", ".join(f"{c!r} x{n}" for c, n in list(text["outside_alphabet"].items())[:10])
         lines.append(f"  {text['words_outside_alphabet']} of {text['words_seen']} words hold "
