@@ -378,7 +378,11 @@ def test_exports_hold_the_model_and_the_report(ws_with_run, tmp_path):
             run.model_dir / "model.safetensors").read_bytes()
     model_files = {f"{RUN}/model/{p.relative_to(run.model_dir)}"
                    for p in run.model_dir.rglob("*") if p.is_file()}
-    assert names == model_files | {f"{RUN}/config.yaml", f"{RUN}/result.json"}
+    assert names == model_files | {f"{RUN}/config.yaml", f"{RUN}/result.json",
+                                   f"{RUN}/model/README.md"}
+    card = zipfile.ZipFile(archive).read(f"{RUN}/model/README.md").decode("utf-8")
+    assert card.startswith("---\n") and "pipeline_tag: automatic-speech-recognition" in card
+    assert f"# {RUN}" in card and "## Limitations" in card
     with pytest.raises(WorkbenchError, match="not been evaluated"):
         export.export_report(ws_with_run, RUN, tmp_path / "out")
     evaluate.evaluate(ws_with_run, RUN, "test")
@@ -537,3 +541,23 @@ def test_the_onnx_export_can_carry_the_language_model(ws_lm, tmp_path):
         export.export_onnx_model(ws_lm, RUN, tmp_path / "out", int8=False, lm="missing")
     files = export.export_report(ws_lm, RUN, tmp_path / "report")
     assert f"{RUN}-test-lm-stories-utterances.csv" in {f.name for f in files}
+
+
+def test_the_model_zip_carries_the_language_model_and_its_scores(ws_lm, tmp_path):
+    from workbench.lm.store import bundled_lm, read_info
+    from workbench.transcribe import transcribe_files
+
+    language_model.build_language_model(ws_lm, [community_text(ws_lm, tmp_path / "t.txt")],
+                                        name="stories")
+    language_model.tune_language_model(ws_lm, "stories", RUN)
+    archive = export.export_model(ws_lm, RUN, tmp_path / "out", lm="stories")
+    with zipfile.ZipFile(archive) as opened:
+        opened.extractall(tmp_path / "unzipped")
+    model = tmp_path / "unzipped" / RUN / "model"
+    assert read_info(bundled_lm(model))["name"] == "stories"
+    card = (model / "README.md").read_text(encoding="utf-8")
+    lm_wer = find_run(ws_lm, RUN).read_reports()["test+lm:stories"]["wer"]
+    assert "model-index" in card
+    assert f"| Test WER (LM stories decoding) | {100 * lm_wer:.2f} % |" in card
+    clip = ws_lm.audio_path(ws_lm.read_split("test")[0])
+    assert transcribe_files([clip], model, progress=False)[0].text  # the folder is usable

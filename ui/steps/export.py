@@ -18,25 +18,39 @@ CSV_COLUMNS = ["id", "wer", "cer", "ger", "reference", "hypothesis", "reference_
                "grapheme_errors", "audio"]
 
 
-def export_model(ws: Workspace, run: str, dest: Path) -> Path:
+def export_model(ws: Workspace, run: str, dest: Path, *, lm: str | None = None) -> Path:
     """Zip the run's model (Hugging Face format) with its settings, result and reports.
 
     Args:
         ws: The workspace.
         run: The run's name.
         dest: Folder the zip is written to.
+        lm: A language model of the workspace to carry in ``model/lm/`` (its tuned
+            settings with it): `workbench transcribe --model` on the unzipped folder uses it.
 
     Returns:
-        The zip file, ``<run>-model.zip``, holding ``<run>/model/...`` and the run's
-        configuration, result and evaluation reports where they exist.
+        The zip file, ``<run>-model.zip``, holding ``<run>/model/...`` with a Hugging Face
+        model card (``README.md``: data, settings, greedy and LM scores, limits), and the
+        run's configuration, result and evaluation reports where they exist.
     """
+    from workbench.lm.store import ARPA, INFO, LEXICON, find_lm, read_info
+    from workbench.model_card import model_card
+
     found = chosen_run(ws, run, with_model=True)
     entries = [(path, PurePosixPath(MODEL, *path.relative_to(found.model_dir).parts))
-               for path in _files(found.model_dir)]
+               for path in _files(found.model_dir) if path.name != "README.md"]
+    info = None
+    if lm:
+        folder = find_lm(ws, lm)
+        info = read_info(folder)
+        entries += [(folder / name, PurePosixPath(MODEL, "lm", name))
+                    for name in (INFO, ARPA, LEXICON) if (folder / name).is_file()]
     entries += [(path, PurePosixPath(path.name))
                 for path in (found.config_path, found.result_path, found.report_path)
                 if path.is_file()]
-    return _zip(dest / f"{run}-model.zip", run, entries)
+    card = model_card(found.root, lm=info)
+    return _zip(dest / f"{run}-model.zip", run, entries,
+                texts=[(PurePosixPath(MODEL, "README.md"), card)])
 
 
 def export_onnx_model(ws: Workspace, run: str, dest: Path, *, int8: bool = True,
@@ -95,10 +109,14 @@ def _files(folder: Path) -> list[Path]:
     return [path for path in sorted(folder.rglob("*")) if path.is_file()]
 
 
-def _zip(target: Path, run: str, entries: Iterable[tuple[Path, PurePosixPath]]) -> Path:
-    """Write ``entries`` (file, name inside ``<run>/``) to the zip ``target``."""
+def _zip(target: Path, run: str, entries: Iterable[tuple[Path, PurePosixPath]],
+         texts: Iterable[tuple[PurePosixPath, str]] = ()) -> Path:
+    """Write ``entries`` (file, name inside ``<run>/``) and ``texts`` (name, UTF-8 text) to
+    the zip ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path, name in entries:
             archive.write(path, f"{run}/{name}")
+        for name, text in texts:
+            archive.writestr(f"{run}/{name}", text.encode("utf-8"))
     return target

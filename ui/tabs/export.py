@@ -18,9 +18,9 @@ INTRO = """Download the trained model as a zip: a standard Hugging Face folder
 `pipeline("automatic-speech-recognition", model=FOLDER)`, with the run's settings and
 scores. The report holds WER/CER and every utterance's reference and transcript.
 The ONNX model runs with ONNX Runtime on a CPU without PyTorch; with int8 matrix products it
-is smaller and faster, at nearly the same accuracy (it takes a while to prepare). It comes
-with a model card (`README.md`) and, if you choose one, the language model of step 5, which
-then decodes with it wherever the folder is used."""
+is smaller and faster, at nearly the same accuracy (it takes a while to prepare). Both come
+with a model card (`README.md`: training data, settings, scores, limits) and, if you choose
+one, the language model of step 5, which then decodes wherever the folder is used."""
 NOT_PREPARED = "Nothing was prepared: the message on the page says why."
 
 
@@ -46,8 +46,9 @@ def build(ctx: Context) -> None:
     made = gr.State("")  # what the last export made, for the status once it is done
 
     @shows_errors
-    def export_model(name: str, run: str | None):
-        path = steps.export_model(ctx.ws(name), _chosen(run), new_export_folder())
+    def export_model(name: str, run: str | None, lm_choice: str | None = None):
+        path = steps.export_model(ctx.ws(name), _chosen(run), new_export_folder(),
+                                  lm=lm_steps.chosen_lm(lm_choice))
         return _download(path), prepared_text([path])
 
     @shows_errors
@@ -70,7 +71,7 @@ def build(ctx: Context) -> None:
                 gr.DownloadButton(visible=False), gr.DownloadButton(visible=False), None, "")
 
     exports = (
-        (model_button, export_model, [run], model_file, "the model zip", "export_model"),
+        (model_button, export_model, [run, lm], model_file, "the model zip", "export_model"),
         (onnx_button, export_onnx, [run, int8, lm], onnx_file, "the ONNX model", "export_onnx"),
         (report_button, export_report, [run], report_files, "the evaluation report",
          "export_report"),
