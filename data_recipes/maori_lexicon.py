@@ -14,6 +14,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from data_recipes.sentences import distinct_sentences, weighted_sentence
+
 # Noun -> (plural form, possession class "a" or "o").
 PEOPLE = {"tamaiti": ("tamariki", "a"), "wahine": ("wāhine", "a"), "tāne": ("tāne", "a"),
           "kuia": ("kuia", "o"), "koroua": ("koroua", "o"), "kaiako": ("kaiako", "o"),
@@ -201,16 +203,10 @@ _PATTERNS = ((_transitive, 5), (_intransitive, 2), (_motion, 3), (_description, 
 
 def maori_sentence(rng: random.Random) -> str:
     """One sentence, lower case, no punctuation."""
-    patterns, weights = zip(*_PATTERNS, strict=True)
-    return rng.choices(patterns, weights)[0](rng)
+    return weighted_sentence(_PATTERNS, rng)
 
 
 def maori_sentences(rng: random.Random, exclude: frozenset[str] = frozenset()
                     ) -> Iterator[str]:
     """Endless stream of distinct sentences not in ``exclude``."""
-    seen = set(exclude)
-    while True:
-        sentence = maori_sentence(rng)
-        if sentence not in seen:
-            seen.add(sentence)
-            yield sentence
+    return distinct_sentences(maori_sentence, rng, exclude)

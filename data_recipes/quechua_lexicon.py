@@ -23,6 +23,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from data_recipes.sentences import distinct_sentences, weighted_sentence
+
 # Nouns by meaning: what a verb may take is said in terms of these groups.
 PEOPLE = ("runa", "warmi", "qhari", "wawa", "irqi", "mama", "tayta", "wayqi", "ñaña",
           "yachachiq", "awicha", "machula", "sipas", "wayna", "michiq", "llamk'aq")
@@ -201,16 +203,10 @@ _PATTERNS = ((_transitive, 5), (_intransitive, 2), (_motion, 3), (_description, 
 
 def quechua_sentence(rng: random.Random) -> str:
     """One sentence: 2-7 words, lower case, no punctuation."""
-    patterns, weights = zip(*_PATTERNS, strict=True)
-    return rng.choices(patterns, weights)[0](rng)
+    return weighted_sentence(_PATTERNS, rng)
 
 
 def quechua_sentences(rng: random.Random, exclude: frozenset[str] = frozenset()
                       ) -> Iterator[str]:
     """Endless stream of distinct sentences not in ``exclude``."""
-    seen = set(exclude)
-    while True:
-        sentence = quechua_sentence(rng)
-        if sentence not in seen:
-            seen.add(sentence)
-            yield sentence
+    return distinct_sentences(quechua_sentence, rng, exclude)
