@@ -151,6 +151,8 @@ def cmd_transcribe(args) -> None:
 
         torch.set_num_threads(args.threads)
     model = _resolve_model_arg(args)
+    if args.output:
+        return _transcribe_timed(args, model)
     from workbench.lm.store import bundled_lm
 
     lm = args.lm or (None if args.greedy else bundled_lm(Path(model)))
@@ -168,6 +170,40 @@ def cmd_transcribe(args) -> None:
              for r in results]
     _emit(args, {"results": summary}, "\n".join(lines))
     if results and all(r.error for r in results):
+        raise WorkbenchError("No file could be transcribed.")
+
+
+def _transcribe_timed(args, model: Path) -> None:
+    """``transcribe --output FORMAT``: utterances and words with times, one file each."""
+    from tqdm.auto import tqdm
+
+    from workbench.recognizer import load_recognizer
+    from workbench.segments import segment_file
+    from workbench.writers import get_writer, output_path, refuse_existing, write_transcript
+
+    if args.lm:
+        raise WorkbenchError("--output times utterances and words from greedy decoding; "
+                             "--lm cannot be combined with it yet. Drop --lm.")
+    writer = get_writer(args.output)
+    out_dir = Path(args.out_dir).expanduser() if args.out_dir else None
+    recognizer = load_recognizer(model)
+    name = Path(model).parent.name if Path(model).name == "model" else Path(model).name
+    results, failed = [], 0
+    for audio in tqdm([Path(a) for a in args.audio], desc="Transcribing", unit="file",
+                      disable=args.quiet):
+        try:
+            refuse_existing(output_path(audio, writer, out_dir), args.force)  # before the work
+            timed = segment_file(recognizer, audio, model_name=name)
+            path = write_transcript(timed, args.output, out_dir, force=args.force)
+            results.append({"audio": str(audio), "output": str(path),
+                            "utterances": len(timed.segments), "seconds": timed.duration})
+        except WorkbenchError as err:
+            failed += 1
+            results.append({"audio": str(audio), "error": str(err)})
+    lines = [f"{r['audio']}: ERROR {r['error']}" if "error" in r else
+             f"{r['audio']}: {r['utterances']} utterances -> {r['output']}" for r in results]
+    _emit(args, {"results": results}, "\n".join(lines))
+    if failed == len(results):
         raise WorkbenchError("No file could be transcribed.")
 
 
@@ -397,6 +433,14 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
                    help="most padded audio per forward pass (default 20)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads (0: torch's default; ONNX Runtime uses as many)")
+    p.add_argument("--output", metavar="FORMAT",
+                   help="write each recording's utterances with times (cut at pauses, 1-20 s) "
+                   "and word times as FORMAT: txt, json, tsv, srt, vtt, textgrid or eaf "
+                   "(greedy decoding)")
+    p.add_argument("-o", "--out-dir", help="folder for the --output files (default: beside "
+                   "each recording)")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing --output files (never done without it)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 

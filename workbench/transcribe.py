@@ -380,22 +380,86 @@ def stream_ids(
         The ids (int32, as many as the model's frames for the whole recording) and the
         recording's length in samples.
     """
+    parts, total = _stream_windows(recognizer, blocks, chunk_s, stride_s, batch_seconds,
+                                   _window_ids)
+    return np.concatenate(parts), total
+
+
+@dataclass(frozen=True)
+class FrameTrack:
+    """What segmenting and timing need of each 20 ms frame, and no more (12 bytes a frame).
+
+    Attributes:
+        ids: Best-path token id per frame (int32).
+        confidence: Probability of that token (float32).
+        blank: Probability of the CTC blank (float32).
+        frame_s: Seconds per frame.
+        samples: The recording's length in samples.
+    """
+
+    ids: np.ndarray
+    confidence: np.ndarray
+    blank: np.ndarray
+    frame_s: float
+    samples: int
+
+
+def stream_frames(
+    recognizer: Recognizer,
+    blocks: Iterable[np.ndarray],
+    chunk_s: float = CHUNK_S,
+    stride_s: tuple[float, float] = STRIDE_S,
+    *,
+    batch_seconds: float = BATCH_S,
+) -> FrameTrack:
+    """:func:`stream_ids` plus each frame's confidence and blank probability, for
+    segmenting a long recording at pauses and timing its words (``workbench.segments``)."""
+    blank_id = getattr(recognizer.tokenizer, "tokenizer", recognizer.tokenizer).pad_token_id
+
+    def collect(rec: Recognizer, windows: list, seconds: float) -> list[np.ndarray]:
+        return _window_frames(rec, windows, seconds, blank_id)
+
+    parts, total = _stream_windows(recognizer, blocks, chunk_s, stride_s, batch_seconds,
+                                   collect)
+    stacked = np.concatenate(parts, axis=1) if parts else np.zeros((3, 0), np.float32)
+    return FrameTrack(stacked[0].astype(np.int32), stacked[1], stacked[2],
+                      recognizer.hop / SAMPLE_RATE, total)
+
+
+def _stream_windows(recognizer: Recognizer, blocks: Iterable[np.ndarray], chunk_s: float,
+                    stride_s: tuple[float, float], batch_seconds: float,
+                    collect) -> tuple[list[np.ndarray], int]:
+    """Run the windows of a streamed recording in batches; ``collect`` keeps what is needed
+    of each batch's kept frames. Returns the collected parts and the length in samples."""
     hop = recognizer.hop
     chunk = _seconds_to_samples(chunk_s, hop)
     stride = (_seconds_to_samples(stride_s[0], hop), _seconds_to_samples(stride_s[1], hop))
     # long_logits' batches: full windows in order, per_batch at a time, the last with them.
     per_batch = max(1, int(batch_seconds * SAMPLE_RATE) // chunk)
-    ids: list[np.ndarray] = []
+    parts: list[np.ndarray] = []
     pending: list[tuple[Chunk, np.ndarray]] = []
     total = 0
     for window in stream_windows(blocks, chunk, stride, hop, recognizer.output_frames):
         pending.append(window)
         total = window[0].end
         if len(pending) == per_batch:
-            ids += _window_ids(recognizer, pending, batch_seconds)
+            parts += collect(recognizer, pending, batch_seconds)
             pending = []
-    ids += _window_ids(recognizer, pending, batch_seconds)
-    return np.concatenate(ids), total
+    parts += collect(recognizer, pending, batch_seconds)
+    return parts, total
+
+
+def _window_frames(recognizer: Recognizer, windows: list[tuple[Chunk, np.ndarray]],
+                   batch_seconds: float, blank_id: int) -> list[np.ndarray]:
+    """(3, frames) per window: best id, its probability, the blank's probability."""
+    logits = clip_logits(recognizer, [samples for _, samples in windows], batch_seconds)
+    parts = []
+    for window_logits, (chunk, _) in zip(logits, windows, strict=True):
+        probs = np.exp(log_softmax(_kept(window_logits, chunk)))
+        ids = probs.argmax(axis=-1)
+        parts.append(np.stack([ids.astype(np.float32), probs.max(axis=-1),
+                               probs[:, blank_id]]).astype(np.float32))
+    return parts
 
 
 def _window_ids(recognizer: Recognizer, windows: list[tuple[Chunk, np.ndarray]],

@@ -105,3 +105,30 @@ def test_every_command_has_help(capsys):
             main([command, "--help"])
         assert done.value.code == 0
         assert "--json" in capsys.readouterr().out
+
+
+def test_transcribe_writes_timed_files_and_never_replaces_one_unasked(tmp_path, capsys):
+    import soundfile as sf
+
+    from data_recipes.textgrid import parse_textgrid
+    from tests.workbench.ctc_fixtures import noise, save_tiny_model
+
+    model = save_tiny_model(tmp_path / "run-1" / "model")  # tiers are named after the run
+    audio = tmp_path / "long.flac"
+    sf.write(audio, noise(40.0, seed=1), 16_000)
+    out = run_json(capsys, "transcribe", str(audio), "--model", str(model), "--output",
+                   "textgrid", "-o", str(tmp_path / "out"))
+    [result] = out["results"]
+    grid = parse_textgrid(Path(result["output"]))
+    assert Path(result["output"]).name == "long.TextGrid" and grid.xmax == pytest.approx(40.0)
+    assert [t.name for t in grid.tiers] == ["run-1", "run-1-words"]
+    assert sum(1 for e in grid.tiers[0].entries if e.text) == result["utterances"]
+    before = Path(result["output"]).read_bytes()
+    code = main(["transcribe", str(audio), "--model", str(model), "--output", "textgrid",
+                 "-o", str(tmp_path / "out"), "--quiet"])
+    printed = capsys.readouterr()
+    assert code == 2 and "long.TextGrid exists" in printed.out and "--force" in printed.out
+    assert Path(result["output"]).read_bytes() == before
+    assert main(["transcribe", str(audio), "--model", str(model), "--output", "srt",
+                 "--lm", "x", "-q"]) == 2
+    assert "--lm cannot be combined" in capsys.readouterr().err
