@@ -1,0 +1,126 @@
+"""Long recordings with known times: how well `transcribe --output` finds the utterances.
+
+Builds a long recording from the bundled demo corpus's clips (the voices a run's test split
+holds, so the model never trained on them), in a known order with pauses of 0.3-2 s between
+them, and with each clip's speech trimmed to where its energy is within 40 dB of its peak, so
+that the truth is the speech and not espeak-ng's own silence. Then segments it with a trained
+run, through ``workbench transcribe --output json`` in a child process (the model's own blank
+frames; wall, CPU and peak RSS of that whole process, model loading included), and compares
+each true utterance with the segment that overlaps it most: start and end errors (median,
+90th percentile), utterances missed or merged, and the real-time factor.
+
+    python bench/long_audio.py --model RUN_DIR [--repeat 3] [--seed 0]
+
+``--repeat`` strings the test clips together that many times (different pauses each time) for
+a longer recording.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.procstats import run_child  # noqa: E402
+from workbench.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from workbench.run import Run  # noqa: E402
+
+
+def speech_span(samples: np.ndarray, floor_db: float = -40.0) -> tuple[int, int]:
+    """First and last sample of 10 ms frames within ``floor_db`` of the loudest frame."""
+    frame = SAMPLE_RATE // 100
+    frames = len(samples) // frame
+    energy = np.array([np.sqrt(np.mean(samples[i * frame:(i + 1) * frame] ** 2) + 1e-12)
+                       for i in range(frames)])
+    loud = np.flatnonzero(20 * np.log10(energy / energy.max()) > floor_db)
+    return int(loud[0] * frame), int((loud[-1] + 1) * frame)
+
+
+def build_recording(clips: list[Path], repeat: int, seed: int, out: Path) -> list[tuple]:
+    """Write the long recording block by block; return the truth: (start s, end s, clip)."""
+    rng = np.random.default_rng(seed)
+    truth, at = [], SAMPLE_RATE // 2
+    spans = {}
+    with sf.SoundFile(out, "w", SAMPLE_RATE, 1, subtype="PCM_16") as sink:
+        sink.write(np.zeros(at, np.float32))
+        for _ in range(repeat):
+            for clip in clips:
+                samples = load_audio(clip)
+                first, last = spans.setdefault(clip, speech_span(samples))
+                speech = samples[first:last]
+                truth.append((at / SAMPLE_RATE, (at + len(speech)) / SAMPLE_RATE, clip.name))
+                pause = np.zeros(int(rng.uniform(0.3, 2.0) * SAMPLE_RATE), np.float32)
+                sink.write(speech)
+                sink.write(pause)
+                at += len(speech) + len(pause)
+    return truth
+
+
+def compare(truth: list[tuple], segments: list) -> dict:
+    """Boundary errors of each true utterance against the segment overlapping it most."""
+    starts, ends, owners = [], [], []
+    for start, end, _ in truth:
+        overlaps = [max(0.0, min(end, s.end) - max(start, s.start)) for s in segments]
+        best = int(np.argmax(overlaps)) if overlaps else -1
+        if best < 0 or overlaps[best] == 0:
+            owners.append(None)
+            continue
+        owners.append(best)
+        starts.append(abs(segments[best].start - start))
+        ends.append(abs(segments[best].end - end))
+    merged = len(owners) - len(set(o for o in owners if o is not None)) - owners.count(None)
+    errors = np.array(starts + ends)
+    return {"utterances": len(truth), "segments": len(segments), "missed": owners.count(None),
+            "merged": merged, "median_error_s": float(np.median(errors)),
+            "p90_error_s": float(np.percentile(errors, 90)),
+            "median_start_error_s": float(np.median(starts)),
+            "median_end_error_s": float(np.median(ends))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a run folder (its test voices are used)")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    run = Run(Path(args.model))
+    ws_root = run.root.parent.parent
+    from workbench.workspace import Workspace
+
+    ws = Workspace.at(ws_root)
+    clips = [ws.audio_path(u) for u in ws.read_split("test")]
+    with tempfile.TemporaryDirectory() as tmp:
+        audio = Path(tmp) / "long.wav"
+        truth = build_recording(clips, args.repeat, args.seed, audio)
+        seconds = sf.info(audio).duration
+        child = run_child("transcribe --output json", [
+            sys.executable, "-m", "workbench.cli", "transcribe", str(audio), "--model",
+            str(run.model_dir), "--output", "json", "-o", tmp, "--threads", str(args.threads),
+            "--quiet", "--json"], env={"HF_HUB_OFFLINE": "1"})
+        data = json.loads((Path(tmp) / "long.json").read_text(encoding="utf-8"))
+    segments = [SimpleNamespace(**s) for s in data["segments"]]
+    scores = compare(truth, segments)
+    print(f"recording: {seconds / 60:.1f} min from {len(clips)} test clips x {args.repeat}, "
+          f"pauses 0.3-2 s; run {run.root.name}; {args.threads} threads")
+    print(f"utterances {scores['utterances']}, segments {scores['segments']}, missed "
+          f"{scores['missed']}, merged into a neighbour {scores['merged']}")
+    print(f"boundary error: median {scores['median_error_s']:.3f} s (start "
+          f"{scores['median_start_error_s']:.3f}, end {scores['median_end_error_s']:.3f}), "
+          f"90th percentile {scores['p90_error_s']:.3f} s")
+    print(f"whole process `workbench transcribe --output json` (model loading included): "
+          f"{child.seconds:.1f} s wall, {child.cpu_seconds:.1f} s CPU, real-time factor "
+          f"{child.seconds / seconds:.4f}, peak RSS {child.peak_rss_mib:.0f} MiB")
+
+if __name__ == "__main__":
+    main()
