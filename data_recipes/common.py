@@ -219,8 +219,19 @@ def import_sources(
         if not utterances:
             raise WorkbenchError(_nothing_imported_message(rows, issues))
         result = _split(utterances, issues, seed, dev_fraction, test_fraction)
+        result.warnings += [_past_end_warning(u) for u in utterances if "past_end_s" in u.extra]
         _write_outputs(staging, result)
     return result
+
+
+def _past_end_warning(utt: Utterance) -> str:
+    """What to say of a segment that runs past the end of its recording."""
+    extra = utt.extra
+    return (f"{extra['item']}: segment {extra['start']:.2f}-{extra['end']:.2f} s of utterance "
+            f"{utt.id} runs {utt.extra['past_end_s']:.2f} s past the end of "
+            f"{Path(utt.source).name}; "
+            "its clip was cut short and the check sets it aside. A transcript that runs past "
+            "its recording usually means the wrong media file was given.")
 
 
 def _decode_all(rows: list[SourceRow], ids: list[str], staging: Workspace,
@@ -344,6 +355,10 @@ def _decode_into(audio: Path, clips: list[_Clip]) -> tuple[AudioStream, int]:
         raise
 
 
+# A segment may end this far past its recording (one model frame) without being flagged.
+PAST_END_TOLERANCE_S = 0.02
+
+
 @dataclass
 class _Clip:
     """One row's clip of a recording, written while the recording is decoded.
@@ -464,6 +479,9 @@ def _cache_row(clip: _Clip, total: int, stream: AudioStream) -> Utterance | Impo
         clip.finish(total)
     writer = clip.writer
     extra = {"start": row.start, "end": row.end} if row.is_segment else {}
+    if row.is_segment and row.end is not None and row.end - duration > PAST_END_TOLERANCE_S:
+        extra["past_end_s"] = round(row.end - duration, 3)  # the audit flags it
+        extra["item"] = item  # where the segment is written (file and line or annotation)
     return Utterance(
         id=clip.utterance_id, audio=str(clip.relative),
         text=row.text, speaker=row.speaker, duration=round(writer.duration, 4),

@@ -1,4 +1,5 @@
 import codecs
+import json
 from pathlib import Path
 
 import numpy as np
@@ -266,3 +267,24 @@ def test_damaged_and_foreign_files_name_the_problem(tmp_path):
     binary.write_bytes(b"ooBinaryFile\x08TextGrid\x00\x00")
     with pytest.raises(WorkbenchError, match="binary TextGrid"):
         parse_textgrid(binary)
+
+
+def test_an_interval_ending_after_its_recording_is_reported_and_set_aside(tmp_path):
+    from workbench.audit import run_audit
+    from workbench.workspace import Workspace as _Workspace
+
+    recording(tmp_path / "story.wav", seconds=3.0)  # "iskay siqi" runs 2.25-4.0 s
+    grid = write(tmp_path / "story.TextGrid", long_format())
+    ws = _Workspace.at(tmp_path / "ws")
+    result = prepare_textgrid(grid, ws, progress=False)
+    cut = next(u for u in result.utterances if u.text.startswith("iskay"))
+    assert cut.duration == pytest.approx(0.75, abs=1e-3) and cut.extra["past_end_s"] == 1.0
+    [warning] = [w for w in result.warnings if "past the end" in w]
+    assert "story.TextGrid" in warning and "runs 1.00 s past the end" in warning
+    assert "wrong media file" in warning
+    imported = json.loads(ws.import_report_path.read_text(encoding="utf-8"))
+    assert warning in imported["warnings"]
+    whole = next(u for u in result.utterances if u.text.startswith("ñuqa"))
+    assert "past_end_s" not in whole.extra
+    audit = run_audit(ws)
+    assert cut.id in audit.excluded_ids() and whole.id not in audit.excluded_ids()

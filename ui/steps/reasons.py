@@ -37,6 +37,11 @@ class Reason:
 R = Reason
 REASONS: dict[str, Reason] = {
     # ---- the audit, one utterance at a time (workbench/audit/checks.py)
+    "segment_cut_short": R("segment past the end", "The segment's times run past the end "
+                           "of its recording, so the clip lacks the end of its transcript.",
+                           "Check that the transcript file names the right recording (a "
+                           "transcript running past its recording usually means another "
+                           "media file), or correct the segment's times."),
     "empty_audio": R("no sound", "The clip has no audio at all (0 seconds).",
                      "Check the recording, or the segment's times in the transcript file."),
     "truncated": R("incomplete file", "The audio file ends before its own header says it "

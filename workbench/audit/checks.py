@@ -10,6 +10,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from itertools import pairwise
+from pathlib import Path
 
 from workbench.audio import ctc_output_frames
 from workbench.audit.report import (
@@ -106,6 +107,13 @@ def utterance_findings(
                 EXCLUDED,
             )
         )
+    if utt.extra.get("past_end_s"):
+        found.append((
+            "segment_cut_short",
+            f"its segment ({utt.extra['start']:.2f}-{utt.extra['end']:.2f} s) runs "
+            f"{utt.extra['past_end_s']:.2f} s past the end of {Path(utt.source).name}: the clip "
+            "lacks the end of its transcript; was the right media file given?",
+            EXCLUDED))
     if utt.duration <= 0:
         found.append(("empty_audio", "the clip has no audio (0 s)", EXCLUDED))
     if utt.nan_count > 0:

@@ -37,6 +37,7 @@ WARNED = "kept (warning)"
 # Order in which checks are reported.
 CHECKS = (
     "truncated",
+    "segment_cut_short",
     "empty_audio",
     "nan",
     "silent",
