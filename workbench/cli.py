@@ -207,6 +207,33 @@ def _transcribe_timed(args, model: Path) -> None:
         raise WorkbenchError("No file could be transcribed.")
 
 
+def cmd_align(args) -> None:
+    from workbench.align import align_file
+    from workbench.recognizer import load_recognizer
+    from workbench.text import load_profile
+    from workbench.writers import get_writer, output_path, refuse_existing, write_transcript
+
+    model = _resolve_model_arg(args)
+    audio, transcript = Path(args.audio), Path(args.transcript)
+    if not transcript.is_file():
+        raise WorkbenchError(f"{transcript}: file not found.")
+    out_dir = Path(args.out_dir).expanduser() if args.out_dir else None
+    refuse_existing(output_path(audio, get_writer(args.output), out_dir), args.force)
+    ws = _workspace(args)
+    profile = load_profile(ws.profile_path if ws.profile_path.is_file() else None)
+    name = Path(model).parent.name if Path(model).name == "model" else Path(model).name
+    timed, lines = align_file(load_recognizer(model), audio, transcript, profile,
+                              model_name=name, min_confidence=args.min_confidence)
+    path = write_transcript(timed, args.output, out_dir, force=args.force)
+    aligned = sum(1 for line in lines if not line.flag)
+    summary = {"output": str(path), "lines": len(lines), "aligned": aligned,
+               "flagged": [{"line": line.line, "text": line.text,
+                            "confidence": line.confidence} for line in lines if line.flag],
+               "notes": timed.notes}
+    text = "\n".join([f"Aligned {aligned} of {len(lines)} lines -> {path}", *timed.notes])
+    _emit(args, summary, text)
+
+
 def _resolve_model_arg(args) -> Path:
     """--model is a model or run directory, or a run id in the workspace (-w)."""
     candidate = Path(args.model).expanduser() if args.model else None
@@ -333,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", cmd_train, "fine-tune a CTC model on the workspace"),
         ("evaluate", cmd_evaluate, "WER/CER of a trained run on a split"),
         ("transcribe", cmd_transcribe, "transcribe audio files with a trained model"),
+        ("align", cmd_align, "time a plain-text transcript (one utterance a line) against a "
+                             "long recording"),
         ("lm", None, "build and tune n-gram language models from text (`lm build`, "
                      "`lm tune`)"),
         ("export", cmd_export, "export a trained model to ONNX (optionally int8) for fast "
@@ -363,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also score the utterances the audit set aside (by default they are listed in "
              "the report with the reason, not scored)")
     _transcribe_args(parsers["transcribe"])
+    _align_args(parsers["align"])
     _lm_args(parsers["lm"])
     _export_args(parsers["export"])
     _demo_args(parsers["demo"])
@@ -443,6 +473,25 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
                    help="replace existing --output files (never done without it)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _align_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("audio", help="the recording (any format, any length)")
+    p.add_argument("transcript", help="plain text, UTF-8, one utterance a line")
+    p.add_argument("--model", required=True,
+                   help="model directory, run directory, or run id in the workspace (-w)")
+    p.add_argument("-w", "--workspace", default=".",
+                   help="workspace whose orthography profile spells the transcript")
+    p.add_argument("--output", default="textgrid", metavar="FORMAT",
+                   help="txt, json, tsv, srt, vtt, textgrid (default) or eaf")
+    p.add_argument("-o", "--out-dir", help="folder for the output (default: beside the "
+                   "recording)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.add_argument("--min-confidence", type=float, default=0.7,
+                   help="lines aligned with less are flagged as not in the recording "
+                   "(default 0.7)")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
 
 
 def _lm_args(p: argparse.ArgumentParser) -> None:

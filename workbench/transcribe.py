@@ -426,6 +426,27 @@ def stream_frames(
                       recognizer.hop / SAMPLE_RATE, total)
 
 
+def stream_log_probs(
+    recognizer: Recognizer,
+    blocks: Iterable[np.ndarray],
+    chunk_s: float = CHUNK_S,
+    stride_s: tuple[float, float] = STRIDE_S,
+    *,
+    batch_seconds: float = BATCH_S,
+) -> tuple[np.ndarray, int]:
+    """Log-probabilities of every frame (frames, vocab) of a streamed recording, for forced
+    alignment (``workbench.align``); and the recording's length in samples."""
+
+    def collect(rec: Recognizer, windows: list, seconds: float) -> list[np.ndarray]:
+        logits = clip_logits(rec, [samples for _, samples in windows], seconds)
+        return [log_softmax(_kept(window_logits, chunk))
+                for window_logits, (chunk, _) in zip(logits, windows, strict=True)]
+
+    parts, total = _stream_windows(recognizer, blocks, chunk_s, stride_s, batch_seconds,
+                                   collect)
+    return (np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)), total
+
+
 def _stream_windows(recognizer: Recognizer, blocks: Iterable[np.ndarray], chunk_s: float,
                     stride_s: tuple[float, float], batch_seconds: float,
                     collect) -> tuple[list[np.ndarray], int]:
