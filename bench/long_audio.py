@@ -35,6 +35,8 @@ from bench.procstats import run_child  # noqa: E402
 from workbench.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from workbench.run import Run  # noqa: E402
 
+NEVER_SAID = "wasiqa hatunmi kunan paqarin"  # in the demo's alphabet, in no test clip
+
 
 def speech_span(samples: np.ndarray, floor_db: float = -40.0) -> tuple[int, int]:
     """First and last sample of 10 ms frames within ``floor_db`` of the loudest frame."""
@@ -93,6 +95,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--align", action="store_true",
+                        help="also time the true transcript (one line dropped, one added) "
+                        "with `workbench align`")
     args = parser.parse_args()
     run = Run(Path(args.model))
     ws_root = run.root.parent.parent
@@ -100,6 +105,7 @@ def main() -> None:
 
     ws = Workspace.at(ws_root)
     clips = [ws.audio_path(u) for u in ws.read_split("test")]
+    texts = {ws.audio_path(u).name: u.text for u in ws.read_split("test")}
     with tempfile.TemporaryDirectory() as tmp:
         audio = Path(tmp) / "long.wav"
         truth = build_recording(clips, args.repeat, args.seed, audio)
@@ -109,6 +115,7 @@ def main() -> None:
             str(run.model_dir), "--output", "json", "-o", tmp, "--threads", str(args.threads),
             "--quiet", "--json"], env={"HF_HUB_OFFLINE": "1"})
         data = json.loads((Path(tmp) / "long.json").read_text(encoding="utf-8"))
+        aligned = align_run(Path(tmp), audio, truth, texts, run, args) if args.align else None
     segments = [SimpleNamespace(**s) for s in data["segments"]]
     scores = compare(truth, segments)
     print(f"recording: {seconds / 60:.1f} min from {len(clips)} test clips x {args.repeat}, "
@@ -121,6 +128,48 @@ def main() -> None:
     print(f"whole process `workbench transcribe --output json` (model loading included): "
           f"{child.seconds:.1f} s wall, {child.cpu_seconds:.1f} s CPU, real-time factor "
           f"{child.seconds / seconds:.4f}, peak RSS {child.peak_rss_mib:.0f} MiB")
+    if aligned:
+        print(aligned)
+
+
+def align_run(tmp: Path, audio: Path, truth: list[tuple], texts: dict, run: Run, args) -> str:
+    """`workbench align` with the true transcript, less one line that was said (at 1/3) and
+    plus one that never was (at 2/3): boundary errors of the lines it aligned, what it
+    flagged, and the whole process's figures."""
+    lines = [texts[name] for _, _, name in truth]
+    dropped = len(lines) // 3
+    said = [(start, end, text) for (start, end, _), text in zip(truth, lines, strict=True)]
+    del lines[dropped]
+    never = 2 * len(lines) // 3
+    lines.insert(never, NEVER_SAID)
+    transcript = tmp / "long.txt"
+    transcript.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    child = run_child("align", [
+        sys.executable, "-m", "workbench.cli", "align", str(audio), str(transcript), "--model",
+        str(run.model_dir), "-w", str(run.root.parent.parent), "--output", "json", "-o",
+        str(tmp / "aligned"), "--json", "-q"], env={"HF_HUB_OFFLINE": "1"})
+    out = json.loads(child.stdout)
+    data = json.loads(Path(out["output"]).read_text(encoding="utf-8"))
+    remaining = said[:dropped] + said[dropped + 1:]
+    truth_by_text: dict[str, list[tuple[float, float]]] = {}
+    for start, end, text in remaining:
+        truth_by_text.setdefault(text, []).append((start, end))
+    errors = []
+    for seg in data["segments"]:
+        candidates = truth_by_text.get(seg["text"], [])
+        if candidates:
+            start, end = min(candidates, key=lambda c: abs(c[0] - seg["start"]))
+            errors += [abs(seg["start"] - start), abs(seg["end"] - end)]
+    flagged = [f["line"] for f in out["flagged"]]
+    return (f"align: {out['aligned']} of {out['lines']} lines aligned; flagged lines {flagged} "
+            f"(the line never said is line {never + 1}); speech without a line: "
+            f"{[n for n in out['notes'] if 'no line' in n][:3]} (the dropped line was said at "
+            f"{said[dropped][0]:.2f}-{said[dropped][1]:.2f} s)\n"
+            f"align boundary error: median {np.median(errors):.3f} s, 90th percentile "
+            f"{np.percentile(errors, 90):.3f} s\n"
+            f"whole process `workbench align --output json`: {child.seconds:.1f} s wall, "
+            f"{child.cpu_seconds:.1f} s CPU, real-time factor "
+            f"{child.seconds / truth[-1][1]:.4f}, peak RSS {child.peak_rss_mib:.0f} MiB")
 
 if __name__ == "__main__":
     main()
