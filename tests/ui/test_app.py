@@ -71,6 +71,7 @@ def test_whole_flow_in_the_browser(server, small_corpus, tmp_path):
     assert fresh.predict(run, api_name="/training_status")[1] == status[1]
 
     evaluation = client.predict(run, "test", api_name="/evaluate")
+    assert evaluation[2] == "greedy (no language model)"  # the decoding comes back with it
     report = find_run(ws, run).read_reports()["test"]
     assert evaluation[0].startswith(f"**test split of run {run}: WER {report['wer']:.1%}, "
                                     f"CER {report['cer']:.1%}, GER {report['ger']:.1%}** over "

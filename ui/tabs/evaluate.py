@@ -51,7 +51,9 @@ def build(ctx: Context) -> None:
         if not run:
             raise gr.Error("Choose a run first (runs appear here once they have a model).")
         view = steps.evaluate(ctx.ws(name), run, split or "test", lm_steps.chosen_lm(decoding))
-        return view.summary, view.table
+        # The decoding goes back with the answer: a slow evaluation that lands after the
+        # choice was changed shows the choice it was made with, not a mismatched label.
+        return view.summary, view.table, decoding or lm_steps.GREEDY
 
     @shows_errors
     def show_saved(name: str, run: str | None, split: str, decoding: str | None = None):
@@ -75,7 +77,8 @@ def build(ctx: Context) -> None:
         return (gr.Dropdown(choices=runs, value=value), choices, *_saved(ws, value, "test"))
 
     event = ctx.action(evaluate_button, evaluate, inputs=[ctx.workspace, run, split, decoding],
-                       outputs=[summary, table], busy="Evaluating...", api_name="evaluate")
+                       outputs=[summary, table, decoding], busy="Evaluating...",
+                       api_name="evaluate")
     ctx.then_overview(event)
     for trigger in (run.input, split.input, decoding.input):
         trigger(show_saved, inputs=[ctx.workspace, run, split, decoding],
