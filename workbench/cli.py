@@ -187,7 +187,7 @@ def _transcribe_timed(args, model: Path) -> None:
     writer = get_writer(args.output)
     out_dir = Path(args.out_dir).expanduser() if args.out_dir else None
     recognizer = load_recognizer(model)
-    name = Path(model).parent.name if Path(model).name == "model" else Path(model).name
+    name = _run_name(model)
     results, failed = [], 0
     for audio in tqdm([Path(a) for a in args.audio], desc="Transcribing", unit="file",
                       disable=args.quiet):
@@ -221,9 +221,9 @@ def cmd_align(args) -> None:
     refuse_existing(output_path(audio, get_writer(args.output), out_dir), args.force)
     ws = _workspace(args)
     profile = load_profile(ws.profile_path if ws.profile_path.is_file() else None)
-    name = Path(model).parent.name if Path(model).name == "model" else Path(model).name
     timed, lines = align_file(load_recognizer(model), audio, transcript, profile,
-                              model_name=name, min_confidence=args.min_confidence)
+                              model_name=_run_name(model),
+                              min_confidence=args.min_confidence)
     path = write_transcript(timed, args.output, out_dir, force=args.force)
     aligned = sum(1 for line in lines if not line.flag)
     summary = {"output": str(path), "lines": len(lines), "aligned": aligned,
@@ -232,6 +232,11 @@ def cmd_align(args) -> None:
                "notes": timed.notes}
     text = "\n".join([f"Aligned {aligned} of {len(lines)} lines -> {path}", *timed.notes])
     _emit(args, summary, text)
+
+
+def _run_name(model: Path) -> str:
+    """What timed outputs name their tiers after: the run of a run's ``model/`` folder."""
+    return Path(model).parent.name if Path(model).name == "model" else Path(model).name
 
 
 def _resolve_model_arg(args) -> Path:
@@ -467,12 +472,17 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
                    help="write each recording's utterances with times (cut at pauses, 1-20 s) "
                    "and word times as FORMAT: txt, json, tsv, srt, vtt, textgrid or eaf "
                    "(greedy decoding)")
-    p.add_argument("-o", "--out-dir", help="folder for the --output files (default: beside "
-                   "each recording)")
-    p.add_argument("--force", action="store_true",
-                   help="replace existing --output files (never done without it)")
+    _output_place_args(p)
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _output_place_args(p: argparse.ArgumentParser) -> None:
+    """Where timed outputs go (``transcribe --output``, ``align``), and replacing them."""
+    p.add_argument("-o", "--out-dir", help="folder for the output files (default: beside "
+                   "each recording)")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing output files (never done without it)")
 
 
 def _align_args(p: argparse.ArgumentParser) -> None:
@@ -484,9 +494,7 @@ def _align_args(p: argparse.ArgumentParser) -> None:
                    help="workspace whose orthography profile spells the transcript")
     p.add_argument("--output", default="textgrid", metavar="FORMAT",
                    help="txt, json, tsv, srt, vtt, textgrid (default) or eaf")
-    p.add_argument("-o", "--out-dir", help="folder for the output (default: beside the "
-                   "recording)")
-    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    _output_place_args(p)
     p.add_argument("--min-confidence", type=float, default=0.7,
                    help="lines aligned with less are flagged as not in the recording "
                    "(default 0.7)")
