@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -95,6 +96,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--lm", help="also segment with this language model of the run's "
+                        "workspace, and compare the text (WER, CER) with the greedy output's")
     parser.add_argument("--align", action="store_true",
                         help="also time the true transcript (one line dropped, one added) "
                         "with `workbench align`")
@@ -110,11 +113,9 @@ def main() -> None:
         audio = Path(tmp) / "long.wav"
         truth = build_recording(clips, args.repeat, args.seed, audio)
         seconds = sf.info(audio).duration
-        child = run_child("transcribe --output json", [
-            sys.executable, "-m", "workbench.cli", "transcribe", str(audio), "--model",
-            str(run.model_dir), "--output", "json", "-o", tmp, "--threads", str(args.threads),
-            "--quiet", "--json"], env={"HF_HUB_OFFLINE": "1"})
-        data = json.loads((Path(tmp) / "long.json").read_text(encoding="utf-8"))
+        child, data = timed_run(Path(tmp), audio, run, args, ["--greedy"])
+        with_lm = (timed_run(Path(tmp) / "lm", audio, run, args,
+                             ["--lm", args.lm, "-w", str(ws_root)]) if args.lm else None)
         aligned = align_run(Path(tmp), audio, truth, texts, run, args) if args.align else None
     segments = [SimpleNamespace(**s) for s in data["segments"]]
     scores = compare(truth, segments)
@@ -128,8 +129,40 @@ def main() -> None:
     print(f"whole process `workbench transcribe --output json` (model loading included): "
           f"{child.seconds:.1f} s wall, {child.cpu_seconds:.1f} s CPU, real-time factor "
           f"{child.seconds / seconds:.4f}, peak RSS {child.peak_rss_mib:.0f} MiB")
+    if with_lm:
+        print(decoding_comparison(truth, texts, data, with_lm, seconds, args.lm))
     if aligned:
         print(aligned)
+
+
+def timed_run(out: Path, audio: Path, run: Run, args, extra: list[str]) -> tuple[Any, dict]:
+    """``workbench transcribe --output json`` in a child process; its figures and output."""
+    child = run_child("transcribe --output json", [
+        sys.executable, "-m", "workbench.cli", "transcribe", str(audio), "--model",
+        str(run.model_dir), "--output", "json", "-o", str(out), "--threads",
+        str(args.threads), "--quiet", "--json", *extra], env={"HF_HUB_OFFLINE": "1"})
+    return child, json.loads((out / f"{audio.stem}.json").read_text(encoding="utf-8"))
+
+
+def decoding_comparison(truth: list[tuple], texts: dict, greedy: dict, with_lm: tuple,
+                        seconds: float, lm: str) -> str:
+    """Greedy and LM timed outputs side by side: the whole recording's WER and CER, the
+    boundary errors, and the LM run's whole-process figures."""
+    import jiwer
+
+    reference = " ".join(texts[name] for _, _, name in truth)
+    child, data = with_lm
+    rows = []
+    for name, output in (("greedy", greedy), (f"lm:{lm}", data)):
+        hypothesis = " ".join(s["text"] for s in output["segments"])
+        scores = compare(truth, [SimpleNamespace(**s) for s in output["segments"]])
+        rows.append(f"  {name:16s} WER {jiwer.wer(reference, hypothesis):.3f}  CER "
+                    f"{jiwer.cer(reference, hypothesis):.3f}  segments {scores['segments']}  "
+                    f"median boundary error {scores['median_error_s']:.3f} s")
+    return ("timed output, whole recording's text against the truth:\n" + "\n".join(rows)
+            + f"\n  whole process with the LM: {child.seconds:.1f} s wall, "
+            f"{child.cpu_seconds:.1f} s CPU, real-time factor {child.seconds / seconds:.4f}, "
+            f"peak RSS {child.peak_rss_mib:.0f} MiB")
 
 
 def align_run(tmp: Path, audio: Path, truth: list[tuple], texts: dict, run: Run, args) -> str:

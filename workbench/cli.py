@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from workbench.errors import WorkbenchError
 
@@ -150,19 +151,9 @@ def cmd_transcribe(args) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = _resolve_model_arg(args)
+    model = _with_lm(args, _resolve_model_arg(args))
     if args.output:
         return _transcribe_timed(args, model)
-    from workbench.lm.store import bundled_lm
-
-    lm = args.lm or (None if args.greedy else bundled_lm(Path(model)))
-    if lm:
-        from workbench.evaluate import attach_lm
-        from workbench.recognizer import load_recognizer
-
-        model, how = attach_lm(load_recognizer(model), _workspace(args), lm)
-        if not args.quiet:
-            print(f"Decoding with {how}", file=sys.stderr)
     results = transcribe_files([Path(p) for p in args.audio], model, progress=not args.quiet,
                                batch_seconds=args.batch_seconds)
     summary = [r.to_dict() if hasattr(r, "to_dict") else vars(r) for r in results]
@@ -173,21 +164,36 @@ def cmd_transcribe(args) -> None:
         raise WorkbenchError("No file could be transcribed.")
 
 
-def _transcribe_timed(args, model: Path) -> None:
-    """``transcribe --output FORMAT``: utterances and words with times, one file each."""
+def _with_lm(args, model: Path) -> Any:
+    """The model, or a recognizer decoding with ``--lm`` (or the LM bundled with the model,
+    unless ``--greedy``)."""
+    from workbench.lm.store import bundled_lm
+
+    lm = args.lm or (None if args.greedy else bundled_lm(Path(model)))
+    if not lm:
+        return model
+    from workbench.evaluate import attach_lm
+    from workbench.recognizer import load_recognizer
+
+    recognizer, how = attach_lm(load_recognizer(model), _workspace(args), lm)
+    if not args.quiet:
+        print(f"Decoding with {how}", file=sys.stderr)
+    return recognizer
+
+
+def _transcribe_timed(args, model: Any) -> None:
+    """``transcribe --output FORMAT``: utterances and words with times, one file each
+    (greedy, or with the language model: words timed on the LM's own best path)."""
     from tqdm.auto import tqdm
 
     from workbench.recognizer import load_recognizer
     from workbench.segments import segment_file
     from workbench.writers import get_writer, output_path, refuse_existing, write_transcript
 
-    if args.lm:
-        raise WorkbenchError("--output times utterances and words from greedy decoding; "
-                             "--lm cannot be combined with it yet. Drop --lm.")
     writer = get_writer(args.output)
     out_dir = Path(args.out_dir).expanduser() if args.out_dir else None
-    recognizer = load_recognizer(model)
-    name = _run_name(model)
+    recognizer = model if not isinstance(model, Path) else load_recognizer(model)
+    name = _run_name(model if isinstance(model, Path) else recognizer.model_dir or Path())
     results, failed = [], 0
     for audio in tqdm([Path(a) for a in args.audio], desc="Transcribing", unit="file",
                       disable=args.quiet):
@@ -471,7 +477,7 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", metavar="FORMAT",
                    help="write each recording's utterances with times (cut at pauses, 1-20 s) "
                    "and word times as FORMAT: txt, json, tsv, srt, vtt, textgrid or eaf "
-                   "(greedy decoding)")
+                   "(with --lm, the words are the LM's, timed on its own best path)")
     _output_place_args(p)
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -22,7 +22,7 @@ per 20 ms frame):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,8 @@ def segment_file(recognizer: Any, path: Path, *, model_name: str = "workbench",
     """A recording of any length as a :class:`~workbench.writers.TimedTranscript`: read as a
     stream of blocks (never whole), its frames kept at 12 bytes each, then segmented.
 
+    With a language model (``recognizer.lm``), see :func:`segment_with_lm`.
+
     Raises:
         WorkbenchError: The file cannot be read (the message names it).
     """
@@ -172,7 +174,66 @@ def segment_file(recognizer: Any, path: Path, *, model_name: str = "workbench",
     from workbench.transcribe import stream_frames
     from workbench.writers import TimedTranscript
 
+    if getattr(recognizer, "lm", None) is not None:
+        return segment_with_lm(recognizer, path, model_name=model_name, **options)
     with open_audio(path) as stream:
         track = stream_frames(recognizer, stream)
     segments = segment_track(track, recognizer.tokenizer, **options)
     return TimedTranscript(Path(path), track.samples / SAMPLE_RATE, segments, model_name)
+
+
+def segment_with_lm(recognizer: Any, path: Path, *, model_name: str = "workbench",
+                    **options: float) -> Any:
+    """Like :func:`segment_file`, the words decoded with the recognizer's language model.
+
+    The recording is cut where the model hears pauses (as without an LM), then each
+    utterance's frames are beam-searched with the LM; the best hypothesis's own path (a
+    token per frame) times its words, so the times and the text come from the same
+    decoding. Needs the frames' log-probabilities (4 bytes per label per frame: about
+    60 MB an hour for a 40-label model) instead of 12 bytes a frame.
+    """
+    from workbench.audio import open_audio
+    from workbench.transcribe import stream_log_probs
+    from workbench.writers import TimedTranscript
+
+    with open_audio(path) as stream:
+        log_probs, samples = stream_log_probs(recognizer, stream)
+    segments = segment_log_probs(log_probs, recognizer.tokenizer, recognizer.hop / SAMPLE_RATE,
+                                 samples, recognizer.lm, **options)
+    return TimedTranscript(Path(path), samples / SAMPLE_RATE, segments, model_name)
+
+
+def segment_log_probs(log_probs: np.ndarray, tokenizer: Any, frame_s: float, samples: int,
+                      decoder: Any, **options: float) -> list[Segment]:
+    """Utterances cut at the greedy path's pauses, their words from ``decoder``'s
+    (:class:`~workbench.lm.beam.BeamDecoder`) best path over each utterance's frames."""
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    blank = tokenizer.pad_token_id
+    track = frame_track(log_probs, blank, frame_s, samples)
+    pause = options.get("min_pause_s", MIN_PAUSE_S)
+    segments = []
+    for cut in segment_track(track, tokenizer, **options):
+        first, last = int(cut.start / frame_s), int(np.ceil(cut.end / frame_s))
+        piece = log_probs[first:last]
+        piece_track = frame_track(piece, blank, frame_s, samples, decoder.frame_tokens(piece))
+        words = [replace(w, start=round(w.start + first * frame_s, 3),
+                         end=round(w.end + first * frame_s, 3))
+                 for w in timed_words(piece_track, tokenizer, pause)]
+        if words:
+            segment = _segment(words)
+            segment.start, segment.end = cut.start, cut.end
+            segments.append(segment)
+    return segments
+
+
+def frame_track(log_probs: np.ndarray, blank: int, frame_s: float, samples: int,
+                ids: np.ndarray | None = None) -> Any:
+    """A :class:`~workbench.transcribe.FrameTrack` from log-probabilities: the best path
+    (or the token path ``ids``, such as an LM decoding's) with each token's probability."""
+    from workbench.transcribe import FrameTrack
+
+    ids = np.asarray(log_probs.argmax(axis=1) if ids is None else ids, np.int32)
+    frames = np.arange(len(ids))
+    confidence = np.exp(log_probs[frames, ids]).astype(np.float32)
+    return FrameTrack(ids, confidence, np.exp(log_probs[:, blank]).astype(np.float32),
+                      frame_s, samples)

@@ -129,6 +129,3 @@ def test_transcribe_writes_timed_files_and_never_replaces_one_unasked(tmp_path, 
     printed = capsys.readouterr()
     assert code == 2 and "long.TextGrid exists" in printed.out and "--force" in printed.out
     assert Path(result["output"]).read_bytes() == before
-    assert main(["transcribe", str(audio), "--model", str(model), "--output", "srt",
-                 "--lm", "x", "-q"]) == 2
-    assert "--lm cannot be combined" in capsys.readouterr().err

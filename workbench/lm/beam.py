@@ -172,6 +172,22 @@ class BeamDecoder:
                                         for w in results[0].words if w >= 0))
         return self._text(results[0].tokens)
 
+    def frame_tokens(self, log_probs: np.ndarray) -> np.ndarray:
+        """The best hypothesis as one token id per frame (blank where it writes nothing):
+        the LM-decoded counterpart of the greedy best path, for timing words."""
+        emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
+        frames, size = emissions.shape
+        if frames == 0:
+            return np.zeros(0, np.int32)
+        results = self._decoder.decode(emissions.ctypes.data, frames, size)
+        if not results:
+            return np.full(frames, self.blank_id, np.int32)
+        # flashlight pads the path with one token before the first frame and one after the
+        # last: frames + 2 entries.
+        tokens = np.asarray(results[0].tokens, np.int32)[1:frames + 1]
+        return np.where(np.isin(tokens, list(self._silent - {self.blank_id})), self.blank_id,
+                        tokens).astype(np.int32)
+
     def _text(self, frame_tokens: Sequence[int]) -> str:
         out: list[str] = []
         previous = None

@@ -93,3 +93,31 @@ def test_mismatched_outputs_and_missing_delimiter_are_refused(char_lm, word_lm):
         BeamDecoder([t for t in TOKENS if t != "|"], 0, "|", char_lm, "char")
     with pytest.raises(WorkbenchError, match="can be spelled"):
         BeamDecoder(TOKENS, 0, "|", word_lm, "word", {"xyz": ["x", "y", "z"]})
+
+
+@pytest.mark.parametrize("unit", ["word", "char"])
+def test_lm_timed_utterances_take_the_lm_words_at_the_acoustic_times(unit, word_lm, char_lm,
+                                                                    tmp_path):
+    """Two utterances 1 s apart: cut at the pause as greedy does, words spelled by the LM's
+    own best path (per frame), and timed on it."""
+    from tests.workbench.ctc_fixtures import tiny_processor
+    from workbench.segments import segment_log_probs
+
+    arpa, words = (word_lm, lexicon()) if unit == "word" else (char_lm, None)
+    decoder = BeamDecoder(TOKENS, 0, "|", arpa, unit, words, BeamSettings(alpha=1.0, beta=0.0))
+    pause = np.log(np.array([_blank()] * 50, dtype=np.float32))
+    first, second = emissions("kami tomu", DOUBTS), emissions("daku nika", {})
+    log_probs = np.concatenate([pause, first, pause, second, pause])
+    path = decoder.frame_tokens(log_probs)
+    assert path.shape == (len(log_probs),)
+    tokenizer = tiny_processor(tmp_path).tokenizer
+    segments = segment_log_probs(log_probs, tokenizer, 0.02, len(log_probs) * 320, decoder,
+                                 min_s=0.0)
+    assert [s.text for s in segments] == ["kami tomu", "daku nika"]  # greedy: "kamu tomi"
+    kami, tomu = segments[0].words
+    assert (kami.start, kami.end) == (1.0, 1.14)  # frames 50-56: k a m i, a blank after each
+    assert (tomu.start, tomu.end) == (1.2, 1.34)
+    assert segments[1].words[0].start == pytest.approx(0.02 * (50 + 18 + 50))
+    # the probability of the letters the LM chose: "i" in kami had 0.4 against "u"'s 0.6
+    assert kami.confidence == pytest.approx((1 + 1 + 1 + 0.4) / 4, abs=0.01)
+    assert segments[1].words[0].confidence == pytest.approx(1.0, abs=0.01)

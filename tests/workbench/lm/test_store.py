@@ -207,6 +207,14 @@ def test_transcribe_cli_decodes_with_the_lm(workspace, tmp_path):
     (lm_text,) = [r["text"] for r in json.loads(lm.stdout)["results"]]
     words = {w for line in TEXT for w in line.split()}
     assert lm_text and set(lm_text.split()) <= words and lm_text != greedy_text
+    timed = subprocess.run([*base, "--lm", "base", "--output", "json", "-o", str(tmp_path)],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert timed.returncode == 0, timed.stderr[-2000:]
+    segments = json.loads((tmp_path / "test_1.json").read_text(encoding="utf-8"))["segments"]
+    timed_words = [w for s in segments for w in s["words"]]
+    assert timed_words and {w["text"] for w in timed_words} <= words  # the LM's words
+    assert all(s["start"] <= w["start"] < w["end"] <= s["end"] for s in segments
+               for w in s["words"])
 
 
 def test_the_lm_travels_with_the_export_and_the_card_has_the_scores(workspace, tmp_path):
