@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from workbench.audio import SAMPLE_RATE
+from workbench.errors import WorkbenchError
 from workbench.segments import Segment, Word
 
 MIN_CONFIDENCE = 0.7  # lines said: 0.94-0.98 on the demo; a line never said: 0.48
@@ -45,13 +46,71 @@ NEG = -1e9
 
 @dataclass
 class AlignedLine:
-    """One transcript line with its times, or flagged."""
+    """One transcript line with its times, or flagged (then ``segment`` is None and
+    ``guess`` holds where the search placed it, which is most likely wrong)."""
 
     line: int
     text: str
     segment: Segment | None
     confidence: float
     flag: str = ""  # "", "not_in_audio"
+    where: str = ""  # how the report names the line: "talk.txt:3", "a.eaf: tier 'x', a5"
+    guess: Segment | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    """One utterance of a transcript to align, and how to name it in reports."""
+
+    where: str
+    text: str
+
+
+def read_transcript(path: Path, tier: str | None = None) -> list[TranscriptLine]:
+    """The utterances of a plain-text transcript (one a line, blank lines skipped but
+    counted) or of an ELAN tier with text whose times are missing or not to be trusted
+    (``tier``: its TIER_ID; needed when several tiers have text). An ELAN tier's
+    annotations are taken in the file's order; their times are ignored.
+
+    Raises:
+        WorkbenchError: the file is missing or unreadable, or which tier is meant is unclear.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(f"{path}: file not found.")
+    if path.suffix.lower() == ".eaf":
+        return _elan_lines(path, tier)
+    if tier:
+        raise WorkbenchError(f"--tier is for ELAN (.eaf) transcripts; {path.name} is read as "
+                             "plain text, one utterance a line. Drop --tier.")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise WorkbenchError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8, "
+                             "one utterance a line.") from err
+    return [TranscriptLine(f"{path.name}:{n}", line.strip())
+            for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _elan_lines(path: Path, tier: str | None) -> list[TranscriptLine]:
+    from data_recipes.elan import parse_eaf
+
+    doc = parse_eaf(path)
+    with_text = [t for t in doc.tiers if t.filled]
+    if tier:
+        chosen = doc.tier(tier)
+        if chosen is None:
+            raise WorkbenchError(f"{path}: no tier {tier!r}. Tiers with text: "
+                                 + ", ".join(repr(t.name) for t in with_text) + ".")
+    elif len(with_text) == 1:
+        chosen = with_text[0]
+    else:
+        raise WorkbenchError(
+            f"{path}: " + ("no tier has text." if not with_text else
+                           "several tiers have text; choose the transcript with --tier NAME: "
+                           + ", ".join(repr(t.name) for t in with_text) + "."))
+    return [TranscriptLine(f"{path.name}: tier {chosen.name!r}, annotation {a.id}",
+                           a.value.strip()) for a in chosen.annotations if a.value.strip()]
 
 
 def line_labels(text: str, tokenizer: Any, profile: Any) -> tuple[list[int], list[str]]:
@@ -143,11 +202,12 @@ def align_lines(log_probs: np.ndarray, lines: list[str], tokenizer: Any, profile
             out.append(AlignedLine(number, text, None, 0.0, "not_in_audio"))
             continue
         found, confidence = viterbi(window, labels, blank)
-        if confidence < min_confidence:
-            out.append(AlignedLine(number, text, None, round(confidence, 4), "not_in_audio"))
-            continue
         segment = _line_segment(found, labels, words, delimiter, cursor, frame_s, window,
                                 confidence)
+        if confidence < min_confidence:
+            out.append(AlignedLine(number, text, None, round(confidence, 4), "not_in_audio",
+                                   guess=segment))
+            continue
         out.append(AlignedLine(number, text, segment, round(confidence, 4)))
         cursor += max(f[1] for f in found if f[1] >= 0) + 1
     return out
@@ -210,32 +270,42 @@ def recording_log_probs(recognizer: Any, path: Path) -> tuple[np.ndarray, float]
     return log_probs, total / SAMPLE_RATE
 
 
-def align_file(recognizer: Any, audio: Path, transcript: Path, profile: Any, *,
-               model_name: str = "workbench", min_confidence: float = MIN_CONFIDENCE
-               ) -> tuple[Any, list[AlignedLine]]:
-    """Align a plain-text transcript (one utterance a line) to a recording.
+def align_file(recognizer: Any, audio: Path, transcript: Path | list[TranscriptLine],
+               profile: Any, *, model_name: str = "workbench",
+               min_confidence: float = MIN_CONFIDENCE) -> tuple[Any, list[AlignedLine]]:
+    """Align a transcript (a plain-text file, one utterance a line, or the lines of
+    :func:`read_transcript`) to a recording.
 
     Returns:
         A :class:`~workbench.writers.TimedTranscript` of the aligned lines, whose ``notes``
         name every flagged line and every stretch of speech without a line; and every line
-        with its outcome (line numbers are the file's, blank lines counted).
+        with its outcome (``where`` names it: file and line number, or ELAN tier and
+        annotation).
     """
     from workbench.writers import TimedTranscript
 
-    text = Path(transcript).read_text(encoding="utf-8-sig")
-    lines = [line.strip() for line in text.splitlines()]
+    lines = transcript if isinstance(transcript, list) else read_transcript(transcript)
     log_probs, seconds = recording_log_probs(recognizer, audio)
     tok = getattr(recognizer.tokenizer, "tokenizer", recognizer.tokenizer)
     frame_s = recognizer.hop / SAMPLE_RATE
-    numbered = [(i, line) for i, line in enumerate(lines, 1) if line]
-    aligned = align_lines(log_probs, [line for _, line in numbered], tok, profile,
+    aligned = align_lines(log_probs, [line.text for line in lines], tok, profile,
                           frame_s=frame_s, min_confidence=min_confidence)
+    skipped = sorted(set(range(1, len(lines) + 1)) - {a.line for a in aligned})
     for a in aligned:
-        a.line = numbered[a.line - 1][0]  # the line number in the file, blank lines counted
-    notes = [f"{transcript.name}:{a.line}: not found in the recording (confidence "
-             f"{a.confidence:.2f}): {a.text!r}" for a in aligned if a.flag]
+        a.where = lines[a.line - 1].where
+        a.line = _line_number(a.where, a.line)
+    notes = [f"{lines[n - 1].where}: nothing to align after the orthography profile "
+             f"(no letter the model writes): {lines[n - 1].text!r}" for n in skipped]
+    notes += [f"{a.where}: not found in the recording (confidence {a.confidence:.2f}): "
+              f"{a.text!r}" for a in aligned if a.flag]
     gaps = unaligned_speech(aligned, log_probs, tok.pad_token_id, frame_s)
     notes += [f"{Path(audio).name} {start:.2f}-{end:.2f} s: speech that no line of the "
               "transcript covers" for start, end in gaps]
     segments = [a.segment for a in aligned if a.segment]
     return TimedTranscript(Path(audio), seconds, segments, model_name, notes), aligned
+
+
+def _line_number(where: str, position: int) -> int:
+    """The line number in a text file (blank lines counted), else the position."""
+    number = where.rsplit(":", 1)[-1]
+    return int(number) if number.isdigit() else position

@@ -214,30 +214,56 @@ def _transcribe_timed(args, model: Any) -> None:
 
 
 def cmd_align(args) -> None:
-    from workbench.align import align_file
+    from workbench.align import align_file, read_transcript
     from workbench.recognizer import load_recognizer
     from workbench.text import load_profile
-    from workbench.writers import get_writer, output_path, refuse_existing, write_transcript
 
     model = _resolve_model_arg(args)
-    audio, transcript = Path(args.audio), Path(args.transcript)
-    if not transcript.is_file():
-        raise WorkbenchError(f"{transcript}: file not found.")
+    audio = Path(args.audio)
+    lines = read_transcript(Path(args.transcript), args.tier)
     out_dir = Path(args.out_dir).expanduser() if args.out_dir else None
-    refuse_existing(output_path(audio, get_writer(args.output), out_dir), args.force)
+    _refuse_existing_output(audio, args.output, out_dir, args.force)  # before the work
     ws = _workspace(args)
     profile = load_profile(ws.profile_path if ws.profile_path.is_file() else None)
-    timed, lines = align_file(load_recognizer(model), audio, transcript, profile,
-                              model_name=_run_name(model),
-                              min_confidence=args.min_confidence)
-    path = write_transcript(timed, args.output, out_dir, force=args.force)
-    aligned = sum(1 for line in lines if not line.flag)
-    summary = {"output": str(path), "lines": len(lines), "aligned": aligned,
-               "flagged": [{"line": line.line, "text": line.text,
-                            "confidence": line.confidence} for line in lines if line.flag],
+    timed, aligned = align_file(load_recognizer(model), audio, lines, profile,
+                                model_name=_run_name(model),
+                                min_confidence=args.min_confidence)
+    flagged = [(a.guess, a.flag) for a in aligned if a.flag and a.guess]
+    path = _write_timed(timed, args.output, out_dir, args.force, flagged=flagged,
+                        keep_flagged=args.keep_flagged)
+    done = sum(1 for a in aligned if not a.flag)
+    summary = {"output": str(path), "lines": len(lines), "aligned": done,
+               "flagged": [{"line": a.line, "where": a.where, "text": a.text,
+                            "confidence": a.confidence} for a in aligned if a.flag],
                "notes": timed.notes}
-    text = "\n".join([f"Aligned {aligned} of {len(lines)} lines -> {path}", *timed.notes])
+    text = "\n".join([f"Aligned {done} of {len(lines)} lines -> {path}", *timed.notes])
+    if flagged and args.output == "audiofolder":
+        text += (f"\n{len(flagged)} flagged lines " + ("kept, marked in the flag column" if
+                 args.keep_flagged else "left out (--keep-flagged keeps them, marked)"))
     _emit(args, summary, text)
+
+
+def _refuse_existing_output(audio: Path, fmt: str, out_dir: Path | None, force: bool) -> None:
+    from workbench.audiofolder import audiofolder_path
+    from workbench.writers import get_writer, output_path, refuse_existing
+
+    if fmt == "audiofolder":
+        refuse_existing(audiofolder_path(audio, out_dir), force)
+    else:
+        refuse_existing(output_path(audio, get_writer(fmt), out_dir), force)
+
+
+def _write_timed(timed: Any, fmt: str, out_dir: Path | None, force: bool, *,
+                 flagged: list = (), keep_flagged: bool = False) -> Path:
+    """Write a timed transcript in ``fmt``: a file format of the writers' registry, or
+    ``audiofolder`` (clips and a table that ``workbench prepare`` imports)."""
+    from workbench.audiofolder import write_audiofolder
+    from workbench.writers import write_transcript
+
+    if fmt == "audiofolder":
+        return write_audiofolder(timed, out_dir, force=force, flagged=list(flagged),
+                                 keep_flagged=keep_flagged)
+    return write_transcript(timed, fmt, out_dir, force=force)
 
 
 def _run_name(model: Path) -> str:
@@ -493,14 +519,21 @@ def _output_place_args(p: argparse.ArgumentParser) -> None:
 
 def _align_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", help="the recording (any format, any length)")
-    p.add_argument("transcript", help="plain text, UTF-8, one utterance a line")
+    p.add_argument("transcript", help="plain text, UTF-8, one utterance a line; or an ELAN "
+                   "file (.eaf) whose tier (--tier) has the text but no usable times")
+    p.add_argument("--tier", help="the ELAN tier holding the transcript (needed when several "
+                   "tiers have text)")
     p.add_argument("--model", required=True,
                    help="model directory, run directory, or run id in the workspace (-w)")
     p.add_argument("-w", "--workspace", default=".",
                    help="workspace whose orthography profile spells the transcript")
     p.add_argument("--output", default="textgrid", metavar="FORMAT",
-                   help="txt, json, tsv, srt, vtt, textgrid (default) or eaf")
+                   help="txt, json, tsv, srt, vtt, textgrid (default), eaf, or audiofolder "
+                   "(clips and metadata.csv in RECORDING_clips/, for `workbench prepare`)")
     _output_place_args(p)
+    p.add_argument("--keep-flagged", action="store_true",
+                   help="audiofolder: keep lines flagged as not found, marked in the table "
+                   "(left out by default: their times are most likely wrong)")
     p.add_argument("--min-confidence", type=float, default=0.7,
                    help="lines aligned with less are flagged as not in the recording "
                    "(default 0.7)")

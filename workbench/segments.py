@@ -153,6 +153,14 @@ def _padded(segments: list[Segment], duration: float, pad_s: float) -> list[Segm
     return segments
 
 
+def with_margins(segments: list[Segment], duration: float, pad_s: float = PAD_S
+                 ) -> list[Segment]:
+    """Copies of ``segments`` (in time order) with ``pad_s`` of margin, never past half the
+    gap to a neighbour or the ends of the recording (a CTC model's last letter often fires
+    before the sound ends: a clip cut there loses it)."""
+    return _padded([replace(s) for s in segments], duration, pad_s)
+
+
 def segment_track(track: Any, tokenizer: Any, **options: float) -> list[Segment]:
     """Timed utterances and words of a recording's :class:`FrameTrack`."""
     duration = track.samples / SAMPLE_RATE

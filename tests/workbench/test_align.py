@@ -94,3 +94,87 @@ def test_align_cli_writes_the_output_and_reports_flagged_lines(tmp_path, capsys)
     assert main(["align", str(audio), str(transcript), "--model", str(model), "--output",
                  "json", "-q"]) == 2
     assert "exists" in capsys.readouterr().err
+    # As training clips: the flagged lines only when asked, marked.
+    assert main(["align", str(audio), str(transcript), "--model", str(model), "--output",
+                 "audiofolder", "--keep-flagged", "-q"]) == 0
+    table = (tmp_path / "talk_clips" / "metadata.csv").read_text(encoding="utf-8")
+    assert table.count("not_in_audio") == 2 and "bad tom" in table
+    assert "left out (--keep-flagged" not in capsys.readouterr().out
+
+
+EAF_UNTIMED = """<?xml version="1.0" encoding="UTF-8"?>
+<ANNOTATION_DOCUMENT AUTHOR="" DATE="2024-01-01T00:00:00Z" FORMAT="3.0" VERSION="3.0">
+ <HEADER MEDIA_FILE="" TIME_UNITS="milliseconds"/>
+ <TIME_ORDER><TIME_SLOT TIME_SLOT_ID="ts1"/><TIME_SLOT TIME_SLOT_ID="ts2"/>
+  <TIME_SLOT TIME_SLOT_ID="ts3"/><TIME_SLOT TIME_SLOT_ID="ts4"/>
+  <TIME_SLOT TIME_SLOT_ID="ts5" TIME_VALUE="0"/><TIME_SLOT TIME_SLOT_ID="ts6" TIME_VALUE="9000"/>
+ </TIME_ORDER>
+ <TIER LINGUISTIC_TYPE_REF="ut" TIER_ID="story">
+  <ANNOTATION><ALIGNABLE_ANNOTATION ANNOTATION_ID="a1" TIME_SLOT_REF1="ts1" TIME_SLOT_REF2="ts2">
+   <ANNOTATION_VALUE>cat mad</ANNOTATION_VALUE></ALIGNABLE_ANNOTATION></ANNOTATION>
+  <ANNOTATION><ALIGNABLE_ANNOTATION ANNOTATION_ID="a2" TIME_SLOT_REF1="ts2" TIME_SLOT_REF2="ts3">
+   <ANNOTATION_VALUE>bonk</ANNOTATION_VALUE></ALIGNABLE_ANNOTATION></ANNOTATION>
+  <ANNOTATION><ALIGNABLE_ANNOTATION ANNOTATION_ID="a3" TIME_SLOT_REF1="ts3" TIME_SLOT_REF2="ts4">
+   <ANNOTATION_VALUE>bad</ANNOTATION_VALUE></ALIGNABLE_ANNOTATION></ANNOTATION>
+ </TIER>
+ <TIER LINGUISTIC_TYPE_REF="ut" TIER_ID="{second}">
+  <ANNOTATION><ALIGNABLE_ANNOTATION ANNOTATION_ID="a4" TIME_SLOT_REF1="ts5" TIME_SLOT_REF2="ts6">
+   <ANNOTATION_VALUE>{note}</ANNOTATION_VALUE></ALIGNABLE_ANNOTATION></ANNOTATION>
+ </TIER>
+ <LINGUISTIC_TYPE LINGUISTIC_TYPE_ID="ut" TIME_ALIGNABLE="true"/>
+</ANNOTATION_DOCUMENT>
+"""
+
+
+def test_an_elan_tier_with_text_and_no_times_is_a_transcript(tmp_path):
+    from workbench.align import read_transcript
+    from workbench.errors import WorkbenchError
+
+    eaf = tmp_path / "story.eaf"
+    eaf.write_text(EAF_UNTIMED.format(second="notes", note=""), encoding="utf-8")
+    lines = read_transcript(eaf)  # the only tier with text
+    assert [(line.where, line.text) for line in lines] == [
+        ("story.eaf: tier 'story', annotation a1", "cat mad"),
+        ("story.eaf: tier 'story', annotation a2", "bonk"),
+        ("story.eaf: tier 'story', annotation a3", "bad")]
+    eaf.write_text(EAF_UNTIMED.format(second="notes", note="recorded in 1994"),
+                   encoding="utf-8")
+    with pytest.raises(WorkbenchError, match="--tier NAME: 'story', 'notes'"):
+        read_transcript(eaf)
+    assert [line.text for line in read_transcript(eaf, "story")][0] == "cat mad"
+    with pytest.raises(WorkbenchError, match="no tier 'stroy'"):
+        read_transcript(eaf, "stroy")
+    text = tmp_path / "story.txt"
+    text.write_text("cat mad\n\nbad\n", encoding="utf-8")
+    assert [line.where for line in read_transcript(text)] == ["story.txt:1", "story.txt:3"]
+    with pytest.raises(WorkbenchError, match="Drop --tier"):
+        read_transcript(text, "story")
+
+
+def test_elan_lines_aligned_into_training_clips(tmp_path, tokenizer, monkeypatch):
+    """An ELAN tier aligned (frame probabilities known), then cut into an audiofolder: the
+    line never said is named by its annotation and left out of the clips."""
+    import csv
+    from types import SimpleNamespace
+
+    import soundfile as sf
+
+    from workbench import align
+    from workbench.audiofolder import write_audiofolder
+
+    eaf = tmp_path / "story.eaf"
+    eaf.write_text(EAF_UNTIMED.format(second="notes", note=""), encoding="utf-8")
+    audio = tmp_path / "story.wav"
+    sf.write(audio, np.zeros(16_000 * 9, np.float32), 16_000)
+    lp = log_probs([(25, "cat mad"), (200, "bad")], 450)
+    monkeypatch.setattr(align, "recording_log_probs", lambda recognizer, path: (lp, 9.0))
+    recognizer = SimpleNamespace(tokenizer=tokenizer, hop=320)
+    timed, aligned = align.align_file(recognizer, audio, align.read_transcript(eaf),
+                                      OrthographyProfile())
+    assert [a.flag for a in aligned] == ["", "not_in_audio", ""]
+    assert timed.notes[0].startswith("story.eaf: tier 'story', annotation a2: not found")
+    assert [(s.text, s.start) for s in timed.segments] == [("cat mad", 0.5), ("bad", 4.0)]
+    flagged = [(a.guess, a.flag) for a in aligned if a.flag]
+    folder = write_audiofolder(timed, tmp_path / "out", flagged=flagged)
+    with open(folder / "metadata.csv", encoding="utf-8", newline="") as handle:
+        assert [r["transcription"] for r in csv.DictReader(handle)] == ["cat mad", "bad"]
