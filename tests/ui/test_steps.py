@@ -369,6 +369,71 @@ def test_a_recording_reads_as_the_library_transcribes_it(ws_with_run, tmp_path):
         try_it.transcribe_recording(ws_with_run, RUN, broken)
 
 
+def test_a_long_recording_is_cut_into_playable_rows_and_elan_and_praat_files(
+        ws_with_run, tmp_path):
+    from data_recipes.elan import parse_eaf
+    from data_recipes.textgrid import parse_textgrid
+    from tests.workbench.ctc_fixtures import noise
+
+    audio = tmp_path / "interview.flac"
+    sf.write(audio, noise(30.0, seed=3), SAMPLE_RATE)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = try_it.transcribe_timed(ws_with_run, RUN, audio, out)
+    assert len(result.table) == len(result.spans) > 0  # the random model hears something
+    assert list(result.table["text"]) and result.summary.startswith(
+        f"**{len(result.table)} utterances**")
+    eaf, grid = result.files
+    assert (eaf.name, grid.name) == ("interview.eaf", "interview.TextGrid")
+    [tier] = [t for t in parse_eaf(eaf).tiers if t.name == RUN]
+    assert [a.value for a in tier.annotations] == list(result.table["text"])
+    assert parse_textgrid(grid).tiers[0].name == RUN
+    rate, samples = try_it.play_span(out / "interview.flac", result.spans[0])
+    start, end = result.spans[0]
+    assert rate == SAMPLE_RATE and len(samples) == pytest.approx((end - start) * rate, abs=2)
+    with pytest.raises(WorkbenchError, match="Upload a recording"):
+        try_it.transcribe_timed(ws_with_run, RUN, None, out)
+
+
+def test_an_aligned_transcript_is_listed_and_added_to_the_training_data(
+        ws_with_run, tmp_path, monkeypatch):
+    """Frame probabilities that say "cat mad", then "bad" (the tiny model's letters): the
+    line never said is listed with no audio, and adding puts only the aligned lines into
+    train, the other splits untouched."""
+    from tests.workbench.ctc_fixtures import noise
+    from tests.workbench.test_align import log_probs
+    from workbench import align
+
+    audio = tmp_path / "story.wav"
+    sf.write(audio, noise(9.0, seed=4), SAMPLE_RATE)
+    transcript = tmp_path / "story.txt"
+    transcript.write_text("cat mad\nbonk\nbad\n", encoding="utf-8")
+    frames = log_probs([(25, "cat mad"), (200, "bad")], 450)
+    monkeypatch.setattr(align, "recording_log_probs", lambda recognizer, path: (frames, 9.0))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = try_it.align_transcript(ws_with_run, RUN, audio, transcript, out)
+    assert list(result.table["outcome"]) == ["aligned", "not found in the recording",
+                                             "aligned"]
+    assert list(result.table["line"]) == ["story.txt:1", "story.txt:2", "story.txt:3"]
+    assert result.spans[1] is None and result.spans[0] == (0.5, 0.92)
+    assert "story.txt:2: not found in the recording" in result.summary
+    with pytest.raises(WorkbenchError, match="not found in the recording"):
+        try_it.play_span(out / "story.wav", result.spans[1])
+    before = {split: ws_with_run.read_split(split) for split in ("train", "dev", "test")}
+    message = try_it.add_aligned_clips(ws_with_run, result.clips)
+    assert "Added 2 utterances" in message and "to train" in message
+    after = {split: ws_with_run.read_split(split) for split in ("train", "dev", "test")}
+    assert after["dev"] == before["dev"] and after["test"] == before["test"]
+    assert after["train"][:len(before["train"])] == before["train"]
+    added = after["train"][len(before["train"]):]
+    assert [u.text for u in added] == ["cat mad", "bad"]
+    assert all(ws_with_run.audio_path(u).is_file() for u in after["train"])
+    assert (ws_with_run.root / "sources" / "story_clips" / "metadata.csv").is_file()
+    sources = ws_with_run.read_settings()["sources"]
+    assert sources[-1]["added_to"] == "train"
+
+
 def test_exports_hold_the_model_and_the_report(ws_with_run, tmp_path):
     run = find_run(ws_with_run, RUN)
     archive = export.export_model(ws_with_run, RUN, tmp_path / "out")
