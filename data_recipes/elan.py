@@ -26,26 +26,55 @@ Which tier holds the transcription is chosen with ``tier`` (its TIER_ID), ``part
 or ``linguistic_type`` (every tier matching all the given options, one per speaker); with no
 option the only tier with time-aligned, non-empty annotations is used, and a file with
 several such tiers stops the import with a list of its tiers. A tier's PARTICIPANT becomes
-the speaker. Annotations on Symbolic_Association tiers take the time of their parent
-annotation. Utterance ids are ``<file>__<tier>__<n>``: the file's path relative to the
+the speaker. Utterance ids are ``<file>__<tier>__<n>``: the file's path relative to the
 folder, and n the annotation's position in its tier.
 
-The XML is parsed with ``defusedxml`` only: files declaring entities (external-entity or
-"billion laughs" payloads) are refused, never expanded.
+Times, as ELAN shows them (``data_recipes.eaf.annotation_times``):
+
+- An ALIGNABLE annotation has the times of its two time slots. On a dependent tier
+  (Time_Subdivision, Included_In) a slot may have no TIME_VALUE: ELAN then shows a time
+  spaced evenly, in whole milliseconds, between the nearest slots with a time before and
+  after it among the slots of that tier under the same parent annotation (the parent's
+  slots, which a subdivision shares, bound them). Those times are used and the tier's
+  annotations that got them are counted in an ``interpolated_times`` issue; a slot with no
+  such bound (or on an independent tier) gives ``missing_time``.
+- A REF annotation takes its time only through a chain of Symbolic_Association links up to
+  an ALIGNABLE annotation. A chain through a Symbolic_Subdivision (or any other) annotation
+  has no time: each word of a subdivision would get the whole utterance, so such tiers are
+  refused as ``unsupported_tier``, with the chain named.
+
+Overlaps are reported, both kept: two annotations of one tier (``overlapping_annotations``)
+and annotations of two chosen tiers, two speakers (``speaker_overlap``), since each clip then
+holds the other's voice too.
+
+The recording is the file the media link names: where the link points, else beside the
+.eaf; failing that a stand-in, reported as ``media_substituted``: a file of that name
+elsewhere under the folder imported (not one beside an .eaf of its own name), a file of the
+same name with another extension (the named extension first), or one named like the .eaf
+(with no link at all, this one is simply used).
+
+The XML is parsed (``data_recipes.eaf``) with ``defusedxml`` only: files declaring entities
+(external-entity or "billion laughs" payloads) are refused, never expanded.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
-from xml.etree.ElementTree import Element
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import ParseError, parse
-
+from data_recipes.annotations import (
+    FileSkipped,
+    annotation_files,
+    audio_by_name,
+    file_key,
+    inspected_files,
+    media_beside,
+    overlaps_between,
+    overlaps_within,
+    read_each,
+    require_rows,
+)
 from data_recipes.common import (
     AUDIO_EXTENSIONS,
     ImportIssue,
@@ -54,90 +83,21 @@ from data_recipes.common import (
     SourceRow,
     import_sources,
 )
+from data_recipes.eaf import (
+    EafDocument,
+    MediaLink,
+    Tier,
+    Timing,
+    annotation_times,
+    parse_eaf,
+)
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
 
 EAF_SUFFIX = ".eaf"
-SYMBOLIC_ASSOCIATION = "Symbolic_Association"
 MS_PER_SECOND = 1000.0  # EAF time slots and TIME_ORIGIN are in milliseconds
-# When several recordings share the .eaf's name, the first of these is used.
-PREFERRED_AUDIO = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff",
-                   ".wma", ".webm")
-MAX_LISTED_PROBLEMS = 3  # problems quoted in an error when a whole folder gave nothing
-
-
-class FileSkipped(WorkbenchError):
-    """A problem with one file of a folder: reported, and the other files still read.
-
-    Reading a single file raises it like any ``WorkbenchError``.
-    """
-
-    def __init__(self, check: str, message: str) -> None:
-        super().__init__(message)
-        self.check = check
-
-
-@dataclass(frozen=True)
-class Annotation:
-    """One annotation as the .eaf stores it; times in milliseconds, None when unknown."""
-
-    id: str
-    index: int  # 1-based position in its tier (document order), for stable ids
-    value: str
-    start_ms: float | None = None
-    end_ms: float | None = None
-    parent_id: str = ""  # ANNOTATION_REF of a REF_ANNOTATION
-    time_problem: str = ""  # why start/end are unknown
-
-
-@dataclass(frozen=True)
-class Tier:
-    """One tier: its name (TIER_ID), who speaks, its type and its annotations."""
-
-    name: str
-    participant: str
-    linguistic_type: str
-    constraint: str  # CONSTRAINTS of the linguistic type; "" for independent tiers
-    parent: str
-    annotations: tuple[Annotation, ...]
-
-    @property
-    def filled(self) -> int:
-        """Annotations with some text."""
-        return sum(1 for a in self.annotations if a.value.strip())
-
-    @property
-    def aligned_filled(self) -> int:
-        """Time-aligned (ALIGNABLE) annotations with some text."""
-        return sum(1 for a in self.annotations if a.value.strip() and not a.parent_id)
-
-    def describe(self) -> str:
-        """One line for the tier lists shown in errors."""
-        return (f"tier {self.name!r} (participant {self.participant or '-'!r}, "
-                f"linguistic type {self.linguistic_type or '-'!r}, "
-                f"{self.filled} non-empty annotations of {len(self.annotations)})")
-
-
-@dataclass(frozen=True)
-class MediaLink:
-    """One MEDIA_DESCRIPTOR of the header."""
-
-    url: str
-    relative_url: str
-    mime_type: str
-    time_origin_ms: float
-
-
-@dataclass(frozen=True)
-class EafDocument:
-    """What ``parse_eaf`` read from one .eaf file."""
-
-    path: Path
-    tiers: tuple[Tier, ...]
-    media: tuple[MediaLink, ...]
-
-    def tier(self, name: str) -> Tier | None:
-        return next((t for t in self.tiers if t.name == name), None)
+# Folder levels below a single .eaf searched for the recording its link names.
+MEDIA_SEARCH_DEPTH = 2
 
 
 # --------------------------------------------------------------------------- public API
@@ -167,11 +127,13 @@ def read_elan(source: Path, *, tier: str | None = None, participant: str | None 
         files = annotation_files(source, EAF_SUFFIX)
         if not files:
             raise WorkbenchError(f"{source}: no .eaf files found in this folder or below it.")
-        return read_each(source, files, lambda path: _read_one(path, file_key(path, source),
-                                                               **options))
+        search = _MediaSearch(source)
+        return read_each(source, files, lambda path: _read_one(
+            path, file_key(path, source), search, **options))
     if not source.is_file():
         raise WorkbenchError(f"{source}: no such file or folder.")
-    rows, issues = _read_one(source, source.stem, **options)
+    search = _MediaSearch(source.parent, MEDIA_SEARCH_DEPTH)
+    rows, issues = _read_one(source, source.stem, search, **options)
     require_rows(source, rows, issues)
     return SourceRead(rows, issues, id_root=source.parent, name=source.stem)
 
@@ -183,23 +145,26 @@ def prepare_elan(source: Path, workspace: Workspace, *, seed: int = 0, progress:
                           progress=progress)
 
 
-def parse_eaf(path: Path) -> EafDocument:
-    """Parse an .eaf file safely (defusedxml) into tiers with their annotations' times.
+def elan_choices(source: Path) -> dict[str, list[str]]:
+    """What can be chosen in an .eaf, or in a folder's first ``MAX_FILES_INSPECTED``.
 
-    Raises:
-        FileSkipped: the file is not well-formed XML, not an ELAN file, or declares XML
-            entities (refused unexpanded).
+    Returns:
+        ``tiers``, ``participants`` and ``linguistic_types``: names in first-seen order
+        (files that cannot be read are passed over: the import reports them).
     """
-    root = _parse_xml(path)
-    slots = {slot.get("TIME_SLOT_ID", ""): slot.get("TIME_VALUE")
-             for slot in root.iter("TIME_SLOT")}
-    constraints = {lt.get("LINGUISTIC_TYPE_ID", ""): lt.get("CONSTRAINTS", "")
-                   for lt in root.iter("LINGUISTIC_TYPE")}
-    tiers = tuple(_tier(element, slots, constraints) for element in root.iter("TIER"))
-    media = tuple(MediaLink(d.get("MEDIA_URL", ""), d.get("RELATIVE_MEDIA_URL", ""),
-                            d.get("MIME_TYPE", ""), _number(d.get("TIME_ORIGIN")) or 0.0)
-                  for d in root.iter("MEDIA_DESCRIPTOR"))
-    return EafDocument(path, tiers, media)
+    choices: dict[str, dict[str, None]] = {"tiers": {}, "participants": {},
+                                           "linguistic_types": {}}
+    for eaf in inspected_files(Path(source), EAF_SUFFIX):
+        try:
+            doc = parse_eaf(eaf)
+        except WorkbenchError:
+            continue
+        for tier in doc.tiers:
+            for key, value in (("tiers", tier.name), ("participants", tier.participant),
+                               ("linguistic_types", tier.linguistic_type)):
+                if value or key == "tiers":
+                    choices[key][value] = None
+    return {key: list(values) for key, values in choices.items()}
 
 
 def choose_tiers(doc: EafDocument, *, tier: str | None = None, participant: str | None = None,
@@ -233,168 +198,73 @@ def choose_tiers(doc: EafDocument, *, tier: str | None = None, participant: str 
     return used
 
 
-# --------------------------------------------------------------------------- folders
-
-# Shared with data_recipes/textgrid.py (they would sit well in common.py, which other
-# recipes could then use too).
-
-
-def annotation_files(folder: Path, suffix: str) -> list[Path]:
-    """Files under ``folder`` whose suffix is ``suffix`` (any case), sorted."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() == suffix and p.is_file())
-
-
-def file_key(path: Path, folder: Path) -> str:
-    """The id part naming ``path``: relative to ``folder``, without suffix, '/' -> '__'."""
-    return "__".join(path.relative_to(folder).with_suffix("").parts)
-
-
-FileReader = Callable[[Path], tuple[list[SourceRow], list[ImportIssue]]]
-
-
-def read_each(folder: Path, files: list[Path], read_one: FileReader) -> SourceRead:
-    """Read every file of a folder; a file that cannot be used becomes one issue.
-
-    Raises:
-        WorkbenchError: no file gave any row (the first problems are quoted).
-    """
-    rows: list[SourceRow] = []
-    issues: list[ImportIssue] = []
-    for path in files:
-        try:
-            file_rows, file_issues = read_one(path)
-        except FileSkipped as err:
-            issues.append(ImportIssue(str(path), err.check, str(err), "file not imported"))
-            continue
-        rows += file_rows
-        issues += file_issues
-    require_rows(folder, rows, issues)
-    return SourceRead(rows, issues, id_root=folder, name=folder.name)
-
-
-def require_rows(source: Path, rows: list[SourceRow], issues: list[ImportIssue]) -> None:
-    """Stop with the reasons when a source gave no segment at all.
-
-    Raises:
-        WorkbenchError: ``rows`` is empty; the first problems are quoted.
-    """
-    if rows:
-        return
-    shown = "\n".join(f"- {issue.item}: {issue.detail}" if issue.item not in issue.detail
-                      else f"- {issue.detail}" for issue in issues[:MAX_LISTED_PROBLEMS])
-    raise WorkbenchError(f"{source}: no transcribed segment could be read. First problems:\n"
-                         f"{shown or '- (none reported)'}")
-
-
-def media_beside(path: Path) -> Path | None:
-    """A recording with the same name as ``path`` (any audio extension) in its folder."""
-    found = {p.suffix.lower(): p for p in path.parent.glob(f"{_glob_escape(path.stem)}.*")
-             if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()}
-    return next((found[ext] for ext in PREFERRED_AUDIO if ext in found), None)
-
-
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)
-
-
 # --------------------------------------------------------------------------- one file
 
 
-def _read_one(path: Path, key: str, **options) -> tuple[list[SourceRow], list[ImportIssue]]:
+def _read_one(path: Path, key: str, search: _MediaSearch,
+              **options) -> tuple[list[SourceRow], list[ImportIssue]]:
     doc = parse_eaf(path)
     tiers = choose_tiers(doc, **options)
-    media, origin_ms = _find_media(doc)
-    times = _annotation_times(doc)
+    media, origin_ms, issues = _find_media(doc, search)
+    times = annotation_times(doc)
     rows: list[SourceRow] = []
-    issues: list[ImportIssue] = []
+    by_tier: dict[str, list[SourceRow]] = {}
     for tier in tiers:
         tier_rows, tier_issues = _tier_rows(doc, tier, times, media, origin_ms, key)
         rows += tier_rows
         issues += tier_issues
+        by_tier[tier.name] = tier_rows
+    if len(by_tier) > 1:
+        issues += overlaps_between(path, by_tier)
     return rows, issues
 
 
-def _tier_rows(doc: EafDocument, tier: Tier, times: dict, media: Path, origin_ms: float,
-               key: str) -> tuple[list[SourceRow], list[ImportIssue]]:
+def _tier_rows(doc: EafDocument, tier: Tier, times: dict[str, Timing], media: Path,
+               origin_ms: float, key: str) -> tuple[list[SourceRow], list[ImportIssue]]:
     """Rows for one tier's annotations; problems become issues naming the annotation."""
     speaker = tier.participant or _parent_participant(doc, tier)
-    rows, issues, empty = [], [], 0
-    unsupported = 0
+    rows, issues, empty, interpolated = [], [], 0, 0
+    untimed: list[str] = []
     for annotation in tier.annotations:
         item = f"{doc.path}: tier {tier.name!r}, annotation {annotation.id}"
         if not annotation.value.strip():
             empty += 1
             continue
-        if annotation.parent_id and tier.constraint != SYMBOLIC_ASSOCIATION:
-            unsupported += 1
+        timing = times.get(annotation.id, Timing(problem="the annotation is not in the file"))
+        if timing.untimed:
+            untimed.append(timing.untimed)
             continue
-        start_ms, end_ms, problem = times.get(annotation.id, (None, None, "unknown annotation"))
-        if problem:
-            issues.append(ImportIssue(item, "missing_time", problem))
+        if timing.problem:
+            issues.append(ImportIssue(item, "missing_time", timing.problem))
             continue
+        interpolated += timing.interpolated
         rows.append(SourceRow(
             audio=media, text=annotation.value.strip(), speaker=speaker, item=item,
             utterance_id=f"{key}__{tier.name}__{annotation.index}",
-            start=(start_ms + origin_ms) / MS_PER_SECOND,
-            end=(end_ms + origin_ms) / MS_PER_SECOND))
-    issues += _overlaps(rows)
+            start=(timing.start_ms + origin_ms) / MS_PER_SECOND,
+            end=(timing.end_ms + origin_ms) / MS_PER_SECOND))
+    issues += overlaps_within(rows)
+    where = f"{doc.path}: tier {tier.name!r}"
     if empty:
-        issues.append(ImportIssue(f"{doc.path}: tier {tier.name!r}", "empty_annotations",
+        issues.append(ImportIssue(where, "empty_annotations",
                                   f"{empty} annotations have no text", "skipped"))
-    if unsupported:
+    if interpolated:
         issues.append(ImportIssue(
-            f"{doc.path}: tier {tier.name!r}", "unsupported_tier",
-            f"{unsupported} annotations have no time of their own (linguistic type "
-            f"{tier.linguistic_type!r}, constraint {tier.constraint!r}); only "
-            "Symbolic_Association tiers take their parent's time. Choose the time-aligned "
-            "tier with --tier"))
+            where, "interpolated_times",
+            f"{interpolated} annotations have time slots without a time (unaligned); they "
+            "were given the times ELAN shows for them, spaced evenly between the nearest "
+            "aligned times of their parent annotation. Listen to a few of these clips; align "
+            "the annotations in ELAN for exact times", "kept (times interpolated)"))
+    if untimed:
+        issues.append(ImportIssue(
+            where, "unsupported_tier",
+            f"{len(untimed)} annotations have no time of their own: {untimed[0]}. A time "
+            "passes only through Symbolic_Association links up to a time-aligned annotation."
+            " Choose the time-aligned tier with --tier"))
     return rows, issues
 
 
-def _overlaps(rows: list[SourceRow]) -> list[ImportIssue]:
-    """Segments of one tier that overlap an earlier one (the one reaching furthest)."""
-    issues = []
-    ordered = sorted(rows, key=lambda r: (r.start, r.end))
-    reaching: SourceRow | None = None  # the earlier segment that ends last
-    for row in ordered:
-        if reaching is not None and row.start < reaching.end:
-            issues.append(ImportIssue(
-                row.item, "overlapping_annotations",
-                f"{row.start:.3f}-{row.end:.3f} s overlaps {reaching.item.rsplit(', ', 1)[-1]}"
-                f" ({reaching.start:.3f}-{reaching.end:.3f} s); both kept, the shared audio "
-                "is in both clips", "kept (warning)"))
-        if reaching is None or row.end > reaching.end:
-            reaching = row
-    return issues
-
-
-def _annotation_times(doc: EafDocument) -> dict[str, tuple[float | None, float | None, str]]:
-    """(start_ms, end_ms, problem) per annotation id; REF annotations take their parent's."""
-    by_id = {a.id: a for t in doc.tiers for a in t.annotations}
-    resolved: dict[str, tuple[float | None, float | None, str]] = {}
-    for annotation_id in by_id:
-        resolved[annotation_id] = _times_of(annotation_id, by_id)
-    return resolved
-
-
-def _times_of(annotation_id: str, by_id: dict[str, Annotation]):
-    seen = set()
-    current = by_id.get(annotation_id)
-    while current is not None and current.parent_id:
-        if current.id in seen:
-            return None, None, "its ANNOTATION_REF chain loops back on itself"
-        seen.add(current.id)
-        parent = by_id.get(current.parent_id)
-        if parent is None:
-            return None, None, (f"its parent annotation {current.parent_id} (ANNOTATION_REF) "
-                                "is not in the file")
-        current = parent
-    if current is None:
-        return None, None, "the annotation is not in the file"
-    if current.time_problem:
-        via = "" if current.id == annotation_id else f" (parent annotation {current.id})"
-        return None, None, current.time_problem + via
-    return current.start_ms, current.end_ms, ""
+# --------------------------------------------------------------------------- tiers
 
 
 def _parent_participant(doc: EafDocument, tier: Tier) -> str:
@@ -437,8 +307,22 @@ def _tier_list(tiers) -> str:
 # --------------------------------------------------------------------------- media
 
 
-def _find_media(doc: EafDocument) -> tuple[Path, float]:
-    """The recording and its TIME_ORIGIN (ms), from the media links, else by name.
+class _MediaSearch:
+    """The audio files under the folder imported, by name (listed once, when first asked)."""
+
+    def __init__(self, root: Path, max_depth: int | None = None) -> None:
+        self.root, self.max_depth = root, max_depth
+        self._by_name: dict[str, list[Path]] | None = None
+
+    def named(self, name: str) -> list[Path]:
+        if self._by_name is None:
+            self._by_name = audio_by_name(self.root, self.max_depth)
+        return self._by_name.get(name, [])
+
+
+def _find_media(doc: EafDocument,
+                search: _MediaSearch) -> tuple[Path, float, list[ImportIssue]]:
+    """The recording, its TIME_ORIGIN (ms) and, when not the file linked, an issue saying so.
 
     Raises:
         FileSkipped: nothing found; the message says what was tried.
@@ -449,16 +333,54 @@ def _find_media(doc: EafDocument) -> tuple[Path, float]:
     for link in links:
         for candidate in _link_candidates(doc.path, link):
             if candidate.is_file():
-                return candidate, link.time_origin_ms
+                return candidate, link.time_origin_ms, []
             tried.append(str(candidate))
-    beside = media_beside(doc.path)
+    for link in links:  # a stand-in takes the TIME_ORIGIN of the link it stands in for
+        for name in _link_names(link):
+            found = _named_elsewhere(doc.path, name, search)
+            if found is not None:
+                return found, link.time_origin_ms, [_substitute(
+                    doc, link, found, "the file of that name found in another folder")]
+    for link in links:
+        for name in _link_names(link):
+            found = media_beside(doc.path.parent / name, prefer=Path(name).suffix)
+            if found is not None:
+                return found, link.time_origin_ms, [_substitute(
+                    doc, link, found, "the same name with another extension")]
+    first = links[0] if links else None
+    named = _link_names(first) if first else []
+    beside = media_beside(doc.path, prefer=Path(named[0]).suffix if named else "")
     if beside is not None:
-        return beside, 0.0
+        if first is None:
+            return beside, 0.0, []  # no link: the recording named like the .eaf, as told
+        return beside, first.time_origin_ms, [_substitute(
+            doc, first, beside, "the recording named like the .eaf")]
     tried.append(str(doc.path.with_suffix(".wav")) + " (or another audio extension)")
     raise FileSkipped("media_not_found",
                       f"{doc.path}: its recording was not found. Tried: {'; '.join(tried)}. "
                       "Put the recording next to the .eaf with the same name, or fix the "
                       "link in ELAN (Edit > Linked Files).")
+
+
+def _named_elsewhere(eaf: Path, name: str, search: _MediaSearch) -> Path | None:
+    """A file called ``name`` under the folder imported, nearest the .eaf first, unless it
+    sits beside another .eaf of its own name (then it is that file's recording)."""
+    def belongs_elsewhere(found: Path) -> bool:
+        return any(other.is_file() and other != eaf
+                   for other in (found.with_suffix(".eaf"), found.with_suffix(".EAF")))
+
+    found = [p for p in search.named(name) if not belongs_elsewhere(p)]
+    found.sort(key=lambda p: (not p.is_relative_to(eaf.parent), len(p.parts), p))
+    return found[0] if found else None
+
+
+def _substitute(doc: EafDocument, link: MediaLink, used: Path, why: str) -> ImportIssue:
+    """The issue saying that ``used`` stands in for the recording ``link`` names."""
+    return ImportIssue(
+        str(doc.path), "media_substituted",
+        f"the .eaf links the recording {link.relative_url or link.url!r}, not found where "
+        f"the link points; {used} ({why}) was used instead. Check that it is the same "
+        "recording, or fix the link in ELAN (Edit > Linked Files)", "kept (warning)")
 
 
 def _looks_like_audio(link: MediaLink) -> bool:
@@ -476,8 +398,18 @@ def _link_candidates(eaf: Path, link: MediaLink) -> list[Path]:
         if Path(absolute).is_absolute():  # not C:/... on Linux, which would name a cwd file
             candidates.append(Path(absolute))
         # The .eaf and its media were copied together from another machine.
-        candidates.append(eaf.parent / re.split(r"[\\/]", absolute)[-1])
+        candidates.append(eaf.parent / _basename(absolute))
     return list(dict.fromkeys(candidates))
+
+
+def _link_names(link: MediaLink) -> list[str]:
+    """The file names a link gives (its relative and its absolute URL may differ)."""
+    names = (_basename(_url_path(url)) for url in (link.relative_url, link.url) if url)
+    return [name for name in dict.fromkeys(names) if name not in ("", ".", "..")]
+
+
+def _basename(path: str) -> str:
+    return re.split(r"[\\/]", path)[-1]
 
 
 def _url_path(url: str) -> str:
@@ -490,70 +422,3 @@ def _url_path(url: str) -> str:
     return unquote(url)
 
 
-# --------------------------------------------------------------------------- XML
-
-
-def _parse_xml(path: Path) -> Element:
-    try:
-        root = parse(str(path)).getroot()
-    except DefusedXmlException as err:
-        raise FileSkipped(
-            "unsafe_xml",
-            f"{path}: refused: the file declares XML entities ({type(err).__name__}), which "
-            "ELAN never writes and which can read other files or exhaust memory. It was not "
-            "read. If it came from ELAN, save it again there; otherwise do not use it.") from None
-    except ParseError as err:
-        raise FileSkipped("unreadable_eaf",
-                          f"{path}: not well-formed XML ({err}); open it in ELAN and save it "
-                          "again.") from None
-    except OSError as err:
-        raise FileSkipped("unreadable_eaf", f"{path}: cannot be read ({err}).") from None
-    if root.tag != "ANNOTATION_DOCUMENT":
-        raise FileSkipped("unreadable_eaf",
-                          f"{path}: not an ELAN file (its root element is <{root.tag}>, not "
-                          "<ANNOTATION_DOCUMENT>).")
-    return root
-
-
-def _tier(element: Element, slots: dict[str, str | None],
-          constraints: dict[str, str]) -> Tier:
-    linguistic_type = element.get("LINGUISTIC_TYPE_REF", "")
-    annotations = tuple(
-        _annotation(inner, index, slots)
-        for index, inner in enumerate(
-            (child for wrapper in element.findall("ANNOTATION") for child in wrapper), start=1))
-    return Tier(name=element.get("TIER_ID", ""), participant=element.get("PARTICIPANT", ""),
-                linguistic_type=linguistic_type,
-                constraint=constraints.get(linguistic_type, ""),
-                parent=element.get("PARENT_REF", ""), annotations=annotations)
-
-
-def _annotation(element: Element, index: int, slots: dict[str, str | None]) -> Annotation:
-    value = element.findtext("ANNOTATION_VALUE") or ""
-    annotation_id = element.get("ANNOTATION_ID", f"#{index}")
-    if element.tag == "REF_ANNOTATION":
-        return Annotation(annotation_id, index, value,
-                          parent_id=element.get("ANNOTATION_REF", "") or "?")
-    start, start_problem = _slot_time(element.get("TIME_SLOT_REF1"), slots)
-    end, end_problem = _slot_time(element.get("TIME_SLOT_REF2"), slots)
-    problem = "; ".join(p for p in (start_problem, end_problem) if p)
-    return Annotation(annotation_id, index, value, start, end, time_problem=problem)
-
-
-def _slot_time(ref: str | None, slots: dict[str, str | None]) -> tuple[float | None, str]:
-    if not ref:
-        return None, "it names no time slot"
-    if ref not in slots:
-        return None, f"time slot {ref} is missing from the TIME_ORDER"
-    value = _number(slots[ref])
-    if value is None:
-        return None, (f"time slot {ref} has no time value (unaligned); align the annotation "
-                      "in ELAN")
-    return value, ""
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text not in (None, "") else None
-    except ValueError:
-        return None

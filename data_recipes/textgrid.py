@@ -3,7 +3,8 @@
 Layouts read::
 
     story.TextGrid       one file; its recording has the same name beside it (any audio
-    story.wav            extension), or is named with ``media``
+    story.wav            extension), or is named with ``media`` (also for a folder that
+                         holds just this one TextGrid)
 
     corpus/              a folder: every .TextGrid under it, sorted, each with its recording
       north/rec01.TextGrid   north/rec01.wav
@@ -48,15 +49,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_recipes.common import ImportIssue, ImportResult, SourceRead, SourceRow, import_sources
-from data_recipes.elan import (
+from data_recipes.annotations import (
     FileSkipped,
     annotation_files,
     file_key,
+    inspected_files,
     media_beside,
     read_each,
     require_rows,
 )
+from data_recipes.common import ImportIssue, ImportResult, SourceRead, SourceRow, import_sources
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
 
@@ -127,7 +129,8 @@ def read_textgrid(source: Path, *, tier: str | None = None, media: Path | str | 
     Args:
         source: a .TextGrid file or a folder holding TextGrids (searched recursively).
         tier: the name of the interval tier holding the transcription.
-        media: the recording of a single TextGrid, when it has another name.
+        media: the recording of a single TextGrid (or of a folder's only TextGrid), when it
+            has another name.
         speaker: the speaker of every segment (TextGrids name none).
         speaker_from_tier: use the tier's name as the speaker instead.
 
@@ -137,28 +140,34 @@ def read_textgrid(source: Path, *, tier: str | None = None, media: Path | str | 
 
     Raises:
         WorkbenchError: the source is missing or unreadable, the chosen tier is a point
-            tier, or (with no ``tier``) a file has several interval tiers with text: the
-            message lists them.
+            tier, ``media`` is missing or named for a folder of several TextGrids, or (with
+            no ``tier``) a file has several interval tiers with text: the message lists them.
     """
     source = Path(source)
     options = {"tier": tier, "speaker": speaker or "", "speaker_from_tier": speaker_from_tier}
     if source.is_dir():
-        if media is not None:
-            raise WorkbenchError(f"{source}: a media file can be named for a single TextGrid "
-                                 "only; in a folder each TextGrid needs its recording beside "
-                                 "it with the same name.")
         files = annotation_files(source, TEXTGRID_SUFFIX)
         if not files:
             raise WorkbenchError(f"{source}: no .TextGrid files found in this folder or below "
                                  "it.")
-        return read_each(source, files,
-                         lambda path: _read_one(path, file_key(path, source), None, **options))
+        if media is None:
+            return read_each(source, files, lambda path: _read_one(
+                path, file_key(path, source), None, **options))
+        if len(files) > 1:
+            raise WorkbenchError(
+                f"{source}: a media file can be named for a single TextGrid only, and this "
+                f"folder holds {len(files)} ({', '.join(p.name for p in files[:3])}"
+                f"{', ...' if len(files) > 3 else ''}). Leave out the media option and put "
+                "each TextGrid's recording beside it with the same name, or import the "
+                "TextGrid alone with its media.")
+        (grid,) = files
+        rows, issues = _read_one(grid, file_key(grid, source), _media_file(media, grid),
+                                 **options)
+        require_rows(source, rows, issues)
+        return SourceRead(rows, issues, id_root=source, name=source.name)
     if not source.is_file():
         raise WorkbenchError(f"{source}: no such file or folder.")
-    media_path = Path(media).expanduser() if media is not None else None
-    if media_path is not None and not media_path.is_file():
-        raise WorkbenchError(f"{media_path}: the media file named for {source} does not "
-                             "exist.")
+    media_path = _media_file(media, source) if media is not None else None
     rows, issues = _read_one(source, source.stem, media_path, **options)
     require_rows(source, rows, issues)
     return SourceRead(rows, issues, id_root=source.parent, name=source.stem)
@@ -169,6 +178,23 @@ def prepare_textgrid(source: Path, workspace: Workspace, *, seed: int = 0,
     """Import TextGrids into ``workspace`` (see ``read_textgrid`` for the options)."""
     return import_sources([read_textgrid(source, **options)], workspace, seed=seed,
                           progress=progress)
+
+
+def textgrid_tiers(source: Path) -> list[str]:
+    """The interval tiers of a TextGrid, or of a folder's first ``MAX_FILES_INSPECTED``.
+
+    Returns:
+        Tier names in first-seen order (files that cannot be read are passed over: the
+        import reports them).
+    """
+    names: dict[str, None] = {}
+    for path in inspected_files(Path(source), TEXTGRID_SUFFIX):
+        try:
+            grid = parse_textgrid(path)
+        except WorkbenchError:
+            continue
+        names.update(dict.fromkeys(t.name for t in grid.tiers if t.kind == INTERVAL_TIER))
+    return list(names)
 
 
 def parse_textgrid(path: Path) -> TextGrid:
@@ -224,6 +250,18 @@ def decode_textgrid(raw: bytes, path: Path) -> str:
 
 
 # --------------------------------------------------------------------------- one file
+
+
+def _media_file(media: Path | str, grid: Path) -> Path:
+    """The recording named with ``media`` for ``grid``.
+
+    Raises:
+        WorkbenchError: it does not exist.
+    """
+    path = Path(media).expanduser()
+    if not path.is_file():
+        raise WorkbenchError(f"{path}: the media file named for {grid} does not exist.")
+    return path
 
 
 def _read_one(path: Path, key: str, media: Path | None, *, tier: str | None, speaker: str,

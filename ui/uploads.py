@@ -26,8 +26,9 @@ from pathlib import Path
 from data_recipes import READERS, SOURCES_DIR, detect_format, read_source
 from data_recipes.archive import archive_stem, content_root, extract_archive, is_archive
 from data_recipes.common import AUDIO_EXTENSIONS, ImportIssue, SourceRead, import_sources
-from data_recipes.elan import annotation_files, parse_eaf
+from data_recipes.elan import elan_choices
 from data_recipes.table import METADATA_NAMES
+from data_recipes.textgrid import textgrid_tiers
 from ui.messages import for_page
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace, new_stamped_dir
@@ -35,7 +36,6 @@ from workbench.workspace import Workspace, new_stamped_dir
 UPLOADS_DIR = "uploads"
 TABLE_SUFFIXES = (".csv", ".tsv")
 AUTO = "auto"
-MAX_FILES_INSPECTED = 200  # annotation files parsed to list tiers (a big corpus: the first)
 
 
 @dataclass(frozen=True)
@@ -306,39 +306,14 @@ def table_header(table: Path) -> list[str]:
     return [h.strip() for h in next(csv.reader([lines[0]], delimiter=delimiter)) if h.strip()]
 
 
-def _annotation_paths(path: Path, suffix: str) -> list[Path]:
-    files = [path] if path.is_file() else annotation_files(path, suffix)
-    return files[:MAX_FILES_INSPECTED]
-
-
 def _elan_choices(path: Path, info: SourceInfo) -> None:
-    tiers, participants, types = {}, {}, {}
-    for eaf in _annotation_paths(path, ".eaf"):
-        try:
-            doc = parse_eaf(eaf)
-        except WorkbenchError:
-            continue
-        for tier in doc.tiers:
-            tiers[tier.name] = None
-            if tier.participant:
-                participants[tier.participant] = None
-            if tier.linguistic_type:
-                types[tier.linguistic_type] = None
+    choices = elan_choices(path)
     info.tiers, info.participants, info.linguistic_types = (
-        list(tiers), list(participants), list(types))
+        choices["tiers"], choices["participants"], choices["linguistic_types"])
 
 
 def _textgrid_tiers(path: Path) -> list[str]:
-    from data_recipes.textgrid import INTERVAL_TIER, TEXTGRID_SUFFIX, parse_textgrid
-
-    names: dict[str, None] = {}
-    for grid_path in _annotation_paths(path, TEXTGRID_SUFFIX.lower()):
-        try:
-            grid = parse_textgrid(grid_path)
-        except WorkbenchError:
-            continue
-        names.update(dict.fromkeys(t.name for t in grid.tiers if t.kind == INTERVAL_TIER))
-    return list(names)
+    return textgrid_tiers(path)
 
 
 # --------------------------------------------------------------------------- import

@@ -216,8 +216,27 @@ def test_media_option_and_missing_media(tmp_path):
     other = recording(tmp_path / "audio" / "take3.ogg")
     read = read_textgrid(grid, media=other)
     assert {r.audio for r in read.rows} == {other}
-    with pytest.raises(WorkbenchError, match="single TextGrid"):
-        read_textgrid(tmp_path, media=other)
+    with pytest.raises(WorkbenchError, match="take3.wav: the media file named for"):
+        read_textgrid(grid, media=tmp_path / "audio" / "take3.wav")
+
+
+def test_media_option_for_a_folder_of_one_textgrid(tmp_path):
+    folder = tmp_path / "upload"
+    write(folder / "story.TextGrid", long_format())
+    other = recording(tmp_path / "audio" / "take3.ogg")
+    read = read_textgrid(folder, media=other)
+    assert segments(read) == EXPECTED
+    assert {r.audio for r in read.rows} == {other}
+    assert [r.utterance_id for r in read.rows] == ["story__words__2", "story__words__4"]
+    with pytest.raises(WorkbenchError, match="take9.ogg: the media file named for"):
+        read_textgrid(folder, media=tmp_path / "take9.ogg")
+
+    write(folder / "sub" / "second.TextGrid", long_format())
+    with pytest.raises(WorkbenchError) as err:
+        read_textgrid(folder, media=other)
+    message = str(err.value)
+    assert "single TextGrid only" in message and "holds 2" in message
+    assert "second.TextGrid" in message and "story.TextGrid" in message
 
 
 def test_folder_with_colliding_basenames(tmp_path):

@@ -151,6 +151,18 @@ REASONS: dict[str, Reason] = {
                            "in."),
     "empty_intervals": R("empty intervals", "Some intervals have no text; they were skipped.",
                          "Nothing to do if they are pauses; otherwise fill them in Praat."),
+    "interpolated_times": R("times spread evenly", "Some annotations are not aligned in ELAN; "
+                            "they were given the times ELAN shows, spread evenly over their "
+                            "parent annotation.", "Listen to a few of these clips; align the "
+                            "annotations in ELAN if the words do not fit."),
+    "media_substituted": R("another recording used", "The recording the ELAN file links was "
+                           "not where the link points; a file of a similar name was used.",
+                           "Check that it is the same recording, or fix the link in ELAN "
+                           "(Edit, Linked Files)."),
+    "speaker_overlap": R("speakers overlap", "Two speakers talk at the same time; both "
+                         "segments were kept, each may hold the other voice too.",
+                         "Fine if the overlap is short; otherwise leave these clips out or "
+                         "trim the times in ELAN."),
     # ---- Common Voice (data_recipes/commonvoice.py)
     "clip_in_several_splits": R("clip listed twice", "The clip is in more than one of Common "
                                 "Voice's splits.", "Nothing to do: it is kept in the first "
