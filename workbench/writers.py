@@ -2,8 +2,11 @@
 
 ``txt`` (one utterance a line), ``json`` (everything: utterances, words, times,
 confidences), ``tsv`` (start, end, confidence, text), ``srt`` and ``vtt`` (subtitles),
-``textgrid`` (Praat, long format: an utterance tier and a word tier) and ``eaf`` (ELAN: a new
-file that links the recording, with an utterance tier named after the model and a word tier).
+``textgrid`` (Praat, long format, written as Praat writes it: an utterance tier named after
+the model and a word tier) and ``eaf`` (ELAN: a new file that links the recording, with the
+utterance tier and its word tier, an Included_In child of it). The tier builders here also
+serve ``--into``, which adds the same tiers to a user's own file
+(:mod:`workbench.writers_into`).
 
 Every file is written atomically (temporary name, flush, rename); an existing file is never
 replaced unless asked (``force``).
@@ -15,6 +18,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import count
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
@@ -79,39 +83,106 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _intervals(items: list[tuple[float, float, str]], duration: float
-               ) -> list[tuple[float, float, str]]:
-    """Items with empty intervals between them, covering 0..duration (Praat's tiers)."""
-    out, at = [], 0.0
-    for start, end, text in items:
-        if start > at:
-            out.append((at, start, ""))
-        out.append((max(start, at), end, text))
-        at = end
-    if at < duration or not out:
-        out.append((at, max(duration, at), ""))
-    return out
+# --------------------------------------------------------------------------- Praat TextGrids
 
 
-def _textgrid(t: TimedTranscript) -> str:
-    words = [(w.start, w.end, w.text) for s in t.segments for w in s.words]
-    tiers = [(t.tier, _intervals([(s.start, s.end, s.text) for s in t.segments], t.duration)),
-             (f"{t.tier}-words", _intervals(words, t.duration))]
-    end = max([t.duration] + [iv[-1][1] for _, iv in tiers])
-    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0",
-             f"xmax = {end:.3f}", "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
-    for n, (name, intervals) in enumerate(tiers, start=1):
-        lines += [f"    item [{n}]:", '        class = "IntervalTier"',
-                  f'        name = "{_praat(name)}"', "        xmin = 0",
-                  f"        xmax = {end:.3f}", f"        intervals: size = {len(intervals)}"]
-        for k, (start, stop, text) in enumerate(intervals, start=1):
-            lines += [f"        intervals [{k}]:", f"            xmin = {start:.3f}",
-                      f"            xmax = {stop:.3f}", f'            text = "{_praat(text)}"']
+INTERVAL_TIER, POINT_TIER = "IntervalTier", "TextTier"  # Praat's class names
+
+
+@dataclass
+class PraatTier:
+    """One tier of a TextGrid; a point tier's entries have start == end."""
+
+    kind: str
+    name: str
+    xmin: float
+    xmax: float
+    entries: list[tuple[float, float, str]]
+
+
+def praat_textgrid(xmin: float, xmax: float, tiers: list[PraatTier], *, short: bool = False,
+                   file_type: str = "ooTextFile") -> str:
+    """A TextGrid exactly as Praat writes it: its long text format, or the short one."""
+    num, say = praat_number, _praat
+    lines = [f"File type = {say(file_type)}", 'Object class = "TextGrid"', ""]
+    if short:
+        lines += [num(xmin), num(xmax), "<exists>", str(len(tiers))]
+    else:
+        lines += [f"xmin = {num(xmin)} ", f"xmax = {num(xmax)} ", "tiers? <exists> ",
+                  f"size = {len(tiers)} ", "item []: "]
+    for n, tier in enumerate(tiers, start=1):
+        interval = tier.kind == INTERVAL_TIER
+        if short:
+            lines += [say(tier.kind), say(tier.name), num(tier.xmin), num(tier.xmax),
+                      str(len(tier.entries))]
+            for start, end, text in tier.entries:
+                lines += [num(start), num(end), say(text)] if interval else [num(start),
+                                                                             say(text)]
+            continue
+        what = "intervals" if interval else "points"
+        lines += [f"    item [{n}]:", f"        class = {say(tier.kind)} ",
+                  f"        name = {say(tier.name)} ", f"        xmin = {num(tier.xmin)} ",
+                  f"        xmax = {num(tier.xmax)} ",
+                  f"        {what}: size = {len(tier.entries)} "]
+        for k, (start, end, text) in enumerate(tier.entries, start=1):
+            lines.append(f"        {what} [{k}]:")
+            if interval:
+                lines += [f"            xmin = {num(start)} ", f"            xmax = {num(end)} ",
+                          f"            text = {say(text)} "]
+            else:
+                lines += [f"            number = {num(start)} ",
+                          f"            mark = {say(text)} "]
     return "\n".join(lines) + "\n"
 
 
+def praat_number(x: float) -> str:
+    """A number as Praat writes it: the fewest of 15, 16, 17 digits that read back exactly."""
+    if x == 0:
+        return "0"
+    for digits in (15, 16, 17):
+        text = f"{x:.{digits}g}"
+        if float(text) == x:
+            return text
+    return repr(x)
+
+
 def _praat(text: str) -> str:
-    return text.replace('"', '""')
+    """A Praat string: quoted, with a quote written twice."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _intervals(items: list[tuple[float, float, str]], end: float, start: float = 0.0
+               ) -> list[tuple[float, float, str]]:
+    """Items with empty intervals between them, covering ``start``..``end`` (Praat's tiers)."""
+    out, at = [], start
+    for begin, stop, text in items:
+        begin, stop = min(max(begin, at), end), min(max(stop, begin), end)
+        if begin > at:
+            out.append((at, begin, ""))
+        out.append((begin, stop, text))
+        at = stop
+    if at < end or not out:
+        out.append((at, max(end, at), ""))
+    return out
+
+
+def textgrid_tiers(t: TimedTranscript, name: str, start: float, end: float
+                   ) -> list[PraatTier]:
+    """The utterance tier ``name`` and the word tier ``name-words`` of ``t``, as Praat
+    interval tiers tiling ``start``..``end``; times rounded to the millisecond."""
+    utterances = [(round(s.start, 3), round(s.end, 3), s.text) for s in t.segments]
+    words = [(round(w.start, 3), round(w.end, 3), w.text) for s in t.segments for w in s.words]
+    return [PraatTier(INTERVAL_TIER, tier, start, end, _intervals(items, end, start))
+            for tier, items in ((name, utterances), (words_tier_name(name), words))]
+
+
+def _textgrid(t: TimedTranscript) -> str:
+    ends = [s.end for s in t.segments] + [w.end for s in t.segments for w in s.words]
+    end = round(max([t.duration, *ends]), 3)
+    return praat_textgrid(0.0, end, textgrid_tiers(t, t.tier, 0.0, end))
+
+
+# --------------------------------------------------------------------------- ELAN
 
 
 # The four constraints every ELAN document declares (as ELAN itself writes them).
@@ -124,6 +195,68 @@ ELAN_CONSTRAINTS = (
     ("Included_In", "Time alignable annotations within the parent annotation's time interval, "
      "gaps are allowed"),
 )
+INCLUDED_IN = "Included_In"
+UTTERANCE_TYPE = "default-lt"  # ELAN's own name for a plain time-aligned type
+WORDS_TYPE = "words-in-utterance"  # time-aligned, Included_In the utterance
+LAST_ANNOTATION_ID = "lastUsedAnnotationId"  # header property ELAN numbers new ids from
+
+
+def words_tier_name(name: str) -> str:
+    """The word tier beside the utterance tier ``name``."""
+    return f"{name}-words"
+
+
+def free_name(base: str, taken: set[str], also: Callable[[str], str] | None = None) -> str:
+    """``base``, else ``base-2``, ``base-3`` ...: the first not in ``taken`` (nor its
+    ``also``, e.g. the word tier of an utterance tier)."""
+    for n in count(1):
+        name = base if n == 1 else f"{base}-{n}"
+        if name not in taken and (also is None or also(name) not in taken):
+            return name
+    raise AssertionError("unreachable")
+
+
+def eaf_tiers(t: TimedTranscript, name: str, *, next_slot: Callable[[], str],
+              next_annotation: Callable[[], str], origin_ms: float = 0.0,
+              utterance_type: str = UTTERANCE_TYPE, words_type: str = WORDS_TYPE
+              ) -> tuple[list[ET.Element], list[ET.Element]]:
+    """The TIME_SLOTs (in time order) and the two TIERs of ``t`` for an ELAN document.
+
+    The utterance tier ``name`` is a top-level tier; the word tier ``name-words`` is its
+    Included_In child (each word clipped to its utterance, as ELAN requires), so words stay
+    with their utterance when it is moved or deleted in ELAN. Times are stored in
+    milliseconds from the media's ``origin_ms`` (ELAN's TIME_ORIGIN).
+    """
+    pending: list[tuple[ET.Element, int, int]] = []  # ALIGNABLE_ANNOTATION, start, end
+
+    def annotate(tier: ET.Element, start: int, end: int, text: str) -> None:
+        aligned = ET.SubElement(ET.SubElement(tier, "ANNOTATION"), "ALIGNABLE_ANNOTATION",
+                                {"ANNOTATION_ID": next_annotation()})
+        ET.SubElement(aligned, "ANNOTATION_VALUE").text = text
+        pending.append((aligned, start, end))
+
+    def ms(seconds: float) -> int:
+        return int(round(seconds * 1000 - origin_ms))
+
+    utterances = ET.Element("TIER", {"LINGUISTIC_TYPE_REF": utterance_type, "TIER_ID": name})
+    words = ET.Element("TIER", {"LINGUISTIC_TYPE_REF": words_type, "PARENT_REF": name,
+                                "TIER_ID": words_tier_name(name)})
+    for s in t.segments:
+        annotate(utterances, ms(s.start), ms(s.end), s.text)
+    for s in t.segments:
+        start, end = ms(s.start), max(ms(s.end), ms(s.start))
+        for w in s.words:
+            begin = min(max(ms(w.start), start), end)
+            annotate(words, begin, min(max(ms(w.end), begin), end), w.text)
+    # Slots numbered in time order, as ELAN numbers them; each boundary has its own slot.
+    bounds = sorted(((time, n, key) for n, (_, start, end) in enumerate(pending)
+                     for key, time in (("TIME_SLOT_REF1", start), ("TIME_SLOT_REF2", end))))
+    slots = []
+    for time, n, key in bounds:
+        slot = ET.Element("TIME_SLOT", {"TIME_SLOT_ID": next_slot(), "TIME_VALUE": str(time)})
+        pending[n][0].set(key, slot.get("TIME_SLOT_ID"))
+        slots.append(slot)
+    return slots, [utterances, words]
 
 
 def _eaf(t: TimedTranscript) -> str:
@@ -137,31 +270,19 @@ def _eaf(t: TimedTranscript) -> str:
     ET.SubElement(header, "MEDIA_DESCRIPTOR", {
         "MEDIA_URL": audio.as_uri(), "RELATIVE_MEDIA_URL": f"./{audio.name}",
         "MIME_TYPE": "audio/x-wav" if audio.suffix.lower() == ".wav" else "audio/*"})
-    order = ET.SubElement(root, "TIME_ORDER")
-    tiers = [(t.tier, [(s.start, s.end, s.text) for s in t.segments]),
-             (f"{t.tier}-words", [(w.start, w.end, w.text) for s in t.segments
-                                  for w in s.words])]
-    slot = annotation = 0
-    elements = []
-    for name, items in tiers:
-        tier = ET.Element("TIER", {"LINGUISTIC_TYPE_REF": "default-lt", "TIER_ID": name})
-        for start, end, text in items:
-            ids = []
-            for seconds in (start, end):
-                slot += 1
-                ids.append(f"ts{slot}")
-                ET.SubElement(order, "TIME_SLOT", {"TIME_SLOT_ID": f"ts{slot}",
-                                                   "TIME_VALUE": str(int(round(seconds * 1000)))})
-            annotation += 1
-            wrapper = ET.SubElement(tier, "ANNOTATION")
-            aligned = ET.SubElement(wrapper, "ALIGNABLE_ANNOTATION", {
-                "ANNOTATION_ID": f"a{annotation}", "TIME_SLOT_REF1": ids[0],
-                "TIME_SLOT_REF2": ids[1]})
-            ET.SubElement(aligned, "ANNOTATION_VALUE").text = text
-        elements.append(tier)
-    root.extend(elements)
+    last = ET.SubElement(header, "PROPERTY", {"NAME": LAST_ANNOTATION_ID})
+    slot_numbers, annotation_numbers = count(1), count(1)
+    slots, tiers = eaf_tiers(t, t.tier, next_slot=lambda: f"ts{next(slot_numbers)}",
+                             next_annotation=lambda: f"a{next(annotation_numbers)}")
+    last.text = str(next(annotation_numbers) - 1)
+    ET.SubElement(root, "TIME_ORDER").extend(slots)
+    root.extend(tiers)
     ET.SubElement(root, "LINGUISTIC_TYPE", {"GRAPHIC_REFERENCES": "false",
-                                            "LINGUISTIC_TYPE_ID": "default-lt",
+                                            "LINGUISTIC_TYPE_ID": UTTERANCE_TYPE,
+                                            "TIME_ALIGNABLE": "true"})
+    ET.SubElement(root, "LINGUISTIC_TYPE", {"CONSTRAINTS": INCLUDED_IN,
+                                            "GRAPHIC_REFERENCES": "false",
+                                            "LINGUISTIC_TYPE_ID": WORDS_TYPE,
                                             "TIME_ALIGNABLE": "true"})
     for stereotype, description in ELAN_CONSTRAINTS:
         ET.SubElement(root, "CONSTRAINT", {"DESCRIPTION": description,

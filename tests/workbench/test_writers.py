@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pympi
 import pytest
 
 from data_recipes.elan import parse_eaf, read_elan
 from data_recipes.textgrid import parse_textgrid
+from tests.workbench.praat_reader import praat_open
 from workbench.errors import WorkbenchError
 from workbench.segments import Segment, Word
 from workbench.writers import WRITERS, TimedTranscript, get_writer, write_transcript
@@ -73,6 +75,38 @@ def test_eaf_links_the_recording_and_imports_back(tmp_path):
     read = read_elan(path, tier="20261203-run")  # the importer takes it as it is
     assert [r.text for r in read.rows] == ["allquqa mikhun", 'ñuqa "qillqani" t\'ika']
     assert {Path(r.audio).name for r in read.rows} == {"recording.wav"}
+
+
+def test_textgrid_opens_in_praatio(tmp_path):
+    path = write_transcript(transcript(tmp_path), "textgrid", tmp_path)
+    grid = praat_open(path)  # strict: intervals tile each tier, tiers fit the grid
+    assert grid.tierNames == ("20261203-run", "20261203-run-words")
+    assert (grid.minTimestamp, grid.maxTimestamp) == (0, 3664.0)
+    utterances = [tuple(e) for e in grid.getTier("20261203-run").entries if e.label]
+    assert utterances == [(0.5, 2.25, "allquqa mikhun"),
+                          (3661.2, 3663.0, 'ñuqa "qillqani" t\'ika')]
+    words = grid.getTier("20261203-run-words").entries
+    assert [tuple(e) for e in words if e.label][2:] == [
+        (3661.3, 3661.8, "ñuqa"), (3661.9, 3662.5, '"qillqani"'), (3662.55, 3662.9, "t'ika")]
+
+
+def test_eaf_opens_in_pympi_with_words_inside_their_utterances(tmp_path):
+    path = write_transcript(transcript(tmp_path), "eaf", tmp_path)
+    eaf = pympi.Elan.Eaf(str(path))
+    assert list(eaf.tiers) == ["20261203-run", "20261203-run-words"]
+    assert sorted(eaf.get_annotation_data_for_tier("20261203-run")) == [
+        (500, 2250, "allquqa mikhun"), (3661200, 3663000, 'ñuqa "qillqani" t\'ika')]
+    words = sorted(eaf.get_annotation_data_for_tier("20261203-run-words"))
+    # mikhun ends at 2.15 s, inside its utterance; every word lies within one (Included_In)
+    assert words == [(600, 1300, "allquqa"), (1400, 2150, "mikhun"), (3661300, 3661800, "ñuqa"),
+                     (3661900, 3662500, '"qillqani"'), (3662550, 3662900, "t'ika")]
+    tier = eaf.get_parameters_for_tier("20261203-run-words")
+    assert tier["PARENT_REF"] == "20261203-run"
+    assert eaf.linguistic_types[tier["LINGUISTIC_TYPE_REF"]]["CONSTRAINTS"] == "Included_In"
+    assert dict(eaf.properties)["lastUsedAnnotationId"] == "7"
+    slots = [int(v) for v in eaf.timeslots.values()]
+    assert len(slots) == 14 and slots == sorted(slots)  # numbered in time order
+    assert eaf.media_descriptors[0]["RELATIVE_MEDIA_URL"] == "./recording.wav"
 
 
 def test_an_existing_file_is_replaced_only_when_asked(tmp_path):
