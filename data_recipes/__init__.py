@@ -3,7 +3,8 @@
 Every recipe module has ``read_<format>(source, **options) -> SourceRead`` (parse only, no
 audio decoded) and ``prepare_<format>(source, workspace, **options) -> ImportResult``. Readers
 are registered here by name, so ``workbench prepare --format NAME`` finds them, and
-``prepare_sources`` imports several sources (of any formats) into one workspace.
+``prepare_sources`` imports several sources (of any formats) into one workspace. The options
+the readers take are described once, in ``data_recipes.options``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from data_recipes.archive import archive_stem, extract_archive, is_archive
 from data_recipes.common import ImportResult, SourceRead, import_sources
 from data_recipes.commonvoice import language_folder, read_commonvoice
 from data_recipes.elan import read_elan
+from data_recipes.hf_dataset import is_dataset_folder, is_hub_id, read_hf_dataset
 from data_recipes.kaldi import is_kaldi_dir, read_kaldi
 from data_recipes.table import METADATA_NAMES, read_audiofolder, read_csv, read_tsv
 from data_recipes.textgrid import read_textgrid
@@ -33,10 +35,11 @@ READERS: dict[str, Reader] = {
     "kaldi": read_kaldi,
     "elan": read_elan,
     "textgrid": read_textgrid,
+    "hf-dataset": read_hf_dataset,
 }
 RECIPES = READERS  # the registered format names
 ARCHIVE = "archive"  # detect_format's answer for a zip/tar file: its content is detected
-SOURCES_DIR = "sources"  # where archives are extracted inside a workspace
+SOURCES_DIR = "sources"  # where archives are extracted (and dataset audio written) in a workspace
 ANNOTATION_SUFFIXES = {"eaf": "elan", "textgrid": "textgrid"}  # suffix -> format
 
 
@@ -44,6 +47,8 @@ def detect_format(source: Path) -> str:
     """Guess the recipe for ``source``; raise a readable error when it is ambiguous."""
     source = Path(source)
     if source.is_dir():
+        if is_dataset_folder(source):
+            return "hf-dataset"
         if any((source / name).is_file() for name in METADATA_NAMES):
             return "audiofolder"
         if language_folder(source) is not None:
@@ -60,6 +65,8 @@ def detect_format(source: Path) -> str:
     if suffix in ANNOTATION_SUFFIXES:
         return ANNOTATION_SUFFIXES[suffix]
     if not source.exists():
+        if is_hub_id(source):  # user/name: read from the Hub (a clear message offline)
+            return "hf-dataset"
         raise WorkbenchError(f"{source}: no such file or folder.")
     if is_archive(source):
         return ARCHIVE
@@ -79,6 +86,13 @@ def _annotation_folder_format(folder: Path) -> str | None:
             "Choose which to import with --format elan or --format textgrid."
         )
     return found.pop() if found else None
+
+
+def source_path(text: str) -> Path:
+    """A source as given on the command line: a local path, resolved; a Hub dataset id
+    (``user/name`` where no such local path exists) as it is."""
+    path = Path(text).expanduser()
+    return path if is_hub_id(path) else path.resolve()
 
 
 def get_reader(name: str) -> Reader:
@@ -105,7 +119,8 @@ def read_source(source: Path, fmt: str | None = None, *, workspace: Workspace | 
     Args:
         source: A folder, file or archive.
         fmt: A registered format name (default: detected).
-        workspace: The workspace an archive is extracted into (needed for archives only).
+        workspace: The workspace an archive is extracted into, and a dataset's embedded
+            audio written into (needed for those only).
         archive_folder: Folder name under ``sources/`` for an archive (default: its stem).
         **options: Reader options (``text_column``, ``use_splits``...); each reader gets
             those it takes.
@@ -123,6 +138,8 @@ def read_source(source: Path, fmt: str | None = None, *, workspace: Workspace | 
     fmt = fmt or detect_format(source)
     reader = get_reader(fmt)
     accepted = inspect.signature(reader).parameters
+    if "workspace" in accepted:  # a reader that writes files (embedded audio) into it
+        options = {**options, "workspace": workspace}
     read = reader(source, **{k: v for k, v in options.items()
                              if k in accepted and v is not None})
     read.name = read.name or source.stem

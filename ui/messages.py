@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import re
 
+from data_recipes.options import ImportOptions, flag, page_fields
 from workbench.errors import WorkbenchError
 
 # `workbench <command> ...` -> the step of the page that does it.
@@ -26,17 +27,26 @@ COMMAND_STEPS = {
     "transcribe": "step 7, Try it",
     "export": "step 8, Export",
 }
-# Options -> the page's field (longest first when replacing).
+
+
+def import_option_fields(cls: type = ImportOptions) -> dict[str, str]:
+    """Each import option's CLI flag -> its field on the page (``data_recipes.options``).
+
+    A flag that turns an option off is the box unticked."""
+    def field_words(item) -> str:
+        label = item.metadata["label"]
+        if item.metadata["widget"] != "check":
+            return f"the '{label}' import option"
+        return f"'{label}' unticked" if item.default else f"'{label}'"
+
+    return {flag(f): field_words(f) for f in page_fields(cls)}
+
+
+# Options -> the page's field (a whole flag is matched, so --speaker never eats
+# --speaker-from-tier).
 OPTION_FIELDS = {
     "--format": "the 'Format' import option",
-    "--text-column": "the 'Transcript column' import option",
-    "--audio-column": "the 'Audio column' import option",
-    "--speaker-column": "the 'Speaker column' import option",
-    "--tier": "the 'Tier' import option",
-    "--participant": "the 'Participant' import option",
-    "--linguistic-type": "the 'Linguistic type' import option",
-    "--speaker-from-tier": "'Use the tier name as the speaker'",
-    "--speaker": "'Speaker of every segment'",
+    **import_option_fields(),
     "--seed": "the 'Seed of the train/dev/test split' option",
     "--model": "the Model choice",
     "--preset": "the Preset choice",

@@ -23,10 +23,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from data_recipes import READERS, SOURCES_DIR, detect_format, read_source
+from data_recipes import READERS, SOURCES_DIR, detect_format, hf_dataset, read_source
 from data_recipes.archive import archive_stem, content_root, extract_archive, is_archive
 from data_recipes.common import AUDIO_EXTENSIONS, ImportIssue, SourceRead, import_sources
 from data_recipes.elan import elan_choices
+from data_recipes.options import ImportOptions as ReaderOptions
 from data_recipes.table import METADATA_NAMES
 from data_recipes.textgrid import textgrid_tiers
 from ui.messages import for_page
@@ -39,26 +40,12 @@ AUTO = "auto"
 
 
 @dataclass(frozen=True)
-class ImportOptions:
-    """What the user chose in the import options (None: detect or decide automatically)."""
+class ImportOptions(ReaderOptions):
+    """What the user chose: the readers' options (``data_recipes.options``), the format
+    (None: detected) and the seed of the split."""
 
     fmt: str | None = None
-    audio_column: str | None = None
-    text_column: str | None = None
-    speaker_column: str | None = None
-    tier: str | None = None
-    participant: str | None = None
-    linguistic_type: str | None = None
-    speaker: str | None = None
-    speaker_from_tier: bool = False
     seed: int = 0
-
-    def reader_options(self) -> dict:
-        """The options the recipes take (each reader keeps those it understands)."""
-        return {"audio_column": self.audio_column, "text_column": self.text_column,
-                "speaker_column": self.speaker_column, "tier": self.tier,
-                "participant": self.participant, "linguistic_type": self.linguistic_type,
-                "speaker": self.speaker, "speaker_from_tier": self.speaker_from_tier or None}
 
 
 @dataclass
@@ -73,6 +60,7 @@ class SourceInfo:
     tiers: list[str] = field(default_factory=list)
     participants: list[str] = field(default_factory=list)
     linguistic_types: list[str] = field(default_factory=list)
+    splits: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -272,6 +260,8 @@ def inspect_source(ws: Workspace, path: Path) -> SourceInfo:
         _elan_choices(path, info)
     elif info.fmt == "textgrid":
         info.tiers = _textgrid_tiers(path)
+    elif info.fmt == hf_dataset.FORMAT:
+        info.columns, info.splits = hf_dataset.describe(path)
     return info
 
 
@@ -338,6 +328,7 @@ def import_uploads(ws: Workspace, names: Sequence[str], options: ImportOptions) 
                              f"{', '.join(READERS)}.")
     sources = [source for name in names for source in upload_sources(ws, name)]
     allowed = [root for name in names for root in upload_roots(ws, name)]
+    allowed += [hf_dataset.clips_folder(ws, source) for source in sources]  # audio it wrote
     try:
         reads = [read_source(source, options.fmt, workspace=ws, **options.reader_options())
                  for source in sources]

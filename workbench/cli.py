@@ -39,15 +39,12 @@ def _emit(args, summary: dict, text: str) -> None:
 
 
 def cmd_prepare(args) -> None:
-    from data_recipes import prepare_sources
+    from data_recipes import prepare_sources, source_path
+    from data_recipes.options import ImportOptions
 
     ws = _workspace(args)
-    sources = [Path(s).expanduser().resolve() for s in args.source]
-    options = {"audio_column": args.audio_column, "text_column": args.text_column,
-               "speaker_column": args.speaker_column, "tier": args.tier,
-               "participant": args.participant, "linguistic_type": args.linguistic_type,
-               "speaker": args.speaker, "speaker_from_tier": args.speaker_from_tier,
-               "media": args.media, "use_splits": not args.no_source_splits}
+    sources = [source_path(s) for s in args.source]
+    options = ImportOptions.from_args(args).reader_options()
     settings = {"seed": args.seed, "sources": [{"path": str(s), "format": args.format or "auto"}
                                                for s in sources]}
     result = prepare_sources(sources, ws, fmt=args.format, seed=args.seed,
@@ -152,7 +149,7 @@ def cmd_transcribe(args) -> None:
 
         torch.set_num_threads(args.threads)
     model = _with_lm(args, _resolve_model_arg(args))
-    if args.output:
+    if args.output or args.into:
         return _transcribe_timed(args, model)
     results = transcribe_files([Path(p) for p in args.audio], model, progress=not args.quiet,
                                batch_seconds=args.batch_seconds)
@@ -188,9 +185,8 @@ def _transcribe_timed(args, model: Any) -> None:
 
     from workbench.recognizer import load_recognizer
     from workbench.segments import segment_file
-    from workbench.writers import get_writer, output_path, refuse_existing, write_transcript
 
-    writer = get_writer(args.output)
+    into = _into_target(args, Path(args.audio[0]) if len(args.audio) == 1 else None)
     out_dir = Path(args.out_dir).expanduser() if args.out_dir else None
     recognizer = model if not isinstance(model, Path) else load_recognizer(model)
     name = _run_name(model if isinstance(model, Path) else recognizer.model_dir or Path())
@@ -198,9 +194,10 @@ def _transcribe_timed(args, model: Any) -> None:
     for audio in tqdm([Path(a) for a in args.audio], desc="Transcribing", unit="file",
                       disable=args.quiet):
         try:
-            refuse_existing(output_path(audio, writer, out_dir), args.force)  # before the work
+            _refuse_existing_output(audio, args.output, out_dir, args.force, into=into,
+                                    run=name)  # before the work
             timed = segment_file(recognizer, audio, model_name=name)
-            path = write_transcript(timed, args.output, out_dir, force=args.force)
+            path = _write_timed(timed, args.output, out_dir, args.force, into=into)
             results.append({"audio": str(audio), "output": str(path),
                             "utterances": len(timed.segments), "seconds": timed.duration})
         except WorkbenchError as err:
@@ -221,15 +218,21 @@ def cmd_align(args) -> None:
     model = _resolve_model_arg(args)
     audio = Path(args.audio)
     lines = read_transcript(Path(args.transcript), args.tier)
+    if args.into is None and args.output is None and Path(args.transcript).suffix.lower() \
+            == ".eaf":
+        args.into = args.transcript  # the ELAN file's own tiers, with the aligned ones added
+    args.output = args.output or ("textgrid" if args.into is None else None)
+    into = _into_target(args, audio)
     out_dir = Path(args.out_dir).expanduser() if args.out_dir else None
-    _refuse_existing_output(audio, args.output, out_dir, args.force)  # before the work
+    _refuse_existing_output(audio, args.output, out_dir, args.force, into=into,
+                            run=_run_name(model))  # before the work
     ws = _workspace(args)
     profile = load_profile(ws.profile_path if ws.profile_path.is_file() else None)
     timed, aligned = align_file(load_recognizer(model), audio, lines, profile,
                                 model_name=_run_name(model),
                                 min_confidence=args.min_confidence)
     flagged = [(a.guess, a.flag) for a in aligned if a.flag and a.guess]
-    path = _write_timed(timed, args.output, out_dir, args.force, flagged=flagged,
+    path = _write_timed(timed, args.output, out_dir, args.force, into=into, flagged=flagged,
                         keep_flagged=args.keep_flagged)
     done = sum(1 for a in aligned if not a.flag)
     summary = {"output": str(path), "lines": len(lines), "aligned": done,
@@ -243,23 +246,51 @@ def cmd_align(args) -> None:
     _emit(args, summary, text)
 
 
-def _refuse_existing_output(audio: Path, fmt: str, out_dir: Path | None, force: bool) -> None:
+def _into_target(args, audio: Path | None) -> Path | None:
+    """The user's ELAN file or TextGrid that ``--into`` names (checked now, before the
+    work), or None; ``args.output`` is set to its format (or must agree with it)."""
+    from workbench.writers_into import check_into, into_format
+
+    if not args.into:
+        return None
+    into = Path(args.into).expanduser()
+    if audio is None:
+        raise WorkbenchError("--into adds tiers for one recording; give one audio file.")
+    fmt = into_format(into)
+    if args.output and args.output.lower() != fmt:
+        raise WorkbenchError(f"--into {into.name} is a{'n ELAN' if fmt == 'eaf' else ' Praat'} "
+                             f"file but --output says {args.output}; drop --output.")
+    args.output = fmt
+    check_into(into)
+    return into
+
+
+def _refuse_existing_output(audio: Path, fmt: str, out_dir: Path | None, force: bool, *,
+                            into: Path | None = None, run: str = "") -> None:
     from workbench.audiofolder import audiofolder_path
     from workbench.writers import get_writer, output_path, refuse_existing
+    from workbench.writers_into import into_path
 
-    if fmt == "audiofolder":
+    if into is not None:
+        refuse_existing(into_path(into, run, out_dir), force)
+    elif fmt == "audiofolder":
         refuse_existing(audiofolder_path(audio, out_dir), force)
     else:
         refuse_existing(output_path(audio, get_writer(fmt), out_dir), force)
 
 
 def _write_timed(timed: Any, fmt: str, out_dir: Path | None, force: bool, *,
-                 flagged: list = (), keep_flagged: bool = False) -> Path:
-    """Write a timed transcript in ``fmt``: a file format of the writers' registry, or
-    ``audiofolder`` (clips and a table that ``workbench prepare`` imports)."""
+                 into: Path | None = None, flagged: list = (),
+                 keep_flagged: bool = False) -> Path:
+    """Write a timed transcript: into the user's ELAN file or TextGrid (a copy with the
+    tiers added), in a file format of the writers' registry, or as an ``audiofolder``
+    (clips and a table that ``workbench prepare`` imports)."""
     from workbench.audiofolder import write_audiofolder
     from workbench.writers import write_transcript
+    from workbench.writers_into import write_into
 
+    if into is not None:
+        return write_into(timed, into, out_dir, force=force)
     if fmt == "audiofolder":
         return write_audiofolder(timed, out_dir, force=force, flagged=list(flagged),
                                  keep_flagged=keep_flagged)
@@ -442,30 +473,18 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", nargs="+",
                    help="one or more sources: audiofolder (folder with metadata.csv), "
                    "CSV/TSV table, ELAN .eaf or Praat .TextGrid file or a folder of them, "
-                   "Common Voice language folder, Kaldi data dir (wav.scp, text), or a "
-                   "zip/tar archive of any of these (extracted into WS/sources/)")
+                   "Common Voice language folder, Kaldi data dir (wav.scp, text), a "
+                   "Hugging Face dataset (a save_to_disk folder, or a Hub id user/name when "
+                   "online), or a zip/tar archive of any of these (extracted into WS/sources/)")
     _common(p)
-    # No argparse choices: the registry is imported lazily, and an unknown name gets an
-    # error listing every registered format.
+    from data_recipes import READERS
+    from data_recipes.options import add_arguments
+
+    # No argparse choices: an unknown name gets an error listing every registered format.
     p.add_argument("--format",
-                   help="source format: audiofolder, csv, tsv, elan, textgrid, commonvoice, "
-                   "kaldi (detected when unambiguous; for an archive, the format of what "
-                   "it holds)")
-    p.add_argument("--text-column", help="column holding the transcript")
-    p.add_argument("--audio-column", help="column holding the audio file path")
-    p.add_argument("--speaker-column", help="column holding the speaker id")
-    p.add_argument("--tier", help="ELAN/TextGrid: name of the tier holding the transcription")
-    p.add_argument("--participant", help="ELAN: use the tiers of this participant")
-    p.add_argument("--linguistic-type",
-                   help="ELAN: use the tiers of this linguistic type (one per participant)")
-    p.add_argument("--speaker", help="TextGrid: the speaker of every segment")
-    p.add_argument("--speaker-from-tier", action="store_true",
-                   help="TextGrid: use the tier's name as the speaker")
-    p.add_argument("--media", help="TextGrid: the recording of a single TextGrid, when it "
-                   "does not have the TextGrid's name")
-    p.add_argument("--no-source-splits", action="store_true",
-                   help="Common Voice: ignore its train/dev/test.tsv, import all of "
-                   "validated.tsv and split it here")
+                   help=f"source format: {', '.join(READERS)} (detected when unambiguous; for "
+                   "an archive, the format of what it holds)")
+    add_arguments(p)  # one flag per field of data_recipes.options.ImportOptions
     p.add_argument("--seed", type=int, default=0, help="seed of the train/dev/test split")
 
 
@@ -511,6 +530,10 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
 
 def _output_place_args(p: argparse.ArgumentParser) -> None:
     """Where timed outputs go (``transcribe --output``, ``align``), and replacing them."""
+    p.add_argument("--into", metavar="FILE", help="add the tiers to a copy of this ELAN file "
+                   "(.eaf) or TextGrid, every tier and setting of it kept: written as "
+                   "FILE_STEM.RUN.eaf (or .TextGrid) beside it or in -o; FILE itself is never "
+                   "changed")
     p.add_argument("-o", "--out-dir", help="folder for the output files (default: beside "
                    "each recording)")
     p.add_argument("--force", action="store_true",
@@ -527,9 +550,10 @@ def _align_args(p: argparse.ArgumentParser) -> None:
                    help="model directory, run directory, or run id in the workspace (-w)")
     p.add_argument("-w", "--workspace", default=".",
                    help="workspace whose orthography profile spells the transcript")
-    p.add_argument("--output", default="textgrid", metavar="FORMAT",
-                   help="txt, json, tsv, srt, vtt, textgrid (default), eaf, or audiofolder "
-                   "(clips and metadata.csv in RECORDING_clips/, for `workbench prepare`)")
+    p.add_argument("--output", metavar="FORMAT",
+                   help="txt, json, tsv, srt, vtt, textgrid (default; for an ELAN "
+                   "transcript: into a copy of it, as --into), eaf, or audiofolder (clips "
+                   "and metadata.csv in RECORDING_clips/, for `workbench prepare`)")
     _output_place_args(p)
     p.add_argument("--keep-flagged", action="store_true",
                    help="audiofolder: keep lines flagged as not found, marked in the table "

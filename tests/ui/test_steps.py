@@ -105,7 +105,8 @@ def test_import_warnings_use_the_pages_words():
                                          "utterances": 3, "seconds": 6.0, "speakers": 0,
                                          "issues": [], "warnings": [warning]})
     assert "the 'Speaker column' import option" in text
-    assert "'Speaker of every segment' or 'Use the tier name as the speaker'" in text
+    assert ("'Speaker of every segment' import option or 'Use the tier name as the speaker'"
+            in text)
     assert "--" not in text
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -178,3 +180,34 @@ def test_elan_lines_aligned_into_training_clips(tmp_path, tokenizer, monkeypatch
     folder = write_audiofolder(timed, tmp_path / "out", flagged=flagged)
     with open(folder / "metadata.csv", encoding="utf-8", newline="") as handle:
         assert [r["transcription"] for r in csv.DictReader(handle)] == ["cat mad", "bad"]
+
+
+def test_align_from_an_elan_file_adds_the_tiers_to_a_copy_of_it(tmp_path, capsys):
+    """No --output: the aligned lines go into a copy of the user's ELAN file (the tier it
+    read stays as it was; the file itself is never written)."""
+    import json
+
+    import soundfile as sf
+
+    from data_recipes.elan import parse_eaf
+    from tests.workbench.ctc_fixtures import noise
+    from workbench.cli import main
+
+    model = save_tiny_model(tmp_path / "run-3" / "model")
+    audio = tmp_path / "story.wav"
+    sf.write(audio, noise(9.0, seed=6), 16_000)
+    eaf = tmp_path / "story.eaf"
+    eaf.write_text(EAF_UNTIMED.format(second="notes", note="recorded in 1994"),
+                   encoding="utf-8")
+    before = eaf.read_bytes()
+    code = main(["align", str(audio), str(eaf), "--tier", "story", "--model", str(model),
+                 "--min-confidence", "0", "--json", "-q"])  # a random model: keep every line
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["output"] == str(tmp_path / "story.run-3.eaf")
+    assert eaf.read_bytes() == before
+    doc = parse_eaf(Path(out["output"]))
+    assert [t.name for t in doc.tiers] == ["story", "notes", "run-3", "run-3-words"]
+    assert [a.value for a in doc.tier("run-3").annotations] == ["cat mad", "bonk", "bad"]
+    assert main(["align", str(audio), str(eaf), "--tier", "story", "--model", str(model),
+                 "--output", "srt", "--into", str(eaf), "-q"]) == 2
+    assert "drop --output" in capsys.readouterr().err

@@ -129,3 +129,33 @@ def test_transcribe_writes_timed_files_and_never_replaces_one_unasked(tmp_path, 
     printed = capsys.readouterr()
     assert code == 2 and "long.TextGrid exists" in printed.out and "--force" in printed.out
     assert Path(result["output"]).read_bytes() == before
+
+
+def test_transcribe_into_a_textgrid_keeps_its_tiers_and_the_file(tmp_path, capsys):
+    import soundfile as sf
+
+    from data_recipes.textgrid import parse_textgrid
+    from tests.workbench.ctc_fixtures import noise, save_tiny_model
+
+    model = save_tiny_model(tmp_path / "run-4" / "model")
+    audio = tmp_path / "visit.wav"
+    sf.write(audio, noise(20.0, seed=2), 16_000)
+    grid = tmp_path / "visit.TextGrid"
+    grid.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\n'
+                    'xmax = 20\ntiers? <exists>\nsize = 1\nitem []:\n    item [1]:\n'
+                    '        class = "IntervalTier"\n        name = "notes"\n        xmin = 0\n'
+                    '        xmax = 20\n        intervals: size = 1\n        intervals [1]:\n'
+                    '            xmin = 0\n            xmax = 20\n'
+                    '            text = "ñawpa willakuy"\n', encoding="utf-8")
+    before = grid.read_bytes()
+    out = run_json(capsys, "transcribe", str(audio), "--model", str(model), "--into",
+                   str(grid))
+    [result] = out["results"]
+    assert result["output"] == str(tmp_path / "visit.run-4.TextGrid")
+    merged = parse_textgrid(Path(result["output"]))
+    assert [t.name for t in merged.tiers] == ["notes", "run-4", "run-4-words"]
+    assert [e.text for e in merged.tiers[0].entries] == ["ñawpa willakuy"]
+    assert grid.read_bytes() == before
+    assert main(["transcribe", str(audio), str(audio), "--model", str(model), "--into",
+                 str(grid), "-q"]) == 2
+    assert "one audio file" in capsys.readouterr().err

@@ -163,6 +163,15 @@ REASONS: dict[str, Reason] = {
                          "segments were kept, each may hold the other voice too.",
                          "Fine if the overlap is short; otherwise leave these clips out or "
                          "trim the times in ELAN."),
+    # ---- Hugging Face datasets (data_recipes/hf_dataset.py)
+    "split_not_imported": R("split not imported", "The dataset has a split that is not "
+                            "train, validation or test; its rows were left out.",
+                            "Import that split on its own (choose it as the dataset split) "
+                            "if it holds transcribed speech you want."),
+    "source_splits_incomplete": R("dataset's splits not kept", "The dataset does not have "
+                                  "all of train, validation and test, so all its rows were "
+                                  "split here by speaker.", "Nothing to do; its own split "
+                                  "is kept only when all three are there."),
     # ---- Common Voice (data_recipes/commonvoice.py)
     "clip_in_several_splits": R("clip listed twice", "The clip is in more than one of Common "
                                 "Voice's splits.", "Nothing to do: it is kept in the first "
