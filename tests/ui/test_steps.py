@@ -394,6 +394,19 @@ def test_a_long_recording_is_cut_into_playable_rows_and_elan_and_praat_files(
     assert rate == SAMPLE_RATE and len(samples) == pytest.approx((end - start) * rate, abs=2)
     with pytest.raises(WorkbenchError, match="Upload a recording"):
         try_it.transcribe_timed(ws_with_run, RUN, None, out)
+    # With the user's own ELAN file: a copy of it with the run's tiers comes first.
+    mine = tmp_path / "mine.eaf"
+    mine.write_bytes(eaf.read_bytes().replace(f'TIER_ID="{RUN}"'.encode(),
+                                              b'TIER_ID="field notes"', 1))
+    again = try_it.transcribe_timed(ws_with_run, RUN, audio, tmp_path / "out", into=mine)
+    assert again.files[0].name == f"mine.{RUN}.eaf"
+    # its tiers kept (one already named like the run's words tier: the new ones get "-2")
+    assert [t.name for t in parse_eaf(again.files[0]).tiers] == [
+        "field notes", f"{RUN}-words", f"{RUN}-2", f"{RUN}-2-words"]
+    broken = tmp_path / "broken.eaf"
+    broken.write_text("<ANNOTATION_DOCUMENT>", encoding="utf-8")
+    with pytest.raises(WorkbenchError, match="broken.eaf"):
+        try_it.transcribe_timed(ws_with_run, RUN, audio, out, into=broken)
 
 
 def test_an_aligned_transcript_is_listed_and_added_to_the_training_data(

@@ -81,18 +81,23 @@ class TimedResult:
 
 
 def transcribe_timed(ws: Workspace, run: str, audio_path: str | Path | None, out: Path,
-                     lm: str | None = None) -> TimedResult:
+                     lm: str | None = None, into: str | Path | None = None) -> TimedResult:
     """Cut a recording of any length into utterances at its pauses, transcribe them (with
-    ``lm`` if given) and write the ELAN and Praat files into ``out``.
+    ``lm`` if given) and write the ELAN and Praat files into ``out``; with ``into`` (the
+    user's .eaf or TextGrid of this recording), also a copy of it with the tiers added.
 
     Raises:
-        WorkbenchError: No recording, an unknown run, unreadable audio, an unusable LM.
+        WorkbenchError: No recording, an unknown run, unreadable audio, an unusable LM, or
+            an annotation file that cannot be used (checked before the transcription).
     """
     from workbench.evaluate import attach_lm
     from workbench.recognizer import load_recognizer
     from workbench.segments import segment_file
+    from workbench.writers_into import check_into, write_into
 
     audio = _required(audio_path, "Upload a recording first.")
+    if into:
+        check_into(Path(into))
     found = chosen_run(ws, run, with_model=True)
     recognizer = load_recognizer(found.model_dir)
     if lm:
@@ -103,8 +108,12 @@ def transcribe_timed(ws: Workspace, run: str, audio_path: str | Path | None, out
     summary = (f"**{len(rows)} utterances** in {timed.duration / 60:.1f} minutes"
                + (f"; {low} with a confidence under {CHECK_BELOW} (worth checking first)"
                   if low else "") + ". Click a row to hear it.")
-    return TimedResult(pd.DataFrame(rows, columns=SEGMENT_COLUMNS), summary,
-                       _write_files(timed, out), [(s.start, s.end) for s in timed.segments])
+    files = _write_files(timed, out)
+    if into:
+        files.insert(0, write_into(timed, Path(into), out, force=True))
+        summary += f" Your {Path(into).name} with the run's tiers added is the first download."
+    return TimedResult(pd.DataFrame(rows, columns=SEGMENT_COLUMNS), summary, files,
+                       [(s.start, s.end) for s in timed.segments])
 
 
 def align_transcript(ws: Workspace, run: str, audio_path: str | Path | None,
@@ -121,6 +130,7 @@ def align_transcript(ws: Workspace, run: str, audio_path: str | Path | None,
     from workbench.audiofolder import write_audiofolder
     from workbench.recognizer import load_recognizer
     from workbench.text import load_profile
+    from workbench.writers_into import write_into
 
     audio = _required(audio_path, "Upload the recording first.")
     lines = read_transcript(_required(transcript_path, "Upload its transcript: a text file, "
@@ -137,11 +147,14 @@ def align_transcript(ws: Workspace, run: str, audio_path: str | Path | None,
                      a.text])
         spans.append((seg.start, seg.end) if seg else None)
     clips = write_audiofolder(timed, out)
+    files = _write_files(timed, out)
+    if Path(transcript_path).suffix.lower() == ".eaf":  # its own tiers, the aligned added
+        files.insert(0, write_into(timed, Path(transcript_path), out, force=True))
     done = sum(1 for a in aligned if not a.flag)
     summary = "\n".join([f"**{done} of {len(aligned)} lines aligned.** Click a row to hear "
                          "it.", *[f"- {note}" for note in timed.notes]])
-    return TimedResult(pd.DataFrame(rows, columns=ALIGN_COLUMNS), summary,
-                       _write_files(timed, out), spans, clips)
+    return TimedResult(pd.DataFrame(rows, columns=ALIGN_COLUMNS), summary, files, spans,
+                       clips)
 
 
 def play_span(audio_path: str | Path, span: tuple[float, float] | None

@@ -92,7 +92,11 @@ def _short_recording(ctx: Context, run: gr.Dropdown, decoding: gr.Dropdown) -> N
 def _long_recording(ctx: Context, run: gr.Dropdown, decoding: gr.Dropdown) -> None:
     """A long recording in timed utterances, each playable; ELAN and Praat downloads."""
     gr.Markdown(LONG_INTRO)
-    recording = gr.File(label="Long recording (any audio format)", type="filepath")
+    with gr.Row():
+        recording = gr.File(label="Long recording (any audio format)", type="filepath")
+        annotations = gr.File(label="Its ELAN file or TextGrid (optional: the tiers are added "
+                              "to a copy of it)", type="filepath",
+                              file_types=[".eaf", ".TextGrid", ".textgrid"])
     button = gr.Button("Cut and transcribe", variant="primary")
     summary = gr.Markdown()
     table = gr.Dataframe(headers=steps.SEGMENT_COLUMNS, interactive=False, wrap=True,
@@ -103,13 +107,15 @@ def _long_recording(ctx: Context, run: gr.Dropdown, decoding: gr.Dropdown) -> No
     audio = gr.State("")
 
     @shows_errors
-    def cut(name: str, run: str | None, path: str | None, decoding: str | None = None):
-        result = steps.transcribe_timed(ctx.ws(name), _chosen(run), path, new_export_folder(),
-                                        lm_steps.chosen_lm(decoding))
+    def cut(name: str, run: str | None, path: str | None, decoding: str | None = None,
+            into: str | None = None):
+        out = new_export_folder()
+        result = steps.transcribe_timed(ctx.ws(name), _chosen(run), path, out,
+                                        lm_steps.chosen_lm(decoding), into)
         return (result.summary, result.table, [str(f) for f in result.files], result.spans,
-                str(result.files[0].parent / Path(path).name))
+                str(out / Path(path).name))
 
-    ctx.action(button, cut, [ctx.workspace, run, recording, decoding],
+    ctx.action(button, cut, [ctx.workspace, run, recording, decoding, annotations],
                [summary, table, files, spans, audio], busy="Cutting and transcribing...",
                api_name="transcribe_long")
     _playable(table, spans, audio, player)
@@ -136,10 +142,11 @@ def _alignment(ctx: Context, run: gr.Dropdown) -> None:
     @shows_errors
     def align(name: str, run: str | None, path: str | None, text: str | None,
               tier: str = ""):
-        result = steps.align_transcript(ctx.ws(name), _chosen(run), path, text,
-                                        new_export_folder(), tier.strip() or None)
+        out = new_export_folder()
+        result = steps.align_transcript(ctx.ws(name), _chosen(run), path, text, out,
+                                        tier.strip() or None)
         return (result.summary, result.table, [str(f) for f in result.files], result.spans,
-                str(result.files[0].parent / Path(path).name), str(result.clips))
+                str(out / Path(path).name), str(result.clips))
 
     @shows_errors
     def add(name: str, folder: str):
