@@ -23,10 +23,10 @@ from workbench.manifest import SPLITS, Utterance, write_manifest
 from workbench.workspace import Workspace
 
 
-def add_source(read: SourceRead, ws: Workspace, *, split: str = "train",
+def add_source(read: SourceRead | list[SourceRead], ws: Workspace, *, split: str = "train",
                progress: bool = True, settings: dict | None = None) -> ImportResult:
-    """Add what ``read`` holds to the prepared workspace ``ws``, every new utterance in
-    ``split``.
+    """Add what ``read`` (one source or several) holds to the prepared workspace ``ws``,
+    every new utterance in ``split``.
 
     Returns:
         The new utterances and the problems found in the new source.
@@ -40,7 +40,9 @@ def add_source(read: SourceRead, ws: Workspace, *, split: str = "train",
     ws.require_prepared()
     existing = ws.read_all()
     taken = {u.id for utterances in existing.values() for u in utterances}
-    rows, ids, issues = _merge_sources([read])
+    reads = read if isinstance(read, list) else [read]
+    rows, ids, issues = _merge_sources(reads)
+    names = ", ".join(r.name or "a source" for r in reads)
     ids = [_free_id(i, taken) for i in ids]
     old_report = _read_report(ws)
     with ws.importing(settings) as staging:
@@ -49,13 +51,13 @@ def add_source(read: SourceRead, ws: Workspace, *, split: str = "train",
         added = [replace(o, split=split) for o in outcomes if isinstance(o, Utterance)]
         issues += [o for o in outcomes if isinstance(o, ImportIssue)]
         if not added:
-            raise WorkbenchError(f"{read.name or 'The source'}: nothing could be added; "
+            raise WorkbenchError(f"{names}: nothing could be added; "
                                  + "; ".join(f"{i.item}: {i.detail}" for i in issues[:3]))
         for name in SPLITS:
             write_manifest(staging.manifest_path(name),
                            existing[name] + [u for u in added if u.split == name])
         note = (f"Added {len(added)} utterances ({sum(u.duration for u in added) / 60:.1f} "
-                f"min) from {read.name or 'a source'} to {split}; the other splits are as "
+                f"min) from {names} to {split}; the other splits are as "
                 "they were. Rebuild the alphabet (vocabulary) if they bring new characters.")
         write_json_atomic(staging.import_report_path, {
             **old_report,

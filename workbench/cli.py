@@ -45,6 +45,8 @@ def cmd_prepare(args) -> None:
     ws = _workspace(args)
     sources = [source_path(s) for s in args.source]
     options = ImportOptions.from_args(args).reader_options()
+    if args.add:
+        return _add_sources(args, ws, sources, options)
     settings = {"seed": args.seed, "sources": [{"path": str(s), "format": args.format or "auto"}
                                                for s in sources]}
     result = prepare_sources(sources, ws, fmt=args.format, seed=args.seed,
@@ -52,6 +54,22 @@ def cmd_prepare(args) -> None:
     summary = {"workspace": str(ws.root), "sources": [str(s) for s in sources],
                **result.summary()}
     _emit(args, summary, _prepare_text(summary))
+
+
+def _add_sources(args, ws, sources: list[Path], options: dict) -> None:
+    """``prepare --add SPLIT``: the sources' utterances added to the prepared data."""
+    from data_recipes import read_source
+    from data_recipes.adding import add_source
+
+    reads = [read_source(source, args.format, workspace=ws, **options) for source in sources]
+    recorded = [*ws.read_settings().get("sources", []),
+                *({"path": str(s), "format": args.format or "auto", "added_to": args.add}
+                  for s in sources)]
+    result = add_source(reads, ws, split=args.add, progress=not args.quiet,
+                        settings={"sources": recorded})
+    summary = {"workspace": str(ws.root), "sources": [str(s) for s in sources],
+               **result.summary()}
+    _emit(args, summary, _prepare_text(summary).replace("Imported", "Added", 1))
 
 
 def _prepare_text(summary: dict) -> str:
@@ -486,6 +504,11 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
                    "an archive, the format of what it holds)")
     add_arguments(p)  # one flag per field of data_recipes.options.ImportOptions
     p.add_argument("--seed", type=int, default=0, help="seed of the train/dev/test split")
+    p.add_argument("--add", nargs="?", const="train", choices=["train", "dev", "test"],
+                   help="add the sources to the prepared data instead of replacing it: every "
+                   "new utterance goes to this split (default train), and the utterances "
+                   "already there keep their ids and splits (e.g. `align --output "
+                   "audiofolder` clips)")
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:

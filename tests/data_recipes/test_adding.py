@@ -93,3 +93,17 @@ def test_a_kill_while_adding_leaves_the_old_data_or_the_new(ws, clips, fault):
         assert all(ws.audio_path(u).is_file() for u in train)
     else:
         assert snapshot(ws.root) == before
+
+
+def test_prepare_add_on_the_command_line(ws, clips, capsys):
+    import json
+
+    from workbench.cli import main
+
+    before = ws.read_all()
+    assert main(["prepare", str(clips), "-w", str(ws.root), "--add", "--json", "-q"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["utterances"] == 3 and summary["splits"]["train"]["utterances"] == 3
+    after = ws.read_all()
+    assert after["test"] == before["test"] and len(after["train"]) == len(before["train"]) + 3
+    assert ws.read_settings()["sources"][-1]["added_to"] == "train"
