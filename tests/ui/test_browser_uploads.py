@@ -183,6 +183,60 @@ def test_an_export_says_what_it_prepares_and_what_it_made(browser, served, ws_wi
         app.close()
 
 
+def test_a_long_recording_and_an_alignment_in_try_it(browser, served, ws_with_run, tmp_path):
+    """Cut, click a row to hear it, the ELAN and Praat files offered; an alignment whose
+    lines the (random) model cannot find lists them, and its errors reach the page."""
+    import soundfile as sf
+    from playwright.sync_api import expect
+
+    from tests.workbench.ctc_fixtures import noise
+
+    recording = tmp_path / "interview.flac"
+    sf.write(recording, noise(20.0, seed=3), 16_000)
+    transcript = tmp_path / "interview.txt"
+    transcript.write_text("cat mad\nbad tom\n", encoding="utf-8")
+    app, _ = start_server(tmp_path / "root", ws_with_run.root)
+    page = browser.new_page()
+    try:
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(app.local_url)
+        page.get_by_role("tab", name="7. Try it").click()
+        page.get_by_role("tab", name="Transcribe a long recording").click()
+        panel = page.locator('[role="tabpanel"]:visible').last
+        block(panel, "Long recording").locator('input[type="file"]').set_input_files(
+            str(recording))
+        expect(block(panel, "Long recording")).to_contain_text("interview.flac")
+        panel.get_by_role("button", name="Cut and transcribe").click()
+        expect(panel).to_contain_text("Click a row to hear it.")
+        files = block(panel, "ELAN and Praat files")
+        expect(files.get_by_role("cell", name="interview.eaf")).to_be_visible()
+        expect(files.get_by_role("cell", name="interview.TextGrid")).to_be_visible()
+        block(panel, "Utterances").get_by_role("gridcell").filter(visible=True).first.click()
+        expect(block(panel, "The utterance").get_by_role(
+            "button", name="Play", exact=True)).to_be_visible()
+
+        page.get_by_role("tab", name="Align a transcript").click()
+        panel = page.locator('[role="tabpanel"]:visible').last
+        block(panel, "Recording (any audio format)").locator(
+            'input[type="file"]').set_input_files(str(recording))
+        block(panel, "Transcript: .txt").locator('input[type="file"]').set_input_files(
+            str(transcript))
+        expect(block(panel, "Transcript: .txt")).to_contain_text("interview.txt")
+        panel.get_by_role("button", name="Align", exact=True).click()
+        expect(panel).to_contain_text("0 of 2 lines aligned.")
+        expect(panel).to_contain_text("interview.txt:1: not found in the recording")
+        block(panel, "Transcript lines").get_by_role("gridcell").filter(
+            visible=True).first.click()
+        expect(page.locator('[data-testid="toast-body"].error')).to_contain_text(
+            "it has no audio")
+        panel.get_by_role("button", name="Add the aligned lines").click()
+        expect(page.locator('[data-testid="toast-body"].error').last).to_contain_text(
+            "nothing could be added")
+    finally:
+        page.close()
+        app.close()
+
+
 def create_workspace(page, name: str) -> None:
     from playwright.sync_api import expect
 
