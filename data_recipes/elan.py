@@ -24,8 +24,10 @@ Inside an .eaf::
 
 Which tier holds the transcription is chosen with ``tier`` (its TIER_ID), ``participant``
 or ``linguistic_type`` (every tier matching all the given options, one per speaker); with no
-option the only tier with time-aligned, non-empty annotations is used, and a file with
-several such tiers stops the import with a list of its tiers. A tier's PARTICIPANT becomes
+option the only tier with time-aligned, non-empty annotations is used (or, when the others
+all depend on one independent tier, that one: an utterance tier with its word tiers, as
+``workbench transcribe --output eaf`` writes; noted in the report), and a file with several
+unrelated such tiers stops the import with a list of its tiers. A tier's PARTICIPANT becomes
 the speaker. Utterance ids are ``<file>__<tier>__<n>``: the file's path relative to the
 folder, and n the annotation's position in its tier.
 
@@ -206,6 +208,7 @@ def _read_one(path: Path, key: str, search: _MediaSearch,
     doc = parse_eaf(path)
     tiers = choose_tiers(doc, **options)
     media, origin_ms, issues = _find_media(doc, search)
+    issues += _choice_note(doc, tiers, options)
     times = annotation_times(doc)
     rows: list[SourceRow] = []
     by_tier: dict[str, list[SourceRow]] = {}
@@ -217,6 +220,17 @@ def _read_one(path: Path, key: str, search: _MediaSearch,
     if len(by_tier) > 1:
         issues += overlaps_between(path, by_tier)
     return rows, issues
+
+
+def _choice_note(doc: EafDocument, tiers: list[Tier], options: dict) -> list[ImportIssue]:
+    """Why a tier was taken when no option chose it and its dependents had text too."""
+    others = [t.name for t in doc.tiers if t.aligned_filled and t not in tiers]
+    if any(options.get(k) for k in ("tier", "participant", "linguistic_type")) or not others:
+        return []
+    return [ImportIssue(f"{doc.path}: tier {tiers[0].name!r}", "tier_chosen",
+                        f"the only independent tier with text; its dependent tiers "
+                        f"{', '.join(map(repr, others))} were not imported (choose one with "
+                        "--tier)", "kept (note)")]
 
 
 def _tier_rows(doc: EafDocument, tier: Tier, times: dict[str, Timing], media: Path,
@@ -276,6 +290,9 @@ def _only_candidate(doc: EafDocument) -> Tier:
     candidates = [t for t in doc.tiers if t.aligned_filled]
     if len(candidates) == 1:
         return candidates[0]
+    top = _top_of_one_family(doc, candidates)
+    if top is not None:
+        return top
     if not candidates:
         raise FileSkipped("no_annotations",
                           f"{doc.path}: no tier has time-aligned annotations with text. Its "
@@ -284,6 +301,22 @@ def _only_candidate(doc: EafDocument) -> Tier:
         f"{doc.path}: several tiers have time-aligned annotations; choose the one holding the "
         "transcription with --tier NAME (or all tiers of a kind with --participant / "
         "--linguistic-type). Tiers:\n" + _tier_list(doc.tiers))
+
+
+def _top_of_one_family(doc: EafDocument, candidates: list[Tier]) -> Tier | None:
+    """The independent tier when every other candidate depends on it (an utterance tier
+    with its word or morpheme tiers, as ``workbench transcribe --output eaf`` writes)."""
+    def root(tier: Tier) -> str:
+        seen = set()
+        while tier.parent and tier.name not in seen and doc.tier(tier.parent) is not None:
+            seen.add(tier.name)
+            tier = doc.tier(tier.parent)
+        return tier.name
+
+    independent = [t for t in candidates if not t.parent]
+    if len(independent) == 1 and all(root(t) == independent[0].name for t in candidates):
+        return independent[0]
+    return None
 
 
 def _one_tier_per_speaker(doc: EafDocument, tiers: list[Tier]) -> None:

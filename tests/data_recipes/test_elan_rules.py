@@ -3,6 +3,7 @@ the recording a link names, overlapping speakers, and the choices a source offer
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from data_recipes import annotations
@@ -313,3 +314,25 @@ def test_choices_of_a_file_or_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(annotations, "MAX_FILES_INSPECTED", 1)
     assert elan_choices(tmp_path / "e")["tiers"] == ["Maria", "notes"]
     assert textgrid_tiers(tmp_path / "t") == ["words"]
+
+
+def test_the_workbench_own_eaf_output_imports_without_options(tmp_path):
+    """An utterance tier with its words under it (what `transcribe --output eaf` and `align
+    --output eaf` write): the utterance tier is taken, and the report says why."""
+    import soundfile as sf
+
+    from data_recipes import prepare_sources
+    from workbench.segments import Segment, Word
+    from workbench.workspace import Workspace
+    from workbench.writers import TimedTranscript, write_transcript
+
+    audio = tmp_path / "talk.wav"
+    sf.write(audio, np.random.default_rng(0).uniform(-0.3, 0.3, 16_000 * 6), 16_000)
+    segments = [Segment(0.5, 2.0, "kami tomu", 0.9, [Word("kami", 0.5, 1.1, 0.9),
+                                                      Word("tomu", 1.2, 2.0, 0.9)]),
+                Segment(3.0, 4.5, "daku", 0.8, [Word("daku", 3.1, 4.4, 0.8)])]
+    eaf = write_transcript(TimedTranscript(audio, 6.0, segments, "run-1"), "eaf")
+    result = prepare_sources([eaf], Workspace.at(tmp_path / "ws"), progress=False)
+    assert sorted(u.text for u in result.utterances) == ["daku", "kami tomu"]
+    [note] = [i for i in result.issues if i.check == "tier_chosen"]
+    assert "'run-1-words'" in note.detail

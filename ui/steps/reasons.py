@@ -159,6 +159,10 @@ REASONS: dict[str, Reason] = {
                            "not where the link points; a file of a similar name was used.",
                            "Check that it is the same recording, or fix the link in ELAN "
                            "(Edit, Linked Files)."),
+    "tier_chosen": R("tier chosen", "The file has an utterance tier with word (or other) "
+                     "tiers under it; the utterance tier was imported.",
+                     "Nothing to do, unless the transcription is on one of the tiers under "
+                     "it: then choose that tier."),
     "speaker_overlap": R("speakers overlap", "Two speakers talk at the same time; both "
                          "segments were kept, each may hold the other voice too.",
                          "Fine if the overlap is short; otherwise leave these clips out or "
