@@ -4,7 +4,8 @@ Builds a long recording from the bundled demo corpus's clips (the voices a run's
 holds, so the model never trained on them), in a known order with pauses of 0.3-2 s between
 them, and with each clip's speech trimmed to where its energy is within 40 dB of its peak, so
 that the truth is the speech and not espeak-ng's own silence. Then segments it with a trained
-run, through ``workbench transcribe --output json`` in a child process (the model's own blank
+run, through ``workbench transcribe --output eaf`` in a child process (cut by ``--segmenter``,
+energy by default; ``ctc``: the model's own blank
 frames; wall, CPU and peak RSS of that whole process, model loading included), and compares
 each true utterance with the segment that overlaps it most: start and end errors (median,
 90th percentile), utterances missed or merged, and the real-time factor.
@@ -96,6 +97,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--segmenter", default="energy",
+                        help="where `transcribe` cuts: energy (its default), silero or ctc")
     parser.add_argument("--lm", help="also segment with this language model of the run's "
                         "workspace, and compare the text (WER, CER) with the greedy output's")
     parser.add_argument("--align", action="store_true",
@@ -126,7 +129,8 @@ def main() -> None:
     print(f"boundary error: median {scores['median_error_s']:.3f} s (start "
           f"{scores['median_start_error_s']:.3f}, end {scores['median_end_error_s']:.3f}), "
           f"90th percentile {scores['p90_error_s']:.3f} s")
-    print(f"whole process `workbench transcribe --output json` (model loading included): "
+    print(f"whole process `workbench transcribe --output eaf --segmenter {args.segmenter}` "
+          "(model loading included): "
           f"{child.seconds:.1f} s wall, {child.cpu_seconds:.1f} s CPU, real-time factor "
           f"{child.seconds / seconds:.4f}, peak RSS {child.peak_rss_mib:.0f} MiB")
     if with_lm:
@@ -136,12 +140,23 @@ def main() -> None:
 
 
 def timed_run(out: Path, audio: Path, run: Run, args, extra: list[str]) -> tuple[Any, dict]:
-    """``workbench transcribe --output json`` in a child process; its figures and output."""
-    child = run_child("transcribe --output json", [
+    """``workbench transcribe --output eaf`` in a child process; its figures, and the
+    utterance tier read back from the ELAN file (by the project's ELAN importer)."""
+    child = run_child("transcribe --output eaf", [
         sys.executable, "-m", "workbench.cli", "transcribe", str(audio), "--model",
-        str(run.model_dir), "--output", "json", "-o", str(out), "--threads",
-        str(args.threads), "--quiet", "--json", *extra], env={"HF_HUB_OFFLINE": "1"})
-    return child, json.loads((out / f"{audio.stem}.json").read_text(encoding="utf-8"))
+        str(run.model_dir), "--output", "eaf", "-o", str(out), "--threads",
+        str(args.threads), "--segmenter", args.segmenter, "--quiet", "--json", *extra],
+        env={"HF_HUB_OFFLINE": "1"})
+    return child, {"segments": eaf_segments(out / f"{audio.stem}.eaf", run.root.name)}
+
+
+def eaf_segments(path: Path, tier: str) -> list[dict]:
+    """The utterances of ``tier`` of an ELAN file: start, end (s) and text."""
+    from data_recipes.elan import read_elan
+
+    rows = read_elan(path, tier=tier).rows
+    return [{"start": r.start, "end": r.end, "text": r.text}
+            for r in sorted(rows, key=lambda r: r.start)]
 
 
 def decoding_comparison(truth: list[tuple], texts: dict, greedy: dict, with_lm: tuple,

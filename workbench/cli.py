@@ -214,7 +214,8 @@ def _transcribe_timed(args, model: Any) -> None:
         try:
             _refuse_existing_output(audio, args.output, out_dir, args.force, into=into,
                                     run=name)  # before the work
-            timed = segment_file(recognizer, audio, model_name=name)
+            timed = segment_file(recognizer, audio, model_name=name,
+                                 segmenter=args.segmenter)
             path = _write_timed(timed, args.output, out_dir, args.force, into=into)
             results.append({"audio": str(audio), "output": str(path),
                             "utterances": len(timed.segments), "seconds": timed.duration})
@@ -546,6 +547,14 @@ def _transcribe_args(p: argparse.ArgumentParser) -> None:
                    help="write each recording's utterances with times (cut at pauses, 1-20 s) "
                    "and word times as FORMAT: txt, json, tsv, srt, vtt, textgrid or eaf "
                    "(with --lm, the words are the LM's, timed on its own best path)")
+    from workbench.segments import DEFAULT_SEGMENTER, SEGMENTERS
+
+    p.add_argument("--segmenter", choices=SEGMENTERS, default=DEFAULT_SEGMENTER,
+                   help="--output: where utterances are cut. energy (default: best in steady "
+                   "noise, bench/segmenters.py), silero (a voice-activity model shipped in "
+                   "its wheel: music and other loud sounds that are not speech), ctc (the "
+                   "model's own pauses in one pass: tightest on clean audio, for models "
+                   "trained on noisy speech)")
     _output_place_args(p)
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -1,11 +1,11 @@
 """A long recording as timed utterances and words, from the model's own frame-level output.
 
-Why the model's own CTC output and not an energy detector or a separate voice-activity
-model: the frames where the model is sure of the blank are where it hears nothing it could
-write, which is what an utterance boundary should be for a transcript (an energy detector
-also cuts at breaths, music and noise, and a VAD model is another download and another
-opinion); and the same pass gives the text, so segmenting costs nothing extra. A comparison
-on long synthetic recordings with known times is in ``bench/long_audio.py``.
+The frames where the model is sure of the blank are where it hears nothing it could write,
+and the same pass gives the text. That holds while the model writes blanks in noise: one
+fine-tuned on clean speech only writes letters there, pauses vanish and utterances merge, and
+then a detector that cuts first (``segmenter="energy"`` or ``"silero"``, ``workbench.vad``)
+does better, its utterances recognised in a second pass over the speech only
+(``bench/segmenters.py``; boundaries on clean audio: ``bench/long_audio.py``).
 
 From a :class:`~workbench.transcribe.FrameTrack` (best token, its probability and the blank's,
 per 20 ms frame):
@@ -168,20 +168,42 @@ def segment_track(track: Any, tokenizer: Any, **options: float) -> list[Segment]
     return segment_words(timed_words(track, tokenizer, pause), duration, **options)
 
 
+SEGMENTERS = ("energy", "silero", "ctc")  # where utterances are cut: see segment_file
+# The default, by measurement (bench/segmenters.py, bench/RESULTS.md): the energy detector
+# merged the fewest utterances in 8 of 9 recordings (clean, pink, brown, babble, music noise)
+# and gave the lowest or near-lowest CER; the model's own blanks cut tightest on clean audio
+# but merged 16-77 of 111 utterances in noise, where a model trained on clean speech writes
+# letters into the pauses.
+DEFAULT_SEGMENTER = "energy"
+
+
 def segment_file(recognizer: Any, path: Path, *, model_name: str = "workbench",
-                 **options: float) -> Any:
+                 segmenter: str = DEFAULT_SEGMENTER, **options: float) -> Any:
     """A recording of any length as a :class:`~workbench.writers.TimedTranscript`: read as a
     stream of blocks (never whole), its frames kept at 12 bytes each, then segmented.
 
     With a language model (``recognizer.lm``), see :func:`segment_with_lm`.
 
+    Args:
+        segmenter: ``"ctc"``: cut at the model's own blank frames, one pass gives cuts and
+            text. ``"energy"`` or ``"silero"``: cut where a detector hears speech, then
+            recognise each utterance (``workbench.vad``: a second pass, over the speech
+            only); better where noise makes the model write letters in the pauses
+            (``bench/segmenters.py``).
+
     Raises:
-        WorkbenchError: The file cannot be read (the message names it).
+        WorkbenchError: The file cannot be read (the message names it); the segmenter is
+            unknown, or silero-vad is not installed.
     """
     from workbench.audio import open_audio
     from workbench.transcribe import stream_frames
     from workbench.writers import TimedTranscript
 
+    if segmenter != "ctc":
+        from workbench.vad import segment_file_detected
+
+        return segment_file_detected(recognizer, path, segmenter, model_name=model_name,
+                                     **options)
     if getattr(recognizer, "lm", None) is not None:
         return segment_with_lm(recognizer, path, model_name=model_name, **options)
     with open_audio(path) as stream:

@@ -394,6 +394,15 @@ def test_a_long_recording_is_cut_into_playable_rows_and_elan_and_praat_files(
     assert rate == SAMPLE_RATE and len(samples) == pytest.approx((end - start) * rate, abs=2)
     with pytest.raises(WorkbenchError, match="Upload a recording"):
         try_it.transcribe_timed(ws_with_run, RUN, None, out)
+    found = {}
+    for choice, segmenter in try_it.CUT_CHOICES.items():  # every way the page offers works
+        other = try_it.transcribe_timed(ws_with_run, RUN, audio, tmp_path / "out", None,
+                                        None, choice)
+        assert len(other.table) == len(other.spans)
+        found[segmenter] = len(other.spans)
+    # the noise has a loudness envelope, and the random model writes letters in it; the
+    # voice detector hears no voice in it at all
+    assert found["energy"] > 0 and found["ctc"] > 0 and found["silero"] == 0
     # With the user's own ELAN file: a copy of it with the run's tiers comes first.
     mine = tmp_path / "mine.eaf"
     mine.write_bytes(eaf.read_bytes().replace(f'TIER_ID="{RUN}"'.encode(),

@@ -80,8 +80,16 @@ class TimedResult:
     clips: Path | None = None
 
 
+CUT_CHOICES = {  # the page's words -> workbench.segments' segmenters
+    "Loudness (best in steady noise)": "energy",
+    "Voice detector (music and other loud sounds)": "silero",
+    "The model's own pauses (clean recordings)": "ctc",
+}
+
+
 def transcribe_timed(ws: Workspace, run: str, audio_path: str | Path | None, out: Path,
-                     lm: str | None = None, into: str | Path | None = None) -> TimedResult:
+                     lm: str | None = None, into: str | Path | None = None,
+                     segmenter: str | None = None) -> TimedResult:
     """Cut a recording of any length into utterances at its pauses, transcribe them (with
     ``lm`` if given) and write the ELAN and Praat files into ``out``; with ``into`` (the
     user's .eaf or TextGrid of this recording), also a copy of it with the tiers added.
@@ -92,7 +100,7 @@ def transcribe_timed(ws: Workspace, run: str, audio_path: str | Path | None, out
     """
     from workbench.evaluate import attach_lm
     from workbench.recognizer import load_recognizer
-    from workbench.segments import segment_file
+    from workbench.segments import DEFAULT_SEGMENTER, segment_file
     from workbench.writers_into import check_into, write_into
 
     audio = _required(audio_path, "Upload a recording first.")
@@ -102,7 +110,9 @@ def transcribe_timed(ws: Workspace, run: str, audio_path: str | Path | None, out
     recognizer = load_recognizer(found.model_dir)
     if lm:
         recognizer = attach_lm(recognizer, ws, lm)[0]
-    timed = segment_file(recognizer, _named_copy(audio, out), model_name=found.root.name)
+    how = CUT_CHOICES.get(segmenter or "", segmenter) or DEFAULT_SEGMENTER
+    timed = segment_file(recognizer, _named_copy(audio, out), model_name=found.root.name,
+                         segmenter=how)
     rows = [[i, s.start, s.end, s.confidence, s.text] for i, s in enumerate(timed.segments, 1)]
     low = sum(1 for s in timed.segments if s.confidence < CHECK_BELOW)
     summary = (f"**{len(rows)} utterances** in {timed.duration / 60:.1f} minutes"

@@ -21,8 +21,9 @@ the one with the language model are shown side by side."""
 
 
 LONG_INTRO = """A long recording (an interview, a story, hours of a session) cut into
-utterances where the model hears pauses, each with its times and a confidence; click a row to
-hear it. Download the result as an ELAN file or a Praat TextGrid (an utterance tier named
+utterances at its pauses, each with its times and a confidence; click a row to hear it. The
+pauses are found by loudness unless you choose otherwise: a voice detector copes better with
+music, and the model's own pauses cut tightest in clean recordings. Download the result as an ELAN file or a Praat TextGrid (an utterance tier named
 after the run and a word tier), to correct in the tool you know."""
 ALIGN_INTRO = """A recording and its transcript without times (a text file, one utterance a
 line, or an ELAN file whose tier has the text): each line gets its start and end. Lines the
@@ -97,6 +98,8 @@ def _long_recording(ctx: Context, run: gr.Dropdown, decoding: gr.Dropdown) -> No
         annotations = gr.File(label="Its ELAN file or TextGrid (optional: the tiers are added "
                               "to a copy of it)", type="filepath",
                               file_types=[".eaf", ".TextGrid", ".textgrid"])
+    cut_at = gr.Radio(label="Where to cut", choices=list(steps.CUT_CHOICES),
+                      value=next(iter(steps.CUT_CHOICES)))
     button = gr.Button("Cut and transcribe", variant="primary")
     summary = gr.Markdown()
     table = gr.Dataframe(headers=steps.SEGMENT_COLUMNS, interactive=False, wrap=True,
@@ -108,14 +111,14 @@ def _long_recording(ctx: Context, run: gr.Dropdown, decoding: gr.Dropdown) -> No
 
     @shows_errors
     def cut(name: str, run: str | None, path: str | None, decoding: str | None = None,
-            into: str | None = None):
+            into: str | None = None, cut_at: str | None = None):
         out = new_export_folder()
         result = steps.transcribe_timed(ctx.ws(name), _chosen(run), path, out,
-                                        lm_steps.chosen_lm(decoding), into)
+                                        lm_steps.chosen_lm(decoding), into, cut_at)
         return (result.summary, result.table, [str(f) for f in result.files], result.spans,
                 str(out / Path(path).name))
 
-    ctx.action(button, cut, [ctx.workspace, run, recording, decoding, annotations],
+    ctx.action(button, cut, [ctx.workspace, run, recording, decoding, annotations, cut_at],
                [summary, table, files, spans, audio], busy="Cutting and transcribing...",
                api_name="transcribe_long")
     _playable(table, spans, audio, player)
