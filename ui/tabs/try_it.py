@@ -23,8 +23,10 @@ the one with the language model are shown side by side."""
 LONG_INTRO = """A long recording (an interview, a story, hours of a session) cut into
 utterances at its pauses, each with its times and a confidence; click a row to hear it. The
 pauses are found by loudness unless you choose otherwise: a voice detector copes better with
-music, and the model's own pauses cut tightest in clean recordings. Download the result as an ELAN file or a Praat TextGrid (an utterance tier named
-after the run and a word tier), to correct in the tool you know."""
+music, and the model's own pauses cut tightest in clean recordings. Download the result as
+an ELAN file or a Praat TextGrid (an utterance tier named after the run and a word tier), to
+correct in the tool you know; give the recording's own ELAN file or TextGrid to get it back
+with those tiers added."""
 ALIGN_INTRO = """A recording and its transcript without times (a text file, one utterance a
 line, or an ELAN file whose tier has the text): each line gets its start and end. Lines the
 recording does not contain, and speech no line covers, are listed. The aligned lines can be
@@ -101,11 +103,8 @@ def _long_recording(ctx: Context, run: gr.Dropdown, decoding: gr.Dropdown) -> No
     cut_at = gr.Radio(label="Where to cut", choices=list(steps.CUT_CHOICES),
                       value=next(iter(steps.CUT_CHOICES)))
     button = gr.Button("Cut and transcribe", variant="primary")
-    summary = gr.Markdown()
-    table = gr.Dataframe(headers=steps.SEGMENT_COLUMNS, interactive=False, wrap=True,
-                         label="Utterances (click one to hear it)")
-    player = gr.Audio(label="The utterance", type="numpy", interactive=False)
-    files = gr.File(label="ELAN and Praat files", file_count="multiple", interactive=False)
+    summary, table, player, files = _timed_outputs(steps.SEGMENT_COLUMNS, "Utterances",
+                                                   "The utterance")
     spans = gr.State([])
     audio = gr.State("")
 
@@ -133,11 +132,8 @@ def _alignment(ctx: Context, run: gr.Dropdown) -> None:
                              type="filepath", file_types=[".txt", ".eaf"])
     tier = gr.Textbox(label="ELAN tier (only when several tiers have text)", max_lines=1)
     button = gr.Button("Align", variant="primary")
-    summary = gr.Markdown()
-    table = gr.Dataframe(headers=steps.ALIGN_COLUMNS, interactive=False, wrap=True,
-                         label="Transcript lines (click one to hear it)")
-    player = gr.Audio(label="The line", type="numpy", interactive=False)
-    files = gr.File(label="ELAN and Praat files", file_count="multiple", interactive=False)
+    summary, table, player, files = _timed_outputs(steps.ALIGN_COLUMNS, "Transcript lines",
+                                                   "The line")
     add_button = gr.Button("Add the aligned lines to the workspace's training data")
     added = gr.Markdown()
     spans, audio, clips = gr.State([]), gr.State(""), gr.State("")
@@ -163,6 +159,16 @@ def _alignment(ctx: Context, run: gr.Dropdown) -> None:
     ctx.then_overview(ctx.action(add_button, add, [ctx.workspace, clips], [added],
                                  busy="Adding...", api_name="add_aligned"))
     _playable(table, spans, audio, player)
+
+
+def _timed_outputs(headers: list[str], rows: str, one: str) -> tuple:
+    """What a timed result shows: a summary, the rows, a player for one row, the files."""
+    summary = gr.Markdown()
+    table = gr.Dataframe(headers=headers, interactive=False, wrap=True,
+                         label=f"{rows} (click one to hear it)")
+    player = gr.Audio(label=one, type="numpy", interactive=False)
+    files = gr.File(label="ELAN and Praat files", file_count="multiple", interactive=False)
+    return summary, table, player, files
 
 
 def _playable(table: gr.Dataframe, spans: gr.State, audio: gr.State, player: gr.Audio
