@@ -121,6 +121,10 @@ def cmd_train(args) -> None:
     overrides = list(args.overrides)
     if args.max_steps:
         overrides.append(f"optim.max_steps={args.max_steps}")
+    for flag, key in (("mode", "model.mode"), ("top_layers", "model.top_layers"),
+                      ("adapter_lang", "model.adapter_lang")):
+        if getattr(args, flag) not in (None, ""):
+            overrides.append(f"{key}={getattr(args, flag)}")
     options = {"max_minutes": args.max_minutes, "progress": not args.quiet}
     if args.resume:
         result = resume_run(ws, args.run, overrides=cfg.parse_overrides(overrides), **options)
@@ -518,6 +522,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    "`workbench models`) or 'tiny' (default: facebook/wav2vec2-xls-r-300m)")
     p.add_argument("--preset", default="auto", choices=["auto", "10min", "1h", "10h"],
                    help="settings sized for the amount of data (default: auto)")
+    from workbench.config import MODES
+
+    p.add_argument("--mode", choices=MODES, help="what trains: full (default), top (laptop "
+                   "mode: lower layers cached, top layers trained) or adapter (MMS adapters)")
+    p.add_argument("--top-layers", type=int, help="--mode top: how many top transformer "
+                   "layers train")
+    p.add_argument("--adapter-lang", help="--mode adapter: language code of the adapter")
     p.add_argument("--max-steps", type=int, default=0, help="exact number of training steps")
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="stop after this many minutes of training (0: no limit)")

@@ -27,9 +27,20 @@ def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+MODES = ("full", "top", "adapter")
+
+
 @dataclass
 class ModelSettings:
     name: str = _f(DEFAULT_MODEL, "Hub id, local directory, or a registered short name")
+    mode: str = _f("full", "what trains: full (every layer above the feature encoder), top "
+                   "(laptop mode: the lower layers frozen and run once per clip, their "
+                   "output cached; the top layers and the head train on the cache), adapter "
+                   "(MMS attention adapters and the head; the base frozen)")
+    top_layers: int = _f(0, "mode=top: transformer layers that train (0: the default, "
+                         "chosen from bench/laptop_mode.py)")
+    adapter_lang: str = _f("", "mode=adapter: the language code the adapter is saved under "
+                           "(adapter.<lang>.safetensors)")
     freeze_feature_encoder: bool = _f(True, "keep the convolutional feature encoder frozen")
     gradient_checkpointing: bool = _f(False, "trade compute for memory in the transformer")
     mask_time_prob: float = _f(0.05, "SpecAugment: share of frames masked in time")

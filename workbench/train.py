@@ -341,6 +341,7 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
                              "value from 0 (off) to 1, for example data.augment=0.3.")
     if config.data.augment > 0:
         data.train.augmenter = Augmenter(config.data.augment, seed=config.run.seed)
+    _check_mode(config)
     sampler = DurationBatchSampler(data.train.durations, config.data.max_batch_seconds,
                                    seed=config.run.seed, shuffle=config.data.shuffle_buckets)
     schedule = resolve_schedule(config, steps_per_epoch(data.train.durations,
@@ -364,6 +365,18 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
     loop = _Loop(accelerator, model, optimizer, scheduler, loader, sampler, processor, data,
                  config, schedule, run, ws, log, runtime)
     return loop.run(state, max_minutes=max_minutes, progress=progress)
+
+
+def _check_mode(config: TrainConfig) -> None:
+    """Refuse a training mode this version cannot run, before any work."""
+    from workbench.config import MODES
+
+    if config.model.mode not in MODES:
+        raise WorkbenchError(f"model.mode={config.model.mode!r}: choose one of "
+                             f"{', '.join(MODES)}.")
+    if config.model.mode != "full":
+        raise WorkbenchError(f"model.mode={config.model.mode} is not available yet; train "
+                             "with model.mode=full.")
 
 
 def _take_training_lock(accelerator: Accelerator, ws: Workspace,
