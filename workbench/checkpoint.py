@@ -189,8 +189,12 @@ def _load_weights_exactly(model, weights: dict[str, torch.Tensor], run: Run) -> 
     model.load_state_dict(weights, strict=True)
 
 
-def export_model(run: Run, model, processor, state_dict: dict | None = None) -> Path:
+def export_model(run: Run, model, processor, state_dict: dict | None = None, *,
+                 adapter_lang: str = "") -> Path:
     """Save the model and processor in Hugging Face format to ``run/model``, atomically.
+
+    With ``adapter_lang`` (mode=adapter) its adapters and head are also saved as
+    ``adapter.<lang>.safetensors`` beside it (:mod:`workbench.adapters`).
 
     Raises:
         DiskFullError: The disk cannot hold it (the previous model/ is kept).
@@ -201,6 +205,10 @@ def export_model(run: Run, model, processor, state_dict: dict | None = None) -> 
                     then=f"resume the run (`workbench train -w WS --resume --run {run.name}`)",
                     fault="export") as staging:
         model.save_pretrained(staging, safe_serialization=True, state_dict=state_dict)
+        if adapter_lang:
+            from workbench.adapters import save_adapter
+
+            save_adapter(model, staging, adapter_lang, state_dict)
         fault_point("export.weights")
         processor.save_pretrained(staging)
     return run.root / MODEL

@@ -134,10 +134,40 @@ def cmd_train(args) -> None:
             overrides.insert(0, f"model.name={args.model}")
         config = cfg.build_config(preset=args.preset, train_minutes=minutes,
                                   overrides=overrides)
+        if args.estimate:
+            return _print_estimate(args, ws, config)
+        if int(os.environ.get("RANK", "0")) == 0:
+            _estimate_line(ws, config)
         result = train(ws, config, **options)
     summary = result.to_dict()
     if int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun / accelerate launch
         _emit(args, summary, _train_text(summary))
+
+
+def _print_estimate(args, ws, config) -> None:
+    """``train --estimate``: measure here (or read the cache), print every mode, exit."""
+    from dataclasses import asdict
+
+    from workbench import estimate
+
+    plan = estimate.plan(ws, config, measure_missing=True)
+    summary = {"chosen": plan.chosen, "suggested": plan.suggested,
+               "estimates": [{**asdict(e), "fits_hour": e.fits_hour} for e in plan.estimates]}
+    lines = [estimate.describe(e) + ("" if e.fits_hour else "  (more than an hour)")
+             for e in plan.estimates]
+    _emit(args, summary, "\n".join([*lines, estimate.summary_line(plan)]))
+
+
+def _estimate_line(ws, config) -> None:
+    """One line on stderr before training: from a cached measurement, else from the model
+    size (never a measurement: that is ``--estimate``)."""
+    from workbench import estimate
+
+    try:
+        print(estimate.summary_line(estimate.plan(ws, config, measure_missing=False)),
+              file=sys.stderr)
+    except (WorkbenchError, OSError, ValueError):
+        pass  # an estimate is advice; training itself reports what is wrong
 
 
 def _train_text(summary: dict) -> str:
@@ -537,6 +567,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", help="run id to resume")
     p.add_argument("--help-config", action="store_true",
                    help="list every key=value setting with its default and meaning")
+    p.add_argument("--estimate", action="store_true",
+                   help="measure a few training steps here (cached per model and machine), "
+                        "print each mode's expected duration and peak memory, and exit")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="settings, e.g. optim.learning_rate=3e-4 data.max_batch_seconds=60")
 

@@ -141,6 +141,18 @@ def model_defaults(name: str) -> dict[str, Any]:
     return {}
 
 
+# mode=adapter trains ~2.5M adapter and head weights on a frozen MMS base: the learning rate
+# of the MMS adapter recipe (Hugging Face blog "Fine-tuning MMS Adapter Models"), and no
+# layerdrop (a skipped layer skips its adapter, as in that recipe).
+ADAPTER_MODE: dict[str, Any] = {"optim.learning_rate": 1e-3, "model.layerdrop": 0.0}
+
+
+def mode_defaults(mode: str) -> dict[str, Any]:
+    """Settings a training mode needs on top of the preset and the model's defaults (before
+    the user's own overrides)."""
+    return ADAPTER_MODE if mode == "adapter" else {}
+
+
 PRESET_LIMITS_MINUTES = (("10min", 30.0), ("1h", 300.0), ("10h", math.inf))
 
 
@@ -164,6 +176,8 @@ def build_config(
     user = parse_overrides(overrides)
     config = apply_overrides(config, model_defaults(str(user.get("model.name",
                                                                  user.get("name", "")))))
+    config = apply_overrides(config, mode_defaults(str(user.get("model.mode",
+                                                                user.get("mode", "full")))))
     return apply_overrides(config, user)
 
 

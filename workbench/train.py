@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from workbench.adapters import check_adapter_lang, check_adapter_model, prepare_adapter_training
 from workbench.audit import load_excluded_ids
 from workbench.augment import Augmenter
 from workbench.checkpoint import (
@@ -74,6 +75,7 @@ from workbench.distributed import (
 from workbench.errors import WorkbenchError
 from workbench.evaluate import scoring_set, transcribe_and_score
 from workbench.fsio import disk_full_error, fault_point, is_disk_full
+from workbench.laptop import check_top_settings, setup_top_mode
 from workbench.manifest import Utterance
 from workbench.models import load_for_finetuning
 from workbench.run import Run, TrainingLock, busy_error, find_run, new_run
@@ -169,6 +171,8 @@ def build_model(config: TrainConfig, vocab: dict[str, int], attn_implementation:
                                 attn_implementation=attn_implementation)
     if config.model.freeze_feature_encoder:
         model.freeze_feature_encoder()
+    if config.model.mode == "adapter":  # the base frozen: adapters and head train
+        prepare_adapter_training(model, config.model.name)
     if config.model.gradient_checkpointing:
         # transformers 5 renamed it; both checkpoint without re-entrant autograd (DDP-safe).
         enable = getattr(model, "activation_checkpointing_enable", None)
@@ -349,10 +353,14 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
     with accelerator.main_process_first():  # one download into the cache, not one per rank
         model = build_model(config, vocab, runtime.attn_implementation)
     processor = build_processor(ws, model)
+    laptop = setup_top_mode(model, processor, ws, config, data.train.utterances,
+                            device=accelerator.device, progress=progress and
+                            accelerator.is_main_process) if config.model.mode == "top" else None
     optimizer, scheduler = build_optimizer(model, config, schedule, runtime.fused_adamw)
     run = _shared_run(accelerator, ws, config, run_dir, lock)
-    collator = CTCCollator(processor.feature_extractor,
-                           encoder_cache=_encoder_cache(model, processor, config, runtime))
+    collator = laptop.collator if laptop else CTCCollator(
+        processor.feature_extractor, encoder_cache=_encoder_cache(model, processor, config,
+                                                                  runtime))
     loader = _train_loader(data, sampler, collator, accelerator, runtime, config.run.seed)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = TrainState(data=data.fingerprint)
@@ -362,21 +370,26 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
     elif accelerator.process_index > 0:
         seed_everything(config.run.seed, accelerator.process_index)
     log = _Logger(run, on_event, enabled=accelerator.is_main_process)
+    if laptop:
+        log(laptop.record())
     loop = _Loop(accelerator, model, optimizer, scheduler, loader, sampler, processor, data,
                  config, schedule, run, ws, log, runtime)
     return loop.run(state, max_minutes=max_minutes, progress=progress)
 
 
 def _check_mode(config: TrainConfig) -> None:
-    """Refuse a training mode this version cannot run, before any work."""
+    """Refuse an unknown mode, or settings a mode cannot run with, before any work."""
     from workbench.config import MODES
 
     if config.model.mode not in MODES:
         raise WorkbenchError(f"model.mode={config.model.mode!r}: choose one of "
                              f"{', '.join(MODES)}.")
-    if config.model.mode != "full":
-        raise WorkbenchError(f"model.mode={config.model.mode} is not available yet; train "
-                             "with model.mode=full.")
+    if config.model.mode == "adapter":  # refused before any weights load
+        check_adapter_lang(config.model.adapter_lang)
+        check_adapter_model(config.model.name)
+        return
+    if config.model.mode == "top":  # laptop mode: workbench/laptop.py
+        check_top_settings(config)
 
 
 def _take_training_lock(accelerator: Accelerator, ws: Workspace,
@@ -641,7 +654,9 @@ class _Loop:
     def _export(self) -> None:
         weights = self._weights()
         if self.accelerator.is_main_process:
-            export_model(self.run_folder, self.unwrapped, self.processor, weights)
+            export_model(self.run_folder, self.unwrapped, self.processor, weights,
+                         adapter_lang=self.config.model.adapter_lang
+                         if self.config.model.mode == "adapter" else "")
         self.accelerator.wait_for_everyone()
 
     def _save(self, state: TrainState) -> None:

@@ -156,7 +156,7 @@ def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, sc
                 page.get_by_role("tab", name=name).click()
                 expect(page.get_by_role("tab", name=name)).to_have_attribute(
                     "aria-selected", "true")
-                return page.locator('[role="tabpanel"]:visible')
+                return page.locator('[role="tabpanel"]:visible').first  # a step's, not a sub-tab's
 
             def finish_step(name: str, panel, suffix: str = "") -> None:
                 expect(panel).to_have_count(1)

@@ -155,7 +155,7 @@ def _empty_workspace(page, expect) -> None:
 def _open_step(page, expect, name: str):
     page.get_by_role("tab", name=name).click()
     expect(page.get_by_role("tab", name=name)).to_have_attribute("aria-selected", "true")
-    return page.locator('[role="tabpanel"]:visible')
+    return page.locator('[role="tabpanel"]:visible').first  # a step's, not a sub-tab's
 
 
 def _in_view(page, expect, table, text: str, *, whole_table: bool = True) -> None:

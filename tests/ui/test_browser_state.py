@@ -79,7 +79,7 @@ def open_step(page, name: str):
 
     page.get_by_role("tab", name=name).click()
     expect(page.get_by_role("tab", name=name)).to_have_attribute("aria-selected", "true")
-    return page.locator('[role="tabpanel"]:visible')
+    return page.locator('[role="tabpanel"]:visible').first  # a step's, not a sub-tab's
 
 
 def test_workspace_step_and_training_survive_reload_and_restart(browser_api, root_with_data,
@@ -118,7 +118,7 @@ def test_workspace_step_and_training_survive_reload_and_restart(browser_api, roo
                 expect(page.get_by_role("combobox", name="Workspace")).to_have_value(WORKSPACE)
                 expect(page.get_by_role("tab", name="4. Train")).to_have_attribute(
                     "aria-selected", "true")
-                panel = page.locator('[role="tabpanel"]:visible')
+                panel = page.locator('[role="tabpanel"]:visible').first
                 # The running job is shown on arrival, at the top and in the step...
                 expect(page.get_by_text("started by this page")).to_be_visible()
                 expect(panel.get_by_role("combobox", name="Model")).to_have_value(

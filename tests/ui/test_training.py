@@ -272,3 +272,32 @@ def test_for_a_script_without_spaces_the_train_step_shows_no_wer():
     spaced = [{**records[1], "dev_wer_meaningful": True}]
     assert set(training._score_frame(spaced)["metric"]) == {"dev CER", "dev GER", "dev WER"}
     assert "WER 1.000" in training._status_text(jobs.FINISHED, spaced, best, 10, 10)
+
+
+def test_the_estimate_offers_each_mode_with_its_cost_and_preselects_one(ws, tmp_path,
+                                                                         monkeypatch):
+    from workbench.vocab import build_workspace_vocab
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    build_workspace_vocab(ws)
+    assert training.mode_choices("tiny", tmp_path) == ["full", "top"]  # no adapters
+    table, suggested, note = training.estimate_modes(
+        ws, "tiny", "10min", {"run.threads": 1, "data.max_batch_seconds": 8.0}, tmp_path)
+    assert list(table["mode"]) == ["full", "top"]
+    assert list(table["fits in an hour"]) == ["yes", "yes"] and suggested == "full"
+    assert table["basis"][0] == "measured here" and "model-based" in table["basis"][1]
+    assert note.startswith("Estimate: --mode full:")
+    assert (tmp_path / "cache" / "estimates.json").is_file()
+
+
+def test_the_progress_says_how_long_is_left(ws_with_run):
+    ws = ws_with_run
+    run = ws.runs_dir / RUN
+    lines = [{"event": "start", "step": 0, "max_steps": 100, "time": 1.0}]
+    lines += [{"event": "train", "step": s, "loss": 1.0, "elapsed_s": 3.0 * s,
+               "time": 1.0 + 3.0 * s} for s in range(1, 11)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    view = training.training_view(ws, RUN)
+    assert view.remaining_s is None  # nothing trains it now
+    live = replace(view, remaining_s=270.0)
+    assert "about 4 min left" in training.progress_html(live)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ui.steps import chosen_run
 from ui.workspaces import page_text
 from workbench import run as runs
 from workbench.errors import WorkbenchError
+from workbench.estimate import duration_text, remaining_seconds
 from workbench.vocab import require_current_vocab, vocab_is_stale
 from workbench.workspace import Workspace
 
@@ -186,6 +188,45 @@ def require_available(choice: str, models_folder: Path) -> None:
                              f"{OFFLINE_CHOICES}.")
 
 
+def mode_choices(choice: str, models_folder: Path) -> list[str]:
+    """The training modes the chosen model offers: full, top, and adapter when it has
+    adapters (reads its config only)."""
+    from workbench.estimate import offered_modes
+
+    try:
+        return offered_modes(model_argument(choice, models_folder))
+    except WorkbenchError:
+        return ["full", "top"]
+
+
+ESTIMATE_COLUMNS = ["mode", "expected duration", "peak memory", "fits in an hour", "basis"]
+
+
+def estimate_modes(ws: Workspace, model_choice: str, preset: str, edits: dict[str, Any],
+                   models_folder: Path) -> tuple[pd.DataFrame, str, str]:
+    """Measure a few training steps of the chosen model here (or read the cached
+    measurement) and estimate each mode's run.
+
+    Returns:
+        The table (one row per mode), the mode to preselect (the chosen one if it fits an
+        hour, else the first that does), and a one-line note (Markdown).
+    """
+    from workbench.config import build_config
+    from workbench.estimate import BASIS_TEXT, duration_text, plan, summary_line
+
+    require_current_vocab(ws)
+    model = model_argument(model_choice, models_folder)
+    resolved_preset, resolved = resolved_settings(ws, preset, model)
+    overrides = settings_overrides(resolved, {**resolved, **edits})
+    config = build_config(preset=resolved_preset, overrides=[f"model.name={model}", *overrides])
+    found = plan(ws, config)
+    rows = [{"mode": e.mode, "expected duration": duration_text(e.seconds),
+             "peak memory": f"{e.peak_mb / 1024:.1f} GiB",
+             "fits in an hour": "yes" if e.fits_hour else "no",
+             "basis": BASIS_TEXT[e.basis]} for e in found.estimates]
+    return pd.DataFrame(rows, columns=ESTIMATE_COLUMNS), found.suggested, summary_line(found)
+
+
 def estimated_steps(ws: Workspace, values: dict[str, Any]) -> int:
     """The run's number of steps for these settings and the training audio (as the trainer
     derives it; batches assumed full)."""
@@ -331,6 +372,7 @@ class TrainingView:
     scores: pd.DataFrame
     log: str
     active: bool
+    remaining_s: float | None = None  # training time left (None: not known yet)
 
     @property
     def fraction(self) -> float:
@@ -350,11 +392,14 @@ def training_view(ws: Workspace, run: str | None, job_id: str | None = None) -> 
     step, max_steps = _steps(records)
     best = found.best() if found else None
     active = bool(status and status.active) or state == EXTERNAL
+    left = remaining_seconds(records, now=time.time()) if active else None
+    text = _status_text(state, records, best, step, max_steps, failure_reason(status))
+    if left is not None:
+        text += f" About {duration_text(left)} left."
     return TrainingView(
-        run=run or "", state=state,
-        status=_status_text(state, records, best, step, max_steps, failure_reason(status)),
-        step=step, max_steps=max_steps, loss=_loss_frame(records), scores=_score_frame(records),
-        log=status.log_tail if status else "", active=active)
+        run=run or "", state=state, status=text, step=step, max_steps=max_steps,
+        loss=_loss_frame(records), scores=_score_frame(records),
+        log=status.log_tail if status else "", active=active, remaining_s=left)
 
 
 def run_state(ws: Workspace, run: str | None) -> str:
@@ -486,5 +531,7 @@ def progress_html(view: TrainingView) -> str:
     """A progress bar for the run."""
     percent = 100 * view.fraction
     label = f"{view.step} / {view.max_steps} steps" if view.max_steps else "waiting for step 1"
+    if view.remaining_s is not None:
+        label += f", about {duration_text(view.remaining_s)} left"
     return (f'<div class="wb-progress"><div class="wb-bar" style="width:{percent:.1f}%"></div>'
             f'<span>{html.escape(label)} ({percent:.0f}%)</span></div>')

@@ -39,6 +39,15 @@ def build(ctx: Context) -> None:
             preset = gr.Radio(["auto", *PRESETS], value="auto", label="Preset", scale=2,
                               info="sized for the amount of training audio")
         preset_note = gr.Markdown()
+        with gr.Row():
+            mode = gr.Radio(["full", "top"], value="full", label="Mode", scale=3,
+                            info="full: every layer trains; top (laptop mode): the lower "
+                                 "layers are cached, the top ones train; adapter: MMS "
+                                 "adapters only (models with adapters)")
+            estimate_button = gr.Button("Estimate", scale=1)
+        estimate_note = gr.Markdown()
+        estimate_table = gr.Dataframe(headers=training.ESTIMATE_COLUMNS, interactive=False,
+                                      visible=False, label="On this machine")
         with gr.Accordion("Settings: resolved for this preset and model, edit any", open=False):
             gr.Markdown("Changing the model or the preset resets these to its values.")
             settings = _setting_widgets()
@@ -80,6 +89,23 @@ def build(ctx: Context) -> None:
         started = training.start_training(ws, model, preset, edits, ctx.root.models_folder)
         gr.Info("Training started. It goes on if you close this page.")
         return started.job.id, *_view(ws, "", started.job.id, force_run=True)
+
+    @shows_errors
+    def estimate(name: str, model: str, preset: str, shown: dict, **values):
+        ws = ctx.ws(name)
+        chosen = {key: values[training.parameter_name(key)] for key in settings
+                  if training.parameter_name(key) in values}
+        edits = training.changed_settings(shown or {}, chosen)
+        table, suggested, note = training.estimate_modes(ws, model, preset, edits,
+                                                         ctx.root.models_folder)
+        return gr.Dataframe(value=table, visible=True), note, suggested, suggested
+
+    def choose_mode(choice: str):
+        return choice
+
+    def modes_for(model: str):
+        choices = training.mode_choices(model or DEFAULT_CHOICE, ctx.root.models_folder)
+        return gr.Radio(choices=choices, value="full"), gr.Dataframe(visible=False), ""
 
     @shows_errors
     def stop(name: str, job_id: str, run: str | None):
@@ -144,6 +170,15 @@ def build(ctx: Context) -> None:
                 api_name="resolve_settings")
     preset.input(resolve, inputs=[ctx.workspace, model, preset], outputs=resolve_outputs,
                  api_visibility="private")
+    model.change(modes_for, inputs=[model], outputs=[mode, estimate_table, estimate_note],
+                 api_visibility="private", show_progress="hidden")
+    mode.input(choose_mode, inputs=[mode], outputs=[settings["model.mode"]],
+               api_visibility="private", show_progress="hidden")
+    ctx.action(estimate_button, estimate, inputs=[ctx.workspace, model, preset, shown],
+               outputs=[estimate_table, estimate_note, mode, settings["model.mode"]],
+               busy="Measuring a few training steps...",
+               inputs_kwargs={training.parameter_name(k): w for k, w in settings.items()},
+               api_name="estimate_training")
     event = ctx.action(
         start_button, start, inputs=[ctx.workspace, model, preset, shown],
         outputs=[job, *view_outputs], busy="Starting...",

@@ -1,0 +1,146 @@
+"""The training estimate: its arithmetic, its cache, `train --estimate`, the time left."""
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+
+from tests.conftest import prepared_workspace
+from workbench import estimate as est
+from workbench.cli import main
+from workbench.config import build_config, resolve_schedule
+from workbench.data import steps_per_epoch
+from workbench.errors import WorkbenchError
+
+MEASURED = est.Measurement(
+    key="k", model="m", params=300_000_000, trainable=290_000_000, layers=24, layer_share=0.9,
+    adapters=0, batch_seconds=16.0, steps=2, forward_s=30.0, backward_s=60.0, optimizer_s=2.0,
+    data_s=0.5, encoder_s_per_s=0.2, inference_s_per_s=0.5, base_mb=2000.0, peak_mb=9000.0,
+    encoder_cache_mb=10.0, encoder_mb_per_s=0.1, device="cpu", threads=2)
+
+
+@pytest.fixture(scope="module")
+def prepared(demo_corpus, tmp_path_factory):
+    return prepared_workspace(demo_corpus, tmp_path_factory.mktemp("estimate"), 24, vocab=True)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(est.CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache" / "estimates.json"
+
+
+def test_the_step_count_is_the_trainers_and_a_step_scales_with_its_audio():
+    durations = [3.0, 4.0, 5.0, 6.0] * 25
+    config = build_config(preset="10min", overrides=["data.max_batch_seconds=20"])
+    work = est.workload_for(durations, [4.0] * 5, config)
+    assert work.steps == resolve_schedule(config, steps_per_epoch(durations, 20)).max_steps
+    assert steps_per_epoch(durations, 20) == 24 and work.steps == 24 * 150  # the preset's epochs
+    assert work.train_seconds == sum(durations) and work.dev_seconds == 20.0
+    assert 15.0 < work.batch_seconds <= 20.0
+    assert work.evaluations == 10  # every 360 steps
+    assert work.encoded_seconds == work.train_seconds  # whole epochs: every clip is encoded
+    one = est.step_seconds(MEASURED, 16.0)
+    assert one == pytest.approx(30 + 60 + 0.5 + 2)
+    # Twice the audio: twice the compute, the same optimizer step.
+    assert est.step_seconds(MEASURED, 32.0) == pytest.approx(2 * (one - 2) + 2)
+
+
+def test_a_full_run_is_its_steps_plus_the_encoder_once_and_the_evaluations():
+    work = est.Workload(steps=100, batch_seconds=16.0, train_seconds=600.0, dev_seconds=60.0,
+                        evaluations=10, encoded_seconds=600.0)
+    full = est.estimate(MEASURED, work, "full")
+    saves = 10 * (MEASURED.params + MEASURED.trainable) * 8 / est.SAVE_BYTES_PER_S
+    assert full.basis == "measured"
+    assert full.seconds == pytest.approx(100 * 92.5 + 600 * 0.2 + 10 * 60 * 0.5 + saves)
+    assert not full.fits_hour
+    # The measured peak at the measured batch size comes back, plus the cache of all clips.
+    assert full.peak_mb == pytest.approx(MEASURED.peak_mb - MEASURED.encoder_cache_mb + 60.0)
+    top = est.estimate(MEASURED, work, "top", top_layers=6)
+    assert top.basis == "model" and "top 6 of 24" in top.detail
+    assert top.step_s < full.step_s / 3 and top.peak_mb < full.peak_mb
+    with pytest.raises(WorkbenchError, match="no attention adapters"):
+        est.estimate(MEASURED, work, "adapter")
+    adapter = est.estimate(replace(MEASURED, adapters=2_000_000), work, "adapter")
+    assert top.step_s < adapter.step_s < full.step_s
+
+
+def test_a_short_run_encodes_only_the_clips_it_reaches():
+    durations = [5.0] * 40  # 10 batches of 20 s
+    config = build_config(preset="10min", overrides=["data.max_batch_seconds=20",
+                                                    "optim.max_steps=2"])
+    work = est.workload_for(durations, [], config)
+    assert work.steps == 2 and work.encoded_seconds == pytest.approx(40.0)
+    assert work.evaluations == 0  # no dev set
+
+
+def test_the_chosen_mode_is_suggested_only_when_it_fits_an_hour():
+    slow = est.Estimate("full", 1000, 5 * 3600, 9000, "measured", 18.0)
+    fast = est.Estimate("top", 1000, 1800, 4000, "model", 1.8)
+    plan = est.Plan([slow, fast], chosen="full", suggested="top")
+    line = est.summary_line(plan)
+    assert "--mode full" in line and "5.0 h" in line
+    assert "More than an hour here: --mode top would take about 30 min" in line
+
+
+def test_a_measurement_is_cached_per_model_and_threads(cache):
+    config = build_config(preset="10min", overrides=["model.name=tiny", "run.threads=2"])
+    key = est.cache_key(config, 1000, "full")
+    assert est.cached(key) is None
+    est.remember(replace(MEASURED, key=key))
+    assert est.cached(key) == replace(MEASURED, key=key)
+    assert json.loads(cache.read_text())[key]["forward_s"] == 30.0
+    others = [replace(config, run=replace(config.run, threads=1)),
+              replace(config, model=replace(config.model, name="small"))]
+    for other in others:
+        assert est.cache_key(other, 1000, "full") != key
+    assert est.cache_key(config, 2000, "full") != key
+    assert est.cache_key(config, 1000, "adapter") != key
+
+
+def test_without_a_measurement_the_line_before_training_is_a_rough_one(prepared):
+    config = build_config(preset="10min", overrides=["model.name=small", "run.threads=2"])
+    plan = est.plan(prepared, config, measure_missing=False)
+    assert [e.basis for e in plan.estimates] == ["rough"]
+    assert "rough, from the model size" in est.summary_line(plan)
+
+
+def test_train_estimate_measures_once_then_reads_the_cache(prepared, cache, capsys):
+    argv = ["train", "-w", str(prepared.root), "--model", "tiny", "--json",
+            "run.threads=1", "data.max_batch_seconds=8"]
+    assert main([*argv, "--estimate"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    modes = {e["mode"]: e for e in first["estimates"]}
+    assert set(modes) == {"full", "top"}  # tiny has no adapters
+    assert modes["full"]["basis"] == "measured" and modes["top"]["basis"] == "model"
+    assert 0 < modes["top"]["seconds"] < modes["full"]["seconds"]
+    assert modes["full"]["peak_mb"] > 100  # a Python process with torch and a model
+    assert first["suggested"] == "full" and modes["full"]["fits_hour"]
+    entry = next(iter(json.loads(cache.read_text()).values()))
+    assert entry["model"] == "tiny" and entry["threads"] == 1 and entry["steps"] == 2
+    assert entry["forward_s"] > 0 and entry["backward_s"] > 0
+    # The second estimate reads the cache: the very same figures.
+    assert main([*argv, "--estimate"]) == 0
+    assert json.loads(capsys.readouterr().out) == first
+    assert not (prepared.runs_dir.exists() and any(prepared.runs_dir.iterdir()))
+
+
+def test_the_time_left_follows_the_latter_half_of_the_steps():
+    records = [{"event": "start", "step": 0, "max_steps": 100, "time": 0.0}]
+    # 10 s a step for the first 10 steps (warm-up, encoder), then 2 s a step.
+    for step in range(1, 41):
+        elapsed = 10.0 * min(step, 10) + 2.0 * max(0, step - 10)
+        records.append({"event": "train", "step": step, "elapsed_s": elapsed,
+                        "time": 1000.0 + elapsed})
+    assert est.remaining_seconds(records[:2]) is None
+    assert est.remaining_seconds(records) == pytest.approx(60 * 2.0)
+    # Read 30 s after the last record: 30 s less to go.
+    assert est.remaining_seconds(records, now=records[-1]["time"] + 30) == pytest.approx(90.0)
+    assert est.remaining_seconds([*records, {"event": "end", "step": 40}]) is None
+
+
+def test_durations_read_as_people_say_them():
+    assert [est.duration_text(s) for s in (45, 600, 3 * 3600, 5 * 86400)] == \
+        ["45 s", "10 min", "3.0 h", "5 days"]
+    assert math.isclose(est.HOUR_S, 3600)

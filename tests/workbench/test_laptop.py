@@ -1,0 +1,309 @@
+"""Laptop mode (model.mode=top): the top-only forward on cached states is the full model's,
+only the top trains, the result is a standard model, the cache is reused and invalidated
+when it should be, masking on cached states, and resume."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import Wav2Vec2ForCTC
+
+from tests.conftest import prepared_workspace, private_copy
+from tests.workbench.ctc_fixtures import noise, tiny_config, tiny_processor
+from workbench import laptop_cache
+from workbench.cli import main
+from workbench.config import build_config
+from workbench.errors import WorkbenchError
+from workbench.laptop import default_top_layers, mask_states, run_top, top_cut
+from workbench.laptop_cache import capture_states
+from workbench.manifest import write_manifest
+from workbench.run import Run, find_run
+from workbench.train import resume_run, train
+from workbench.transcribe import load_recognizer, transcribe_files
+from workbench.workspace import Workspace
+
+LAYERS = 4
+QUIET = ("mask_time_prob", "mask_feature_prob", "layerdrop", "hidden_dropout",
+         "activation_dropout", "attention_dropout", "feat_proj_dropout", "final_dropout")
+STEPS = 12
+
+
+def tiny_model(norm: str, seed: int = 0, **settings) -> Wav2Vec2ForCTC:
+    """A random four-layer wav2vec2 CTC model in the pre-LN ("layer") or post-LN layout."""
+    config = tiny_config(norm)
+    config.num_hidden_layers = LAYERS
+    for key, value in settings.items():
+        setattr(config, key, value)
+    torch.manual_seed(seed)
+    return Wav2Vec2ForCTC(config)
+
+
+def saved_model(directory: Path, norm: str) -> Path:
+    tiny_model(norm).save_pretrained(directory, safe_serialization=True)
+    tiny_processor(directory, attention_mask=norm == "layer").save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def prepared(demo_corpus, tmp_path_factory) -> Workspace:
+    return prepared_workspace(demo_corpus, tmp_path_factory.mktemp("laptop"), 32, vocab=True)
+
+
+@pytest.fixture
+def ws(prepared, tmp_path) -> Workspace:
+    return private_copy(prepared, tmp_path / "ws")
+
+
+@pytest.fixture(scope="module", params=["layer", "group"])
+def source(request, tmp_path_factory) -> Path:
+    return saved_model(tmp_path_factory.mktemp(f"model-{request.param}"), request.param)
+
+
+@pytest.fixture(scope="module")
+def pre_ln(tmp_path_factory) -> Path:
+    return saved_model(tmp_path_factory.mktemp("model-pre-ln"), "layer")
+
+
+def top_config(model: Path, *extra: str):
+    return build_config(preset="10min", overrides=[
+        f"model.name={model}", "model.mode=top", "model.top_layers=2",
+        "data.max_batch_seconds=12", "run.log_every=1", "run.threads=2",
+        f"optim.max_steps={STEPS}", "run.eval_every=4", "optim.learning_rate=1e-3", *extra])
+
+
+def records(run: Run, event: str) -> list[dict]:
+    return [r for r in run.read_metrics() if r["event"] == event]
+
+
+# --------------------------------------------------------------------------- (a) equivalence
+
+
+@pytest.mark.parametrize("norm", ["layer", "group"])
+@pytest.mark.parametrize("top_layers", [1, 2, LAYERS])
+def test_top_forward_on_cached_states_equals_the_full_forward(norm, top_layers, tmp_path):
+    model = tiny_model(norm, **dict.fromkeys(QUIET, 0.0))
+    extractor = tiny_processor(tmp_path, attention_mask=norm == "layer").feature_extractor
+    cut = top_cut(model.config, top_layers)
+    clips = [noise(1.3, 1), noise(0.7, 2)]
+    states = [capture_states(model, cut, extractor, clip) for clip in clips]
+    run_top(model, cut)
+    model.train()  # the training path, with every source of randomness at zero
+    labels = torch.tensor([[3, 4, 5, 6]])
+    for clip, state in zip(clips, states, strict=True):
+        audio = extractor(clip, sampling_rate=16_000, return_tensors="pt")["input_values"]
+        samples = torch.ones(1, len(clip), dtype=torch.long)
+        full = model(audio, attention_mask=samples, labels=labels)
+        top = model(state[None], attention_mask=samples, labels=labels)
+        torch.testing.assert_close(top.logits, full.logits, rtol=0, atol=1e-5)
+        torch.testing.assert_close(top.loss, full.loss, rtol=0, atol=1e-5)
+    if norm == "layer":  # a padded batch: each clip's frames as when it is alone
+        padded = extractor(clips, sampling_rate=16_000, padding=True, return_tensors="pt")
+        batch = torch.zeros(2, states[0].shape[0], states[0].shape[1])
+        batch[0], batch[1, : states[1].shape[0]] = states[0], states[1]
+        full = model(padded["input_values"], attention_mask=padded["attention_mask"]).logits
+        top = model(batch, attention_mask=padded["attention_mask"]).logits
+        real = states[1].shape[0]
+        torch.testing.assert_close(top[0], full[0], rtol=0, atol=1e-5)
+        torch.testing.assert_close(top[1, :real], full[1, :real], rtol=0, atol=1e-5)
+
+
+def test_top_layers_out_of_range_are_refused_with_the_range():
+    config = tiny_config()
+    config.num_hidden_layers = 24
+    assert top_cut(config, 0) == 24 - default_top_layers(24)
+    assert top_cut(config, 24) == 0
+    with pytest.raises(WorkbenchError, match="has 24 transformer layers; give 1 to 24"):
+        top_cut(config, 25)
+
+
+def test_augmentation_is_refused_before_any_work(ws, pre_ln):
+    with pytest.raises(WorkbenchError, match="data.augment=0.3 cannot be used with model.mode=top"):
+        train(ws, top_config(pre_ln, "data.augment=0.3"), progress=False)
+    assert not ws.runs_dir.exists() or not list(ws.runs_dir.glob("2*"))
+
+
+# --------------------------------------------------------------------------- (b) what trains
+
+
+def test_only_the_top_layers_and_the_head_change(ws, source):
+    result = train(ws, top_config(source, "model.mask_time_prob=0.2"), progress=False)
+    assert result.steps == STEPS
+    before, after = load_file(source / "model.safetensors"), load_file(
+        Run(result.run_dir).model_dir / "model.safetensors")
+    stable = json.loads((source / "config.json").read_text())["do_stable_layer_norm"]
+    top = ("wav2vec2.encoder.layers.2.", "wav2vec2.encoder.layers.3.", "lm_head.",
+           *(("wav2vec2.encoder.layer_norm.",) if stable else ()))
+    frozen = [k for k in before if not k.startswith(top)]
+    assert any(k.startswith("wav2vec2.feature_extractor.") for k in frozen)
+    assert any(k.startswith("wav2vec2.encoder.layers.1.") for k in frozen)
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    trained = [k for k in after if k.startswith(top[:2])]
+    assert trained and all(not torch.equal(before[k], after[k]) for k in trained)
+    if stable:
+        assert not torch.equal(before["wav2vec2.encoder.layer_norm.weight"],
+                               after["wav2vec2.encoder.layer_norm.weight"])
+    assert after["lm_head.weight"].shape[0] == len(json.loads(ws.vocab_path.read_text()))
+
+
+def test_the_loss_falls_on_the_cache(ws, pre_ln):
+    result = train(ws, top_config(pre_ln, "optim.max_steps=40", "run.eval_every=40",
+                                  "optim.learning_rate=3e-3"), progress=False)
+    losses = [r["loss"] for r in records(Run(result.run_dir), "train")]
+    assert sum(losses[-5:]) / 5 < 0.6 * losses[0]
+
+
+# --------------------------------------------------------------------------- (c) a standard model
+
+
+def test_the_run_model_is_a_standard_model_for_pipeline_and_transcribe(ws, pre_ln, capsys):
+    code = main(["train", "-w", str(ws.root), "--model", str(pre_ln), "--mode", "top",
+                 "--top-layers", "2", "--max-steps", "4", "data.max_batch_seconds=12",
+                 "run.eval_every=4", "--json", "--quiet"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    run = Run(Path(json.loads(out.out)["run_dir"]))
+    model = Wav2Vec2ForCTC.from_pretrained(run.model_dir)
+    assert len(model.wav2vec2.encoder.layers) == LAYERS
+
+    from transformers import pipeline
+
+    recognise = pipeline("automatic-speech-recognition", model=str(run.model_dir), device="cpu")
+    clip = ws.audio_path(ws.read_split("test")[0])
+    ours = transcribe_files([clip], load_recognizer(run.model_dir), progress=False)[0]
+    assert recognise(str(clip))["text"] == ours.text
+    code = main(["transcribe", str(clip), "--model", str(run.root), "--json", "--quiet"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert json.loads(out.out)["results"][0]["text"] == ours.text
+    [cache] = records(run, "cache")
+    assert (cache["top_layers"], cache["cut"], cache["computed"]) == (2, 2, cache["clips"])
+
+
+# --------------------------------------------------------------------------- (d) the cache
+
+
+def test_the_cache_is_reused_and_invalidated_by_the_cut_and_the_audio(ws, pre_ln):
+    short = ["optim.max_steps=2", "run.eval_every=2"]
+    first = records(Run(train(ws, top_config(pre_ln, *short), progress=False).run_dir),
+                    "cache")[0]
+    assert first["computed"] == first["clips"] > 0 and first["in_ram"]
+    again = records(Run(train(ws, top_config(pre_ln, *short), progress=False).run_dir),
+                    "cache")[0]
+    assert (again["computed"], again["reused"], again["folder"]) == (
+        0, first["clips"], first["folder"])
+
+    other_cut = records(Run(train(ws, top_config(pre_ln, *short, "model.top_layers=1"),
+                                  progress=False).run_dir), "cache")[0]
+    assert other_cut["computed"] == first["clips"] and other_cut["folder"] != first["folder"]
+
+    # One clip's audio changes (as a new `prepare` would record it): only it is computed.
+    utterances = ws.read_split("train")
+    changed = utterances[0]
+    path = ws.audio_path(changed)
+    import soundfile as sf
+
+    samples, rate = sf.read(path, dtype="float32")
+    sf.write(path, samples * 0.5, rate, subtype="PCM_16")
+    write_manifest(ws.manifest_path("train"),
+                   [changed.__class__(**{**changed.__dict__, "sha1": "f" * 40}),
+                    *utterances[1:]])
+    after = records(Run(train(ws, top_config(pre_ln, *short), progress=False).run_dir),
+                    "cache")[0]
+    assert (after["computed"], after["reused"]) == (1, first["clips"] - 1)
+
+
+def test_a_tiny_ram_limit_serves_the_batches_from_disk(ws, pre_ln, tmp_path, monkeypatch):
+    in_ram = train(private_copy(ws, tmp_path / "ram"), top_config(pre_ln), progress=False)
+    monkeypatch.setattr(laptop_cache, "RAM_LIMIT_BYTES", 0)
+    reads = []
+    original = laptop_cache.StatesCache._read
+    monkeypatch.setattr(laptop_cache.StatesCache, "_read",
+                        lambda self, key: reads.append(key) or original(self, key))
+    on_disk = train(ws, top_config(pre_ln), progress=False)
+    [cache] = records(Run(on_disk.run_dir), "cache")
+    assert not cache["in_ram"] and len(list(Path(cache["folder"]).glob("*.npy"))) == cache[
+        "clips"]
+    assert len(reads) > cache["clips"]  # every batch read its clips from disk, every epoch
+    # The same training either way.
+    a = load_file(Run(in_ram.run_dir).last_checkpoint / "model.safetensors")
+    b = load_file(Run(on_disk.run_dir).last_checkpoint / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --------------------------------------------------------------------------- (e) masking
+
+
+def test_masking_replaces_frames_and_channels_by_the_clip_mean_at_the_expected_rate():
+    config = tiny_config()
+    config.update({"mask_time_prob": 0.3, "mask_time_length": 5, "mask_feature_prob": 0.0})
+    np.random.seed(0)
+    states = torch.randn(64, 200, 32)
+    lengths = torch.randint(120, 201, (64,))
+    lengths[0] = 200
+    frames = torch.arange(200)[None, :] < lengths[:, None]
+    masked = mask_states(states, config, frames)
+    mean = (states * frames[..., None]).sum(1, keepdim=True) / lengths[:, None, None]
+    changed = (masked != states).any(-1)
+    assert not changed[~frames].any()  # padding untouched
+    torch.testing.assert_close(masked[changed], mean.expand_as(states)[changed])
+    share = changed.sum().item() / frames.sum().item()
+    assert 0.2 < share <= 0.3  # spans may overlap, so a little under mask_time_prob
+
+    config.update({"mask_time_prob": 0.0, "mask_feature_prob": 0.25, "mask_feature_length": 4})
+    masked = mask_states(states, config, frames)
+    channels = (masked != states)[:, 0, :]  # (batch, hidden): whole channels change
+    assert torch.equal((masked != states).any(1), channels)
+    share = channels.float().mean().item()
+    assert 0.15 < share <= 0.25
+    torch.testing.assert_close(masked[0][:, channels[0]],
+                               mean[0, 0, channels[0]].expand(200, -1))
+
+    config.update({"mask_time_prob": 0.3, "mask_feature_prob": 0.25})
+    model = tiny_model("layer", **{**dict.fromkeys(QUIET, 0.0), "mask_time_prob": 0.3})
+    run_top(model, 2)
+    state = torch.randn(1, 50, 32)
+    mask = torch.ones(1, 50 * 320, dtype=torch.long)
+    model.eval()
+    assert torch.equal(model(state, attention_mask=mask).logits,
+                       model(state, attention_mask=mask).logits)  # no masking in eval
+    model.train()
+    assert not torch.equal(model(state, attention_mask=mask).logits,
+                           model(state, attention_mask=mask).logits)
+
+
+# --------------------------------------------------------------------------- (f) resume
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_a_resumed_top_run_ends_with_the_weights_of_the_uninterrupted_run(ws, pre_ln, tmp_path):
+    settings = ["model.mask_time_prob=0.3", "model.mask_feature_prob=0.2",
+                "model.layerdrop=0.3", "model.hidden_dropout=0.1"]
+    reference = Run(train(private_copy(ws, tmp_path / "reference"),
+                          top_config(pre_ln, *settings), progress=False).run_dir)
+
+    def stop_after_6(event):
+        if event["event"] == "train" and event["step"] == 6:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(ws, top_config(pre_ln, *settings), progress=False, on_event=stop_after_6)
+    result = resume_run(ws, progress=False)
+    run = find_run(ws)
+    assert result.steps == STEPS and [r["step"] for r in records(run, "start")] == [0, 4]
+    assert [r["computed"] for r in records(run, "cache")] == [run_clips(run), 0]
+    final = load_file(run.last_checkpoint / "model.safetensors")
+    expected = load_file(reference.last_checkpoint / "model.safetensors")
+    for key, value in expected.items():
+        torch.testing.assert_close(final[key], value, rtol=0, atol=1e-6, msg=key)
+    assert [(r["step"], r["loss"]) for r in records(run, "train")] == [
+        (r["step"], r["loss"]) for r in records(reference, "train")]
+
+
+def run_clips(run: Run) -> int:
+    return records(run, "cache")[0]["clips"]
