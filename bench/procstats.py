@@ -126,12 +126,7 @@ def machine_line() -> str:
     """CPU, cores and the load average now: the context every figure needs."""
     import platform
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            cpu = next((line.split(":", 1)[1].strip() for line in info
-                        if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return (f"{cpu}, {cores()} usable cores, Python {platform.python_version()}, load average "
-            f"{os.getloadavg()[0]:.1f} at the start")
+    from workbench.estimate import cpu_name
+
+    return (f"{cpu_name()}, {cores()} usable cores, Python {platform.python_version()}, "
+            f"load average {os.getloadavg()[0]:.1f} at the start")

@@ -334,10 +334,8 @@ def cache_path() -> Path:
     return Path(root) / "estimates.json"
 
 
-def machine() -> dict:
-    """What makes a measurement valid only here: CPU or GPU model, torch version."""
-    import torch
-
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's word for it elsewhere)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
@@ -345,8 +343,15 @@ def machine() -> dict:
                         if ln.startswith("model name")), cpu)
     except OSError:
         pass
+    return cpu
+
+
+def machine() -> dict:
+    """What makes a measurement valid only here: CPU or GPU model, torch version."""
+    import torch
+
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
-    return {"cpu": cpu, "gpu": gpu, "torch": torch.__version__}
+    return {"cpu": cpu_name(), "gpu": gpu, "torch": torch.__version__}
 
 
 def effective_threads(config: TrainConfig) -> int:
