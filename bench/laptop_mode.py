@@ -21,6 +21,7 @@ most half its time.
     python bench/laptop_mode.py --speed --epochs 20 --top-layers 8 --threads 2
     python bench/laptop_mode.py --quality --layers 1,2,4,6 --threads 2
     python bench/laptop_mode.py --quality --layers 2 --max-steps 20   # quick check
+    python bench/laptop_mode.py --quality --corpus mi-words --layers 2 --top-set optim.epochs=60
     python bench/laptop_mode.py --speed --arch tiny --epochs 2        # smoke test
 """
 
@@ -129,19 +130,38 @@ def speed(args) -> str:
     return "\n".join(lines)
 
 
+def corpus_workspace(corpus: str) -> Path:
+    """``demo``: the bundled corpus; ``LANG-words`` (``mi-words``): about 10 minutes of
+    sentences of real words in another language, built once (``bench/finetune_curve.py``)."""
+    if corpus == "demo":
+        return demo_workspace()
+    from bench.finetune_curve import build_workspace
+    from bench.train_memory import CACHE
+
+    root = CACHE / f"laptop-{corpus}"
+    if not (root / "ws" / "vocab.json").is_file():
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+        build_workspace(root, corpus, 10.0, seed=0)
+    return root / "ws"
+
+
 def quality(args) -> str:
-    ws = demo_workspace()
+    ws = corpus_workspace(args.corpus)
     steps = [f"optim.max_steps={args.max_steps}"] if args.max_steps else []
     rows = {"full": measure("full", ws, Path("demo-base"), "full", 0, args.threads, True,
-                            steps)}
+                            [*steps, *args.full_set])}
     for layers in args.layers:
         rows[f"top {layers}"] = measure(f"top {layers}", ws, Path("demo-base"), "top",
-                                        layers, args.threads, True, steps)
+                                        layers, args.threads, True, [*steps, *args.top_set])
     full = rows["full"]
     budget = f"--max-steps {args.max_steps}" if args.max_steps else "the preset's steps"
-    lines = [f"`python bench/laptop_mode.py --quality --layers "
+    sets = "".join(f" --top-set {x}" for x in args.top_set)
+    sets += "".join(f" --full-set {x}" for x in args.full_set)
+    lines = [f"`python bench/laptop_mode.py --quality --corpus {args.corpus} --layers "
              f"{','.join(map(str, args.layers))} --threads {args.threads}"
-             f"{f' --max-steps {args.max_steps}' if args.max_steps else ''}` "
+             f"{f' --max-steps {args.max_steps}' if args.max_steps else ''}{sets}` "
              f"({budget}; {machine_line()})", "",
              "| run | steps | epochs | cache s | test CER | CER / full | wall s | time / full |",
              "|---|---|---|---|---|---|---|---|"]
@@ -171,6 +191,12 @@ def main() -> None:
     parser.add_argument("--layers", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1, 2, 4, 6])
     parser.add_argument("--max-steps", type=int, default=0)
+    parser.add_argument("--corpus", default="demo",
+                        help="demo (the bundled corpus) or LANG-words (mi-words: real words)")
+    parser.add_argument("--top-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a training setting for the top-mode rows (repeatable)")
+    parser.add_argument("--full-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a training setting for the full fine-tune row (repeatable)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--results", type=Path, help="append the tables to this markdown file")
     args = parser.parse_args()

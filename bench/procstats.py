@@ -34,6 +34,7 @@ class ChildRun:
     seconds: float
     cpu_seconds: float
     peak_rss_mib: float
+    machine_cpu_seconds: float = 0.0  # busy CPU seconds of the whole machine meanwhile
     stdout: str = ""
     stderr: str = ""
     extra: dict = field(default_factory=dict)
@@ -53,12 +54,14 @@ def run_child(name: str, command: list[str], env: dict | None = None,
     import psutil
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        busy_before = _machine_busy_seconds(psutil)
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=err, cwd=cwd,
                                 env={**os.environ, **(env or {})})
         peak = _poll_peak_rss(psutil, proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
+        busy = _machine_busy_seconds(psutil) - busy_before
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -67,7 +70,19 @@ def run_child(name: str, command: list[str], env: dict | None = None,
     if check and proc.returncode != 0:
         raise SystemExit(f"{name} failed ({proc.returncode}):\n{stderr[-3000:]}")
     cpu = usage.ru_utime + usage.ru_stime
-    return ChildRun(name, seconds, cpu, peak / 2**20, stdout, stderr)
+    return ChildRun(name, seconds, cpu, peak / 2**20, busy, stdout, stderr)
+
+
+def _machine_busy_seconds(psutil) -> float:
+    """CPU seconds all cores spent busy (not idle or waiting on I/O) since boot."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def others_busy_cores(run: ChildRun) -> float:
+    """Cores other processes kept busy on average while ``run`` ran (its own CPU time taken
+    from the machine's): near 0 on a quiet machine."""
+    return max(0.0, run.machine_cpu_seconds - run.cpu_seconds) / max(run.seconds, 1e-9)
 
 
 def _poll_peak_rss(psutil, pid: int) -> int:

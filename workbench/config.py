@@ -63,6 +63,11 @@ class DataSettings:
     augment: float = _f(
         0.0, "chance that each of speed, reverberation, band-limiting and noise perturbs a "
              "training clip, drawn anew every epoch (0: off; workbench/augment.py)")
+    pseudolabels: str = _f(
+        "", "a pseudo-label set (`workbench pseudolabel`) added to the training split ('': "
+            "none); dev and test are never changed")
+    pseudo_weight: float = _f(0.5, "loss weight of each pseudo-labelled utterance (a "
+                                   "transcribed one weighs 1)")
 
 
 @dataclass
@@ -147,10 +152,20 @@ def model_defaults(name: str) -> dict[str, Any]:
 ADAPTER_MODE: dict[str, Any] = {"optim.learning_rate": 1e-3, "model.layerdrop": 0.0}
 
 
-def mode_defaults(mode: str) -> dict[str, Any]:
-    """Settings a training mode needs on top of the preset and the model's defaults (before
-    the user's own overrides)."""
-    return ADAPTER_MODE if mode == "adapter" else {}
+# mode=top trains a few pretrained top layers and a fresh head on fixed inputs: three times
+# the learning rate the preset and the model give a full fine-tune (bench/RESULTS.md, issue 15:
+# on demo-base 3x lowered test CER with 2, 3 and 4 top layers; 5x was no better than 1x).
+TOP_LEARNING_RATE_FACTOR = 3.0
+
+
+def mode_defaults(mode: str, config: TrainConfig | None = None) -> dict[str, Any]:
+    """Settings a training mode needs on top of the preset and the model's defaults
+    (``config``: those resolved so far; before the user's own overrides)."""
+    if mode == "adapter":
+        return ADAPTER_MODE
+    if mode == "top" and config is not None:
+        return {"optim.learning_rate": config.optim.learning_rate * TOP_LEARNING_RATE_FACTOR}
+    return {}
 
 
 PRESET_LIMITS_MINUTES = (("10min", 30.0), ("1h", 300.0), ("10h", math.inf))
@@ -177,7 +192,8 @@ def build_config(
     config = apply_overrides(config, model_defaults(str(user.get("model.name",
                                                                  user.get("name", "")))))
     config = apply_overrides(config, mode_defaults(str(user.get("model.mode",
-                                                                user.get("mode", "full")))))
+                                                                user.get("mode", "full"))),
+                                                   config))
     return apply_overrides(config, user)
 
 

@@ -34,11 +34,12 @@ class ManifestDataset(Dataset):
     """
 
     def __init__(self, utterances: list[Utterance], root: Path, labels: list[list[int]],
-                 augmenter: Augmenter | None = None):
+                 augmenter: Augmenter | None = None, weights: list[float] | None = None):
         self.utterances = utterances
         self.root = Path(root)
         self.labels = labels
         self.augmenter = augmenter
+        self.weights = list(weights) if weights is not None else [1.0] * len(utterances)
 
     def __len__(self) -> int:
         return len(self.utterances)

@@ -162,8 +162,8 @@ class WeightedDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key: WeightedIndex):
-        index, weight, epoch = key
-        return self.dataset.example(index, epoch), weight
+        index, weight, epoch = key  # the batch's weight, times the utterance's own
+        return self.dataset.example(index, epoch), weight * self.dataset.weights[index]
 
 
 class WeightedCollator:

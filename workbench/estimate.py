@@ -38,6 +38,9 @@ from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
 
 HOUR_S = 3600.0
+# Bumped when what a measurement means changes (2: base_mb counts the weights resident).
+MEASUREMENT_VERSION = 2
+FRAMES_PER_S = 50  # wav2vec 2.0 frames per second of audio
 STATE_BYTES = 12  # per trainable parameter: its gradient and AdamW's two moments (fp32)
 BACKWARD_ACTIVATIONS_SHARE = 0.5  # of a full backward: activation gradients, no weight ones
 SAVE_BYTES_PER_S = 300e6  # writing a checkpoint (weights + AdamW state) at each evaluation
@@ -72,6 +75,7 @@ class Measurement:
     device: str
     threads: int
     mode: str = "full"  # what the timed steps trained ("adapter": the base frozen)
+    hidden_size: int = 0  # the transformer's width (laptop mode caches states of it)
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,12 @@ class Workload:
     dev_seconds: float
     evaluations: int
     encoded_seconds: float  # audio the steps reach (all of it once a whole epoch is run)
+    largest_batch_seconds: float = 0.0  # the largest padded batch (0: the mean's)
+
+    @property
+    def peak_batch_seconds(self) -> float:
+        """The padded batch that sets the peak memory."""
+        return self.largest_batch_seconds or self.batch_seconds
 
 
 def workload(ws: Workspace, config: TrainConfig) -> Workload:
@@ -112,6 +122,10 @@ def workload(ws: Workspace, config: TrainConfig) -> Workload:
 
     excluded = load_excluded_ids(ws)
     durations = [u.duration for u in ws.read_split("train") if u.id not in excluded]
+    if config.data.pseudolabels:
+        from workbench.pseudolabel import read_pseudolabels
+
+        durations += [u.duration for u in read_pseudolabels(ws, config.data.pseudolabels)]
     if not durations:
         raise WorkbenchError("No training utterances to estimate a run for; prepare data first.")
     dev = ws.read_split("dev") if ws.manifest_path("dev").exists() else []
@@ -126,13 +140,15 @@ def workload_for(durations: list[float], dev_durations: list[float],
     max_seconds = config.data.max_batch_seconds
     schedule = resolve_schedule(config, steps_per_epoch(durations, max_seconds))
     batches = DurationBatchSampler(durations, max_seconds, seed=config.run.seed).batches(0)
-    padded = sum(len(b) * max(durations[i] for i in b) for b in batches) / len(batches)
+    sizes = [len(b) * max(durations[i] for i in b) for b in batches]
+    padded = sum(sizes) / len(batches)
     last = min(schedule.max_steps, config.run.stop_at_step or schedule.max_steps)
     total = sum(durations)
     return Workload(steps=last, batch_seconds=padded, train_seconds=total,
                     dev_seconds=sum(dev_durations),
                     evaluations=_evaluations(last, schedule.eval_every) if dev_durations else 0,
-                    encoded_seconds=min(total, total * last / len(batches)))
+                    encoded_seconds=min(total, total * last / len(batches)),
+                    largest_batch_seconds=max(sizes))
 
 
 def _evaluations(steps: int, every: int) -> int:
@@ -168,8 +184,12 @@ def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0) 
     elif mode == "top":
         k = top_layers or default_top_layers(m.layers)
         share = m.layer_share * k / max(1, m.layers)
-        # The lower layers run once per clip (laptop mode's cache), without gradients.
-        encoder += work.encoded_seconds * (1 - share) * m.forward_s / m.batch_seconds
+        # The lower layers run once per clip (laptop mode's cache): an inference pass
+        # (feature encoder included) without the top layers; their states are held in RAM
+        # up to laptop mode's limit instead of the encoder features.
+        encoder = work.encoded_seconds * m.inference_s_per_s * (1 - share)
+        states_mb = work.encoded_seconds * FRAMES_PER_S * m.hidden_size * 4 / 2**20
+        cache_mb = min(states_mb, laptop_ram_limit_mb())
         step = (m.forward_s + m.backward_s) * share * scale + m.data_s * scale \
             + m.optimizer_s * share
         trainable, basis = int(m.trainable * share), "model"
@@ -185,9 +205,18 @@ def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0) 
         trainable, basis, detail = m.adapters, "model", "from the full measurement"
     else:  # full from an adapter measurement: not derived
         raise WorkbenchError("A full-mode estimate needs a full-mode measurement.")
-    peak = m.base_mb + trainable * STATE_BYTES / 2**20 + activations * scale + cache_mb
+    # The measuring child times the run's largest batches: the peak follows the largest one,
+    # not the mean that sets the time.
+    peak = m.base_mb + trainable * STATE_BYTES / 2**20 \
+        + activations * work.peak_batch_seconds / m.batch_seconds + cache_mb
     seconds = work.steps * step + encoder + evals
     return Estimate(mode, work.steps, seconds, peak, basis, step, detail)
+
+
+def laptop_ram_limit_mb() -> float:
+    from workbench.laptop_cache import RAM_LIMIT_BYTES
+
+    return RAM_LIMIT_BYTES / 2**20
 
 
 def default_top_layers(layers: int) -> int:
@@ -366,7 +395,8 @@ def cache_key(config: TrainConfig, params: int, mode: str) -> str:
     cost, and the machine. Batch seconds are not in it: a step scales with them."""
     from workbench.models import resolve_model_name
 
-    parts = {"model": resolve_model_name(config.model.name), "params": params, "mode": mode,
+    parts = {"version": MEASUREMENT_VERSION,
+             "model": resolve_model_name(config.model.name), "params": params, "mode": mode,
              "threads": effective_threads(config), "device": config.run.device,
              "precision": config.run.precision,
              "checkpointing": config.model.gradient_checkpointing,

@@ -35,7 +35,9 @@ def _measure_here(ws: Workspace, config: TrainConfig, steps: int, key: str) -> M
         torch.set_num_threads(config.run.threads)
     accelerator, runtime = make_accelerator(config)
     vocab = load_vocab(ws.vocab_path)
-    data = load_training_data(ws, vocab, load_profile(ws.profile_path))
+    data = load_training_data(ws, vocab, load_profile(ws.profile_path),
+                              pseudolabels=config.data.pseudolabels,
+                              pseudo_weight=config.data.pseudo_weight)
     model = build_model(config, vocab, runtime.attn_implementation)
     adapters = _adapter_parameters(model)
     if config.model.mode == "adapter":
@@ -52,6 +54,7 @@ def _measure_here(ws: Workspace, config: TrainConfig, steps: int, key: str) -> M
     batches = sorted(DurationBatchSampler(durations, config.data.max_batch_seconds).batches(0),
                      key=lambda b: -len(b) * max(durations[i] for i in b))[:steps + 1]
     batches = (batches * (steps + 1))[:steps + 1]
+    _touch(unwrapped)  # weights loaded lazily (memory-mapped) count once resident
     base_mb = _rss_mb()
     timings = []
     model.train()
@@ -103,7 +106,17 @@ def _measure_here(ws: Workspace, config: TrainConfig, steps: int, key: str) -> M
         data_s=mean[3], encoder_s_per_s=encoder_s_per_s, inference_s_per_s=inference,
         base_mb=base_mb, peak_mb=_peak_mb(), encoder_cache_mb=cache_mb,
         encoder_mb_per_s=cache_mb / audio, device=str(accelerator.device),
-        threads=torch.get_num_threads(), mode=config.model.mode)
+        threads=torch.get_num_threads(), mode=config.model.mode,
+        hidden_size=int(getattr(unwrapped.config, "hidden_size", 0)))
+
+
+def _touch(model) -> None:
+    """Read every weight once, so that the RSS before the first step includes them all."""
+    import torch
+
+    with torch.no_grad():
+        for param in model.parameters():
+            param.sum()
 
 
 def _time_inference(model, processor, data, batch: list[int], device) -> float:

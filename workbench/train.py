@@ -124,14 +124,16 @@ class TrainingData:
     dev_references: list[str]
     train_seconds: float
     fingerprint: str
+    pseudo_count: int = 0  # pseudo-labelled utterances at the end of ``train``
 
 
 # --------------------------------------------------------------------------- data
 
 
-def load_training_data(ws: Workspace, vocab: dict[str, int],
-                       profile: OrthographyProfile) -> TrainingData:
-    """Train utterances the audit kept, and the dev set as evaluation scores it."""
+def load_training_data(ws: Workspace, vocab: dict[str, int], profile: OrthographyProfile,
+                       *, pseudolabels: str = "", pseudo_weight: float = 1.0) -> TrainingData:
+    """Train utterances the audit kept (and, with ``pseudolabels``, that pseudo-label set's
+    utterances at loss weight ``pseudo_weight``), and the dev set as evaluation scores it."""
     ws.require_prepared()
     excluded = load_excluded_ids(ws)
     train = [u for u in ws.read_split("train") if u.id not in excluded]
@@ -141,22 +143,36 @@ def load_training_data(ws: Workspace, vocab: dict[str, int],
             "Fix or add data and run `workbench prepare` again."
         )
     labels = [encode_labels(u.text, vocab, profile) for u in train]
+    weights, transcribed = [1.0] * len(train), len(train)
+    if pseudolabels:
+        from workbench.pseudolabel import read_pseudolabels
+
+        for utterance in read_pseudolabels(ws, pseudolabels):
+            ids = encode_labels(utterance.text, vocab, profile)
+            if ids:
+                train.append(utterance)
+                labels.append(ids)
+                weights.append(pseudo_weight)
     dev = scoring_set(ws, "dev", required=False).utterances
     return TrainingData(
-        train=ManifestDataset(train, ws.root, labels),
+        train=ManifestDataset(train, ws.root, labels, weights=weights),
         dev=dev,
         dev_references=[normalize(u.text, profile) for u in dev],
         train_seconds=sum(u.duration for u in train),
-        fingerprint=data_fingerprint(train, labels, vocab),
+        fingerprint=data_fingerprint(train, labels, vocab, weights),
+        pseudo_count=len(train) - transcribed,
     )
 
 
 def data_fingerprint(train: list[Utterance], labels: list[list[int]],
-                     vocab: dict[str, int]) -> str:
-    """What a resumed run must find unchanged: utterances, durations, labels, vocabulary."""
+                     vocab: dict[str, int], weights: list[float] | None = None) -> str:
+    """What a resumed run must find unchanged: utterances, durations, labels, vocabulary
+    (and loss weights other than 1)."""
     digest = hashlib.sha1(json.dumps(vocab, sort_keys=True).encode("utf-8"))
-    for utterance, ids in zip(train, labels, strict=True):
-        digest.update(f"{utterance.id}\0{utterance.duration}\0{ids}\n".encode())
+    for index, (utterance, ids) in enumerate(zip(train, labels, strict=True)):
+        weight = weights[index] if weights else 1.0
+        extra = f"\0{weight}" if weight != 1.0 else ""
+        digest.update(f"{utterance.id}\0{utterance.duration}\0{ids}{extra}\n".encode())
     return digest.hexdigest()
 
 
@@ -339,7 +355,8 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
            on_event: EventHandler | None) -> TrainResult:
     seed_everything(config.run.seed)
     vocab, profile = load_vocab(ws.vocab_path), load_profile(ws.profile_path)
-    data = load_training_data(ws, vocab, profile)
+    data = load_training_data(ws, vocab, profile, pseudolabels=config.data.pseudolabels,
+                              pseudo_weight=config.data.pseudo_weight)
     if not 0.0 <= config.data.augment <= 1.0:
         raise WorkbenchError(f"data.augment={config.data.augment} is a probability: give a "
                              "value from 0 (off) to 1, for example data.augment=0.3.")
@@ -526,7 +543,14 @@ class _Loop:
                   "distributed": str(self.accelerator.distributed_type.value),
                   "attn_implementation": getattr(self.unwrapped.config, "_attn_implementation",
                                                  None),
-                  "runtime": self.runtime.to_dict()})
+                  "runtime": self.runtime.to_dict(), **self._pseudo_record()})
+
+    def _pseudo_record(self) -> dict:
+        name = self.config.data.pseudolabels
+        if not name:
+            return {}
+        return {"pseudolabels": {"name": name, "utterances": self.data.pseudo_count,
+                                 "weight": self.config.data.pseudo_weight}}
 
     def _train_epoch(self, state: TrainState, bar, started: float) -> None:
         # Resuming mid-epoch, the sampler skips the batches this epoch already served.

@@ -38,7 +38,8 @@ def test_the_step_count_is_the_trainers_and_a_step_scales_with_its_audio():
     assert work.steps == resolve_schedule(config, steps_per_epoch(durations, 20)).max_steps
     assert steps_per_epoch(durations, 20) == 24 and work.steps == 24 * 150  # the preset's epochs
     assert work.train_seconds == sum(durations) and work.dev_seconds == 20.0
-    assert 15.0 < work.batch_seconds <= 20.0
+    assert 15.0 < work.batch_seconds <= work.largest_batch_seconds <= 20.0
+    assert work.peak_batch_seconds == work.largest_batch_seconds
     assert work.evaluations == 10  # every 360 steps
     assert work.encoded_seconds == work.train_seconds  # whole epochs: every clip is encoded
     one = est.step_seconds(MEASURED, 16.0)
@@ -64,6 +65,42 @@ def test_a_full_run_is_its_steps_plus_the_encoder_once_and_the_evaluations():
         est.estimate(MEASURED, work, "adapter")
     adapter = est.estimate(replace(MEASURED, adapters=2_000_000), work, "adapter")
     assert top.step_s < adapter.step_s < full.step_s
+
+
+def test_laptop_mode_pays_one_inference_pass_below_the_cut_and_holds_the_states():
+    """Top mode's cache: the lower layers' share of one inference pass over the audio it
+    reaches, and the states (hidden x 4 bytes x 50 frames a second) in RAM up to the limit."""
+    work = est.Workload(steps=100, batch_seconds=16.0, train_seconds=600.0, dev_seconds=0.0,
+                        evaluations=0, encoded_seconds=600.0)
+    wide = replace(MEASURED, hidden_size=1024)
+    top = est.estimate(wide, work, "top", top_layers=2)
+    share = wide.layer_share * 2 / wide.layers
+    steps = 100 * top.step_s
+    assert top.seconds - steps == pytest.approx(600 * wide.inference_s_per_s * (1 - share))
+    states = 600 * 50 * 1024 * 4 / 2**20
+    narrow = est.estimate(replace(MEASURED, hidden_size=0), work, "top", top_layers=2)
+    assert top.peak_mb - narrow.peak_mb == pytest.approx(states)
+    hours = replace(work, encoded_seconds=36000.0)
+    capped = est.estimate(wide, hours, "top", top_layers=2)
+    uncapped_states = 36000 * 50 * 1024 * 4 / 2**20
+    held = capped.peak_mb - est.estimate(replace(MEASURED, hidden_size=0), hours, "top",
+                                         top_layers=2).peak_mb
+    assert held == pytest.approx(est.laptop_ram_limit_mb())
+    assert held < uncapped_states
+
+
+def test_the_peak_follows_the_largest_batch_and_the_time_the_mean():
+    """The child measures the run's largest batches: a run whose mean batch is half its
+    largest keeps the measured activations in the peak, and halves the step time."""
+    small = est.Workload(steps=100, batch_seconds=8.0, train_seconds=600.0, dev_seconds=0.0,
+                         evaluations=0, encoded_seconds=600.0)
+    largest = replace(small, largest_batch_seconds=16.0)
+    by_mean, by_largest = est.estimate(MEASURED, small, "full"), est.estimate(MEASURED, largest,
+                                                                             "full")
+    assert by_largest.seconds == by_mean.seconds
+    activations = MEASURED.peak_mb - MEASURED.base_mb - MEASURED.trainable * est.STATE_BYTES \
+        / 2**20 - MEASURED.encoder_cache_mb
+    assert by_largest.peak_mb - by_mean.peak_mb == pytest.approx(activations / 2)
 
 
 def test_a_short_run_encodes_only_the_clips_it_reaches():

@@ -20,6 +20,7 @@ from workbench.errors import WorkbenchError
 from workbench.laptop import default_top_layers, mask_states, run_top, top_cut
 from workbench.laptop_cache import capture_states
 from workbench.manifest import write_manifest
+from workbench.onnx_export import export_onnx
 from workbench.run import Run, find_run
 from workbench.train import resume_run, train
 from workbench.transcribe import load_recognizer, transcribe_files
@@ -114,9 +115,20 @@ def test_top_layers_out_of_range_are_refused_with_the_range():
     config = tiny_config()
     config.num_hidden_layers = 24
     assert top_cut(config, 0) == 24 - default_top_layers(24)
+    assert [default_top_layers(n) for n in (1, 2, 6, 12, 24, 48)] == [1, 2, 2, 2, 2, 4]
     assert top_cut(config, 24) == 0
     with pytest.raises(WorkbenchError, match="has 24 transformer layers; give 1 to 24"):
         top_cut(config, 25)
+
+
+@pytest.mark.parametrize("model", ["demo-base", "facebook/wav2vec2-xls-r-300m"])
+def test_top_mode_trains_at_three_times_the_full_learning_rate_unless_set(model):
+    full = build_config(preset="10min", overrides=[f"model.name={model}"])
+    top = build_config(preset="10min", overrides=[f"model.name={model}", "model.mode=top"])
+    assert top.optim.learning_rate == pytest.approx(3 * full.optim.learning_rate)
+    own = build_config(preset="10min", overrides=[f"model.name={model}", "model.mode=top",
+                                                  "optim.learning_rate=2e-4"])
+    assert own.optim.learning_rate == 2e-4
 
 
 def test_augmentation_is_refused_before_any_work(ws, pre_ln):
@@ -158,7 +170,8 @@ def test_the_loss_falls_on_the_cache(ws, pre_ln):
 # --------------------------------------------------------------------------- (c) a standard model
 
 
-def test_the_run_model_is_a_standard_model_for_pipeline_and_transcribe(ws, pre_ln, capsys):
+def test_the_run_model_is_a_standard_model_for_pipeline_transcribe_and_onnx(ws, pre_ln, capsys,
+                                                                             tmp_path):
     code = main(["train", "-w", str(ws.root), "--model", str(pre_ln), "--mode", "top",
                  "--top-layers", "2", "--max-steps", "4", "data.max_batch_seconds=12",
                  "run.eval_every=4", "--json", "--quiet"])
@@ -178,6 +191,11 @@ def test_the_run_model_is_a_standard_model_for_pipeline_and_transcribe(ws, pre_l
     out = capsys.readouterr()
     assert code == 0, out.err
     assert json.loads(out.out)["results"][0]["text"] == ours.text
+    exported = export_onnx(run.root, tmp_path / "onnx")
+    assert exported.max_logit_diff < 1e-3
+    onnx_text = transcribe_files([clip], load_recognizer(exported.out_dir, threads=1),
+                                 progress=False)[0].text
+    assert onnx_text == ours.text
     [cache] = records(run, "cache")
     assert (cache["top_layers"], cache["cut"], cache["computed"]) == (2, 2, cache["clips"])
 
