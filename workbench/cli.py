@@ -43,6 +43,8 @@ def cmd_prepare(args) -> None:
     from data_recipes.options import ImportOptions
 
     ws = _workspace(args)
+    if args.untranscribed:
+        return _add_untranscribed(args, ws)
     sources = [source_path(s) for s in args.source]
     options = ImportOptions.from_args(args).reader_options()
     if args.add:
@@ -70,6 +72,29 @@ def _add_sources(args, ws, sources: list[Path], options: dict) -> None:
     summary = {"workspace": str(ws.root), "sources": [str(s) for s in sources],
                **result.summary()}
     _emit(args, summary, _prepare_text(summary).replace("Imported", "Added", 1))
+
+
+def _add_untranscribed(args, ws) -> None:
+    """``prepare --untranscribed``: recordings without transcripts, cut and audited."""
+    from data_recipes.untranscribed import import_untranscribed
+
+    result = import_untranscribed([Path(s) for s in args.source], ws, progress=not args.quiet)
+    summary = {"workspace": str(ws.root), **result.summary()}
+    _emit(args, summary, _untranscribed_text(summary))
+
+
+def _untranscribed_text(summary: dict) -> str:
+    lines = [f"Added {summary['pieces']} untranscribed pieces ({summary['seconds'] / 60:.1f} "
+             f"min) from {summary['files']} files into {summary['workspace']}",
+             f"  untranscribed {summary['untranscribed_seconds'] / 60:7.1f} min in all, "
+             f"transcribed {summary['transcribed_seconds'] / 60:7.1f} min"]
+    for check, count in summary["set_aside_by_check"].items():
+        lines.append(f"  set aside: {count} {check}")
+    lines += [f"    {item['item']}: {item['check']}: {item['detail']}"
+              for item in summary["set_aside"][:20]]
+    if len(summary["set_aside"]) > 20:
+        lines.append(f"    ... and {len(summary['set_aside']) - 20} more (--json lists all)")
+    return "\n".join(lines)
 
 
 def _prepare_text(summary: dict) -> str:
@@ -191,6 +216,46 @@ def cmd_evaluate(args) -> None:
     report = evaluate_run(ws, args.run, args.split, include_excluded=args.include_excluded,
                           progress=not args.quiet, lm=args.lm)
     _emit(args, report.to_dict(), format_report(report))
+
+
+def cmd_pretrain(args) -> None:
+    from workbench.pretrain import PretrainSettings, pretrain
+
+    ws = _workspace(args)
+    settings = PretrainSettings.from_pairs(args.settings, model=args.model, steps=args.steps)
+    result = pretrain(ws, settings, resume=args.resume, max_minutes=args.max_minutes or 0.0,
+                      progress=not args.quiet)
+    summary = result.to_dict()
+    fresh = (f"\n  started fresh (not in the checkpoint): {', '.join(result.fresh)}"
+             if result.fresh else "")
+    _emit(args, summary, f"Pretrained {result.steps} steps ({result.stopped}) in "
+          f"{result.run_dir}{fresh}\n  base model: {result.base_dir}\n"
+          f"Next: `workbench train -w WS --model {result.base_dir}`.")
+
+
+def cmd_pseudolabel(args) -> None:
+    from workbench.pseudolabel import pseudolabel
+
+    ws = _workspace(args)
+    result = pseudolabel(ws, args.run, lm=args.lm, threshold=args.threshold, name=args.name,
+                         progress=not args.quiet)
+    summary = result.summary()
+    _emit(args, summary, _pseudolabel_text(summary))
+
+
+def _pseudolabel_text(summary: dict) -> str:
+    t = summary["threshold"]
+    chosen = (f"chosen on dev: {t['dev_kept']} of {t['dev_total']} dev utterances at or "
+              f"above it, CER {t['dev_cer_kept']:.3f} against {t['dev_cer']:.3f} for all"
+              + ("" if t["met"] else "; no level halves the dev CER, this one is the "
+                 "lowest") if t["dev_total"] else "given")
+    return (f"Pseudo-labelled {summary['kept']} of {summary['total']} untranscribed pieces "
+            f"({summary['kept_seconds'] / 60:.1f} of {summary['total_seconds'] / 60:.1f} min) "
+            f"with {summary['run']}{' and the LM ' + summary['lm'] if summary['lm'] else ''}\n"
+            f"  confidence threshold {t['value']:.3f} ({chosen})\n"
+            f"  written to {summary['folder']}\n"
+            f"Next: `workbench train -w WS data.pseudolabels={summary['name']} "
+            "data.pseudo_weight=0.5`, then evaluate the run on the same dev and test.")
 
 
 def cmd_transcribe(args) -> None:
@@ -481,6 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", cmd_train, "fine-tune a CTC model on the workspace"),
         ("evaluate", cmd_evaluate, "WER/CER of a trained run on a split"),
         ("transcribe", cmd_transcribe, "transcribe audio files with a trained model"),
+        ("pretrain", cmd_pretrain, "continue wav2vec 2.0 self-supervised pretraining on the "
+                                   "untranscribed audio; writes a base model for train"),
+        ("pseudolabel", cmd_pseudolabel, "transcribe the untranscribed audio with a run and "
+                                         "keep the confident pieces as training data"),
         ("align", cmd_align, "time a plain-text transcript (one utterance a line) against a "
                              "long recording"),
         ("lm", None, "build and tune n-gram language models from text (`lm build`, "
@@ -503,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parsers["vocab"])
     parsers["vocab"].add_argument("--profile", help="orthography profile YAML to use")
     _train_args(parsers["train"])
+    _pseudolabel_args(parsers["pseudolabel"])
+    _pretrain_args(parsers["pretrain"])
     _common(parsers["evaluate"])
     parsers["evaluate"].add_argument("--run", help="run id (default: the latest run)")
     parsers["evaluate"].add_argument("--split", default="test", choices=["train", "dev", "test"])
@@ -544,6 +615,34 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
                    "new utterance goes to this split (default train), and the utterances "
                    "already there keep their ids and splits (e.g. `align --output "
                    "audiofolder` clips)")
+    p.add_argument("--untranscribed", action="store_true",
+                   help="the sources are recordings without transcripts (files, folders or "
+                   "archives, any format): cut at pauses into 2-15 s pieces, audited for "
+                   "silence, clipping and duplicates, and added to WS/untranscribed/ for "
+                   "`workbench pretrain` and `workbench pseudolabel`")
+
+
+def _pretrain_args(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--model", help="the base to continue (default: "
+                   "facebook/wav2vec2-xls-r-300m; demo-base, a folder, a Hub id)")
+    p.add_argument("--steps", type=int, help="optimizer steps (default: 10 epochs)")
+    p.add_argument("--resume", nargs="?", const="latest",
+                   help="continue the latest pretraining run (or the one named)")
+    p.add_argument("--max-minutes", type=float, help="stop after this long, checkpointed")
+    p.add_argument("settings", nargs="*", metavar="key=value",
+                   help="pretraining settings (learning_rate, mask_time_prob, "
+                   "num_negatives, max_batch_seconds, checkpoint_every, ...)")
+
+
+def _pseudolabel_args(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--run", help="the run that transcribes (default: the latest)")
+    p.add_argument("--lm", help="a language model of the workspace to decode with")
+    p.add_argument("--threshold", type=float,
+                   help="keep pieces at or above this confidence (default: chosen on dev)")
+    p.add_argument("--name", help="name of the pseudo-label set (default: the run's, and "
+                   "the LM's)")
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
