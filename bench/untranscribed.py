@@ -22,7 +22,7 @@ Rows, each a fresh ``train()`` of demo-base with the demo-base preset unless sai
 
 Compute is each stage's wall time on this machine, in this process (threads as given).
 
-    python bench/untranscribed.py                         # the full comparison, ~40 min
+    python bench/untranscribed.py                         # the full comparison, ~35 min
     python bench/untranscribed.py --untranscribed-minutes 3 --pretrain-steps 5 \\
         --finetune-steps 30 --pseudo-steps 30 --held-out-minutes 0.5       # smoke test
 """
@@ -100,7 +100,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--untranscribed-minutes", type=float, default=60.0)
     parser.add_argument("--held-out-minutes", type=float, default=3.0)
-    parser.add_argument("--pretrain-steps", type=int, default=600)
+    parser.add_argument("--pretrain-steps", type=int, default=150,
+                        help="about 3 epochs of 60 minutes in 80 s batches (5-9 s a step)")
+    parser.add_argument("--pretrain-negatives", type=int, default=30,
+                        help="distractors per masked frame (the paper: 100; 30 halves the "
+                        "step on a CPU)")
     parser.add_argument("--pretrain-lr", type=float, default=1e-4)
     parser.add_argument("--finetune-steps", type=int, default=0, help="0: the preset's")
     parser.add_argument("--pseudo-steps", type=int, default=1380)
@@ -143,6 +147,7 @@ def main() -> None:
         t = time.monotonic()
         base = pretrain(ws, PretrainSettings(model="demo-base", steps=args.pretrain_steps,
                                              learning_rate=args.pretrain_lr,
+                                             num_negatives=args.pretrain_negatives,
                                              threads=args.threads, checkpoint_every=100,
                                              seed=args.seed))
         stages["pretrain"] = time.monotonic() - t
@@ -162,6 +167,7 @@ def report(args, rows: dict, stages: dict, labels, imported, last: dict) -> str:
     t = labels.threshold
     lines = [f"`python bench/untranscribed.py --untranscribed-minutes "
              f"{args.untranscribed_minutes:g} --pretrain-steps {args.pretrain_steps} "
+             f"--pretrain-negatives {args.pretrain_negatives} --pretrain-lr {args.pretrain_lr:g} "
              f"--pseudo-steps {args.pseudo_steps} --pseudo-weight {args.pseudo_weight:g} "
              f"--threads {args.threads}` ({machine_line()})", "",
              f"Untranscribed: {len(imported.kept)} pieces, {imported.total_seconds / 60:.1f} "

@@ -341,7 +341,7 @@ class _Pretraining:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         codebook = codebook_size(unwrapped.config)
-        perplexity = float(out.codevector_perplexity)
+        perplexity = float(out.codevector_perplexity.detach())
         record = {"event": "train", "step": self.step, "loss": round(float(loss), 5),
                   "contrastive": round(float(out.contrastive_loss) / masked, 5),
                   "diversity": round(float(out.diversity_loss) / masked, 5),
