@@ -6,6 +6,7 @@ resumed or reproduced exactly.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -138,12 +139,25 @@ SMALL_PRETRAINED: dict[str, Any] = {
 
 
 def model_defaults(name: str) -> dict[str, Any]:
-    """Settings a model needs on top of the preset (before the user's own overrides)."""
+    """Settings a model needs on top of the preset (before the user's own overrides); a base
+    written by `workbench pretrain` takes those of the model it continued."""
     if is_from_scratch(name):
         return FROM_SCRATCH
     if name == DEMO_BASE:
         return SMALL_PRETRAINED
-    return {}
+    origin = pretrained_from(name)
+    return model_defaults(origin) if origin and origin != name else {}
+
+
+def pretrained_from(name: str) -> str:
+    """The base a `workbench pretrain` output folder continued ('' for any other model)."""
+    marker = Path(name) / "pretraining.json" if name else None
+    if marker is None or not marker.is_file():
+        return ""
+    try:
+        return str(json.loads(marker.read_text(encoding="utf-8")).get("base", ""))
+    except (OSError, ValueError):
+        return ""
 
 
 # mode=adapter trains ~2.5M adapter and head weights on a frozen MMS base: the learning rate

@@ -331,7 +331,7 @@ class _Pretraining:
         masked = max(1, int(batch["mask_time_indices"].sum()))
         loss = out.loss / masked
         if not torch.isfinite(loss):
-            raise WorkbenchError(f"The pretraining loss became {float(loss)} at step "
+            raise WorkbenchError(f"The pretraining loss became {loss.detach().item()} at step "
                                  f"{self.step}; lower learning_rate and --resume.")
         self.accelerator.backward(loss)
         if s.grad_clip > 0:
@@ -342,9 +342,9 @@ class _Pretraining:
         self.step += 1
         codebook = codebook_size(unwrapped.config)
         perplexity = float(out.codevector_perplexity.detach())
-        record = {"event": "train", "step": self.step, "loss": round(float(loss), 5),
-                  "contrastive": round(float(out.contrastive_loss) / masked, 5),
-                  "diversity": round(float(out.diversity_loss) / masked, 5),
+        record = {"event": "train", "step": self.step, "loss": round(loss.detach().item(), 5),
+                  "contrastive": round(out.contrastive_loss.detach().item() / masked, 5),
+                  "diversity": round(out.diversity_loss.detach().item() / masked, 5),
                   "perplexity": round(perplexity, 3), "codebook_used": round(
                       self.codebook.take(), 4), "temperature": round(temperature, 4),
                   "lr": self.scheduler.get_last_lr()[0]}

@@ -4,6 +4,7 @@ quantizer), codebook guards, a base that `train --model` takes, exact resume, co
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -70,9 +71,13 @@ def test_demo_base_continues_pretraining_into_a_base_that_train_accepts(ws):
     assert not torch.equal(base[LAYER], original[LAYER])  # the transformer learned
     conv = "wav2vec2.feature_extractor.conv_layers.0.conv.weight"
     assert torch.equal(base[conv], original[conv])  # the feature encoder stayed frozen
+    # The base fine-tunes with the settings of the model it continued (demo-base's here).
+    assert build_config(preset="10min", overrides=[f"model.name={result.base_dir}"]) == \
+        replace(build_config(preset="10min", overrides=["model.name=demo-base"]),
+                model=replace(build_config(preset="10min", overrides=[
+                    "model.name=demo-base"]).model, name=str(result.base_dir)))
     config = build_config(preset="10min", overrides=[
-        f"model.name={result.base_dir}", "optim.max_steps=2", "run.eval_every=2",
-        "optim.learning_rate=1e-3"])
+        f"model.name={result.base_dir}", "optim.max_steps=2", "run.eval_every=2"])
     run = train(ws, config, progress=False)
     tuned = load_file(run.run_dir / "model" / "model.safetensors")
     assert tuned[LAYER].shape == base[LAYER].shape and run.steps == 2
