@@ -118,7 +118,9 @@ def _import(files: list[Path], ws: Workspace, options: AuditOptions,
             progress: bool) -> UntranscribedImport:
     held = read_untranscribed(ws)
     seen = {u.sha1: f"untranscribed piece {u.id} ({u.source})" for u in held}
-    transcribed = _transcribed(ws)
+    splits = ws.read_all() if ws.manifest_path("train").exists() else {}
+    transcribed = {u.sha1: f"{u.id} ({split})" for split, us in splits.items() for u in us
+                   if u.sha1}
     clips = folder(ws) / "clips"
     clips.mkdir(parents=True, exist_ok=True)
     remove_temporaries(clips)
@@ -151,8 +153,7 @@ def _import(files: list[Path], ws: Workspace, options: AuditOptions,
     fault_point("untranscribed.manifest")
     write_manifest(manifest_path(ws), [*held, *result.kept])
     result.total_seconds = total_duration([*held, *result.kept])
-    result.transcribed_seconds = sum(total_duration(us) for us in ws.read_all().values()) \
-        if ws.manifest_path("train").exists() else 0.0
+    result.transcribed_seconds = sum(total_duration(us) for us in splits.values())
     return result
 
 
@@ -235,14 +236,6 @@ def _finding(piece: Utterance, stats: dict, options: AuditOptions, seen: dict[st
         return ("clipped", f"{stats['clipped_fraction']:.2%} of samples at full scale (limit "
                 f"{options.max_clipped_fraction:.2%}); the recording level was too high")
     return None
-
-
-def _transcribed(ws: Workspace) -> dict[str, str]:
-    """Content hash -> "id (split)" of every transcribed clip."""
-    if not ws.manifest_path("train").exists():
-        return {}
-    return {u.sha1: f"{u.id} ({split})" for split, us in ws.read_all().items() for u in us
-            if u.sha1}
 
 
 def _unlink_unlisted(clips: Path, listed: list[Utterance]) -> None:

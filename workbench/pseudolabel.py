@@ -204,6 +204,6 @@ def pseudolabel(ws: Workspace, run: str | None = None, *, lm: str | None = None,
 def _labelled(piece: Utterance, text: str, confidence: float, run: str) -> Utterance:
     from dataclasses import replace
 
-    return replace(piece, text=text, speaker=piece.speaker,
+    return replace(piece, text=text,
                    source=f"pseudo-label by {run} (confidence {confidence:.3f}) of "
                           f"{piece.source}")

@@ -79,7 +79,6 @@ def test_a_long_recording_is_cut_into_2_to_15_s_pieces_of_16k_mono(ws, long_wav,
             piece.duration, abs=1e-3)
         assert piece.orig_sample_rate == 44100 and piece.orig_channels == 2
         assert str(flac) in piece.source and piece.text == ""
-    # Pieces start and end in pauses: each holds whole demo clips, not halves of them.
     assert not result.set_aside
     assert result.summary()["untranscribed_seconds"] == pytest.approx(
         sum(p.duration for p in pieces), abs=0.01)
