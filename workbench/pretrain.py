@@ -5,7 +5,8 @@ wav2vec 2.0's own objective on the workspace's untranscribed pieces
 (``_compute_mask_indices``), and the transformer must pick each masked frame's quantized
 target among ``num_negatives`` distractors from the same clip (``_sample_negative_indices``);
 the loss is that contrastive loss plus the codebook diversity loss, with the Gumbel softmax
-temperature annealed from 2 to 0.5 (``Wav2Vec2ForPreTraining``, as transformers'
+temperature annealed from 2 to 0.5 over the first 70% of the run
+(``Wav2Vec2ForPreTraining``, as transformers'
 ``run_wav2vec2_pretraining_no_trainer.py`` puts the pieces together). The feature encoder
 stays frozen by default (continued pretraining adapts the transformer; the encoder's
 gradients are the costliest part on a CPU).
@@ -62,7 +63,8 @@ class PretrainSettings:
     num_negatives: int = 100
     max_gumbel_temperature: float = 2.0
     min_gumbel_temperature: float = 0.5
-    gumbel_temperature_decay: float = 0.999995
+    gumbel_temperature_decay: float = 0.0  # per step; 0: reach the minimum at ...
+    gumbel_anneal_share: float = 0.7  # ... this share of the run (fairseq: 0.7 of 400k)
     diversity_loss_weight: float = 0.1
     freeze_feature_encoder: bool = True
     grad_clip: float = 1.0
@@ -321,8 +323,7 @@ class _Pretraining:
 
     def _step(self, unwrapped, samples: list[np.ndarray]) -> dict:
         s = self.settings
-        temperature = max(s.max_gumbel_temperature * s.gumbel_temperature_decay ** self.step,
-                          s.min_gumbel_temperature)
+        temperature = gumbel_temperature(s, self.step, self.total)
         unwrapped.set_gumbel_temperature(temperature)
         batch = pretraining_batch(unwrapped, samples, self.feature_extractor, s)
         batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
@@ -411,6 +412,20 @@ class PretrainCollapse(WorkbenchError):
             f"{last.get('perplexity')}, {last.get('codebook_used', 0):.1%} of code vectors "
             f"used); {kept}. Lower learning_rate or raise diversity_loss_weight and start again.")
         self.run_dir, self.base_dir, self.step = run_dir, base_dir, step
+
+
+def gumbel_temperature(settings: PretrainSettings, step: int, total: int) -> float:
+    """The Gumbel softmax temperature at ``step`` of a ``total``-step run.
+
+    Annealed geometrically from the maximum to the minimum. fairseq's 0.999995 a step
+    reaches the minimum after about 277k of its 400k updates; a workbench run is hundreds of
+    steps, where that decay would leave the temperature at its maximum, so by default the
+    decay is scaled to reach the minimum at ``gumbel_anneal_share`` of the run.
+    """
+    s = settings
+    decay = s.gumbel_temperature_decay or (s.min_gumbel_temperature / s.max_gumbel_temperature
+                                           ) ** (1 / max(1.0, s.gumbel_anneal_share * total))
+    return max(s.max_gumbel_temperature * decay ** step, s.min_gumbel_temperature)
 
 
 def codebook_size(config) -> int:
