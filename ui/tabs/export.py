@@ -42,8 +42,9 @@ def build(ctx: Context) -> None:
         onnx_file = gr.DownloadButton("Download the ONNX model", visible=False)
         report_files = gr.File(label="Evaluation report", file_count="multiple",
                                interactive=False)
-
-    made = gr.State("")  # what the last export made, for the status once it is done
+        # What the last export made, for the status once it is done. Inside the tab: a
+        # component between two tabs shifts Gradio's tab list (the next tab drew twice).
+        made = gr.State("")
 
     @shows_errors
     def export_model(name: str, run: str | None, lm_choice: str | None = None):
