@@ -215,8 +215,28 @@ def pretrain(ws: Workspace, settings: PretrainSettings, *, resume: str | None = 
         lock.release()
 
 
+def list_pretraining_runs(ws: Workspace) -> list[Path]:
+    """The workspace's pretraining run folders, oldest first (names start with the time)."""
+    return sorted(p for p in (ws.root / RUNS).glob("*") if (p / "settings.json").is_file())
+
+
+def read_pretraining_metrics(run_dir: Path) -> list[dict]:
+    """The records of a pretraining run's metrics.jsonl (a line cut short is skipped)."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [r for r in records if isinstance(r, dict)]
+
+
 def latest_run(ws: Workspace) -> Path:
-    runs = sorted(p for p in (ws.root / RUNS).glob("*") if (p / "settings.json").is_file())
+    runs = list_pretraining_runs(ws)
     if not runs:
         raise WorkbenchError(f"No pretraining run to resume in {ws.root / RUNS}.")
     return runs[-1]
@@ -351,7 +371,7 @@ class _Pretraining:
                   "lr": self.scheduler.get_last_lr()[0]}
         self.low_perplexity = self.low_perplexity + 1 if perplexity < s.collapse_share * \
             codebook else 0
-        if self.step % s.log_every == 0 or self.step == 1 or self.low_perplexity:
+        if self.step % s.log_every == 0 or self.step in (1, self.total) or self.low_perplexity:
             self._log(record)
         if self.low_perplexity >= s.collapse_patience:
             record["collapsed"] = True
