@@ -1,4 +1,4 @@
-"""Training jobs: `workbench train` in a separate process that outlives the page and the UI.
+"""Jobs: `workbench train` (or `pretrain`, `pseudolabel`) in a process that outlives the page.
 
 A job is the very command the CLI runs, started in its own session (process group) with its
 output going to a log file. Everything about it is on disk, so a reloaded page, another
@@ -13,6 +13,11 @@ the run its process holds the workspace's training lock for, or else the first r
 is not older than the job and that no other job claimed. Progress is read from that run
 (``workbench.run.Run``). One training at a time per workspace: a start is refused while a page
 job or any other process (the command line) is training there.
+
+The untranscribed-audio step's work runs the same way, as jobs of another ``kind``: a
+``pretrain`` job claims the pretraining run folder (``WS/pretrain/<stamp>-<base>``) it made; a
+``pseudolabel`` job is given the name of the set it writes. A page job of any kind holds the
+workspace: on a laptop's few cores two heavy jobs at once would each take twice as long.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ KILL_GRACE_S = 5.0  # after SIGTERM, wait this long before SIGKILL
 LOG_TAIL_LINES = 15
 START_LOCK_S = 10.0  # a start lock older than this was left behind by a crash
 
+TRAIN, PRETRAIN, PSEUDOLABEL = "train", "pretrain", "pseudolabel"  # kinds of job
+KIND_WORDS = {TRAIN: "trained", PRETRAIN: "pretrained", PSEUDOLABEL: "pseudo-labelled"}
+
 # Job states, as shown in the page.
 STARTING = "starting"  # process alive, run directory not made yet (loading the model)
 RUNNING = "running"
@@ -61,10 +69,12 @@ class Job:
         pid: Process id (also the process group id: the job leads its own session).
         command: The argv it runs.
         started: Unix time the process was started.
-        run: The run directory name it trains ("" until it is made).
+        run: The run directory name it trains ("" until it is made); for a pretrain job its
+            pretraining run, for a pseudolabel job the set it writes.
         returncode: Exit status once known (None while running, or when another UI
             process started it and it ended unseen).
         stopped: The user asked it to stop.
+        kind: :data:`TRAIN`, :data:`PRETRAIN` or :data:`PSEUDOLABEL`.
     """
 
     id: str
@@ -74,6 +84,7 @@ class Job:
     run: str = ""
     returncode: int | None = None
     stopped: bool = False
+    kind: str = TRAIN
 
     @classmethod
     def from_dict(cls, data: dict) -> Job:
@@ -109,6 +120,25 @@ def resume_command(ws: Workspace, run: str) -> list[str]:
             "--json", "--resume", "--run", run]
 
 
+def pretrain_command(ws: Workspace, *, model: str = "", steps: int = 0, resume: str = "",
+                     settings: list[str] = ()) -> list[str]:
+    """The `workbench pretrain` argv: a new run of ``model``, or ``--resume`` of a run."""
+    command = [sys.executable, "-m", "workbench.cli", "pretrain", "-w", str(ws.root),
+               "--quiet", "--json"]
+    if resume:
+        return [*command, "--resume", resume]
+    return [*command, "--model", model, *(["--steps", str(steps)] if steps else []),
+            *settings]
+
+
+def pseudolabel_command(ws: Workspace, *, run: str, name: str, lm: str = "",
+                        threshold: float | None = None) -> list[str]:
+    """The `workbench pseudolabel` argv."""
+    return [sys.executable, "-m", "workbench.cli", "pseudolabel", "-w", str(ws.root),
+            "--quiet", "--json", "--run", run, "--name", name, *(["--lm", lm] if lm else []),
+            *(["--threshold", str(threshold)] if threshold is not None else [])]
+
+
 # --------------------------------------------------------------------------- start, stop
 
 
@@ -116,13 +146,14 @@ def jobs_dir(ws: Workspace) -> Path:
     return ws.root / JOBS_DIR
 
 
-def start_job(ws: Workspace, command: list[str], *, run: str = "") -> Job:
-    """Start ``command`` as a detached job of ``ws``; one training per workspace.
+def start_job(ws: Workspace, command: list[str], *, run: str = "", kind: str = TRAIN) -> Job:
+    """Start ``command`` as a detached job of ``ws``; one job per workspace.
 
     Args:
         ws: The workspace.
         command: The argv (see :func:`train_command`).
-        run: The run it trains, when known in advance (resuming).
+        run: The run it trains, when known in advance (resuming; a pseudo-label set's name).
+        kind: What the command does (:data:`TRAIN`, :data:`PRETRAIN`, :data:`PSEUDOLABEL`).
 
     Raises:
         WorkbenchError: A job of this page, or another process (`workbench train` on the
@@ -130,7 +161,7 @@ def start_job(ws: Workspace, command: list[str], *, run: str = "") -> Job:
     """
     with _start_lock(ws):
         refuse_if_training(ws)
-        return _launch(ws, command, run)
+        return _launch(ws, command, run, kind)
 
 
 def refuse_if_training(ws: Workspace) -> None:
@@ -142,13 +173,21 @@ def refuse_if_training(ws: Workspace) -> None:
     """
     if training_now(ws) is not None:
         raise busy_error(ws)
-    current = active_job(ws)
-    if current is not None:  # started, but not holding the lock yet (still loading)
-        run = current.job.run or "(a new run, still loading)"
+    current = active_job(ws, kind=None)
+    if current is None:
+        return
+    if current.job.kind != TRAIN:
+        what = {PRETRAIN: "Pretraining", PSEUDOLABEL: "Pseudo-labelling"}[current.job.kind]
         raise WorkbenchError(
-            f"Run {run} is being trained in workspace {ws.root.name} (job {current.job.id}). "
-            "One training at a time per workspace: wait for it to finish or stop it, then "
-            "start again (or train in another workspace).")
+            f"{what} runs in workspace {ws.root.name} (job {current.job.id}"
+            + (f", {current.job.run}" if current.job.run else "") + "). One job at a time "
+            "per workspace: wait for it to finish or stop it in step 9, Untranscribed audio, "
+            "then start again.")
+    run = current.job.run or "(a new run, still loading)"  # not holding the lock yet
+    raise WorkbenchError(
+        f"Run {run} is being trained in workspace {ws.root.name} (job {current.job.id}). "
+        "One training at a time per workspace: wait for it to finish or stop it, then "
+        "start again (or train in another workspace).")
 
 
 @contextmanager
@@ -172,7 +211,7 @@ def _start_lock(ws: Workspace) -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
-def _launch(ws: Workspace, command: list[str], run: str) -> Job:
+def _launch(ws: Workspace, command: list[str], run: str, kind: str) -> Job:
     folder = _new_job_dir(ws)
     # WORKBENCH_JOB: the job takes SIGINT as a clean stop even when the UI was started with
     # SIGINT ignored (`workbench ui &` from a script), which its children would inherit.
@@ -184,7 +223,7 @@ def _launch(ws: Workspace, command: list[str], run: str) -> Job:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, cwd=ws.root, env=env,
                                    start_new_session=True)
-    job = Job(folder.name, process.pid, list(command), started, run=run)
+    job = Job(folder.name, process.pid, list(command), started, run=run, kind=kind)
     _save(ws, job)
     return job
 
@@ -278,7 +317,7 @@ def job_status(ws: Workspace, job_id: str) -> JobStatus:
     job = load_job(ws, job_id)
     alive = _alive(ws, job)
     job = load_job(ws, job_id)  # _alive may have recorded the exit status
-    if not job.run:
+    if not job.run and job.kind != PSEUDOLABEL:
         run = _claim_run(ws, job)
         if run:
             job = replace(job, run=run)
@@ -286,10 +325,19 @@ def job_status(ws: Workspace, job_id: str) -> JobStatus:
     return JobStatus(job, _state(ws, job, alive), log_tail(ws, job))
 
 
-def active_job(ws: Workspace) -> JobStatus | None:
-    """The job of this workspace that is still running (the newest), or None."""
+def active_job(ws: Workspace, kind: str | None = TRAIN) -> JobStatus | None:
+    """The job of this workspace (of ``kind``; None: any) still running (the newest), or
+    None."""
     for job in reversed(list_jobs(ws)):
-        if job.returncode is None and _alive(ws, job):
+        if (kind is None or job.kind == kind) and job.returncode is None and _alive(ws, job):
+            return job_status(ws, job.id)
+    return None
+
+
+def latest_job(ws: Workspace, kind: str) -> JobStatus | None:
+    """The newest job of ``kind`` (running or ended), or None."""
+    for job in reversed(list_jobs(ws)):
+        if job.kind == kind:
             return job_status(ws, job.id)
     return None
 
@@ -297,16 +345,18 @@ def active_job(ws: Workspace) -> JobStatus | None:
 def job_for_run(ws: Workspace, run: str) -> JobStatus | None:
     """The newest job that trained ``run`` (None for runs started on the command line)."""
     for job in reversed(list_jobs(ws)):
-        if job.run == run:
+        if job.run == run and job.kind == TRAIN:
             return job_status(ws, job.id)
     return None
 
 
 def _state(ws: Workspace, job: Job, alive: bool) -> str:
     if alive:
-        return RUNNING if job.run else STARTING
+        return RUNNING if job.run or job.kind == PSEUDOLABEL else STARTING
     if job.stopped:
         return STOPPED
+    if job.kind != TRAIN:
+        return FINISHED if job.returncode == 0 else FAILED
     if job.returncode in (0, None) and _run_finished(ws, job.run):
         return FINISHED
     return FAILED
@@ -333,15 +383,23 @@ def log_tail(ws: Workspace, job: Job, lines: int = LOG_TAIL_LINES) -> str:
 
 def _claim_run(ws: Workspace, job: Job) -> str:
     """The run this job trains: the one its process holds the training lock for, or else the
-    first run not older than the job that no other job claimed."""
-    holder = training_now(ws)
-    if holder and holder.get("pid") == job.pid and holder.get("run"):
-        return str(holder["run"])
-    claimed = {other.run for other in list_jobs(ws) if other.id != job.id and other.run}
-    for run in list_runs(ws):
-        made = _run_time(run.name)
-        if made is not None and made >= job.started - CLOCK_SLACK_S and run.name not in claimed:
-            return run.name
+    first run not older than the job that no other job claimed (a pretrain job: the first
+    such pretraining run)."""
+    if job.kind == TRAIN:
+        holder = training_now(ws)
+        if holder and holder.get("pid") == job.pid and holder.get("run"):
+            return str(holder["run"])
+        names = [run.name for run in list_runs(ws)]
+    else:
+        from workbench.pretrain import list_pretraining_runs
+
+        names = [run.name for run in list_pretraining_runs(ws)]
+    claimed = {other.run for other in list_jobs(ws)
+               if other.id != job.id and other.run and other.kind == job.kind}
+    for name in names:
+        made = _run_time(name)
+        if made is not None and made >= job.started - CLOCK_SLACK_S and name not in claimed:
+            return name
     return ""
 
 

@@ -32,6 +32,7 @@ from workbench.estimate import duration_text, remaining_seconds
 from workbench.vocab import require_current_vocab, vocab_is_stale
 from workbench.workspace import Workspace
 
+BASE_PREFIX = "base:"  # a model choice naming a base of the workspace (continued pretraining)
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")  # org/name
 EXTERNAL = "external"  # a run being trained outside the page (on the command line)
 NOT_STARTED = runs.NOT_STARTED  # a run that ended before its first checkpoint
@@ -52,11 +53,12 @@ OFFLINE_CHOICES = ("demo-base (works offline; for demos, not real recognition), 
 # --------------------------------------------------------------------------- models, settings
 
 
-def model_choices(models_folder: Path) -> list[tuple[str, str]]:
+def model_choices(models_folder: Path, ws: Workspace | None = None) -> list[tuple[str, str]]:
     """(label, value) of every model the Train step offers, XLS-R 300M first.
 
-    Values are registry names, or ``local:<folder>`` for a checkpoint folder found in
-    ``models_folder``.
+    Values are registry names, ``local:<folder>`` for a checkpoint folder found in
+    ``models_folder``, or ``base:<name>`` for a base that continued pretraining made in
+    ``ws`` (``workbench pretrain``).
     """
     from workbench.models import REGISTRY
 
@@ -67,7 +69,21 @@ def model_choices(models_folder: Path) -> list[tuple[str, str]]:
                 for name, m in REGISTRY.items() if name in offline]
     choices += [(f"local: {name} (in {models_folder})", f"local:{name}")
                 for name in local_models(models_folder)]
+    if ws is not None:
+        choices += [(f"base: {name} (pretrained further on this workspace's untranscribed "
+                     "audio)", f"{BASE_PREFIX}{name}") for name in workspace_bases(ws)]
     return choices
+
+
+def workspace_bases(ws: Workspace) -> list[str]:
+    """Names of the bases continued pretraining wrote in ``ws``, newest first."""
+    from workbench.pretrain import BASES
+
+    folder = ws.root / BASES
+    if not folder.is_dir():
+        return []
+    return sorted((p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                   and (p / "config.json").is_file()), reverse=True)
 
 
 def local_models(models_folder: Path) -> list[str]:
@@ -78,7 +94,7 @@ def local_models(models_folder: Path) -> list[str]:
                   if p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file())
 
 
-def model_argument(choice: str, models_folder: Path) -> str:
+def model_argument(choice: str, models_folder: Path, ws: Workspace | None = None) -> str:
     """What `workbench train --model` gets for a choice of :func:`model_choices`.
 
     Raises:
@@ -90,6 +106,11 @@ def model_argument(choice: str, models_folder: Path) -> str:
         return choice
     if choice.startswith("local:") and choice[len("local:"):] in local_models(models_folder):
         return str(models_folder / choice[len("local:"):])
+    if choice.startswith(BASE_PREFIX) and ws is not None \
+            and choice[len(BASE_PREFIX):] in workspace_bases(ws):
+        from workbench.pretrain import BASES
+
+        return str(ws.root / BASES / choice[len(BASE_PREFIX):])
     if HUB_ID.fullmatch(choice) and ".." not in choice:
         return choice
     raise WorkbenchError(f"Unknown model {choice!r}: choose one from the list, or type a "
@@ -97,9 +118,10 @@ def model_argument(choice: str, models_folder: Path) -> str:
                          f"in {models_folder}, one folder each).")
 
 
-def choice_of_model(name: str, models_folder: Path) -> str:
+def choice_of_model(name: str, models_folder: Path, ws: Workspace | None = None) -> str:
     """The Model box's value for a run's ``model.name`` (the inverse of
-    :func:`model_argument`): a registry name, ``local:<folder>``, or the Hub id."""
+    :func:`model_argument`): a registry name, ``local:<folder>``, ``base:<name>``, or the
+    Hub id."""
     from workbench.models import DEMO_BASE, DEMO_BASE_DIR, REGISTRY
 
     if name in REGISTRY:
@@ -109,6 +131,8 @@ def choice_of_model(name: str, models_folder: Path) -> str:
         return DEMO_BASE
     if path.parent == models_folder and path.name in local_models(models_folder):
         return f"local:{path.name}"
+    if ws is not None and path.parent.parent == ws.root and path.name in workspace_bases(ws):
+        return f"{BASE_PREFIX}{path.name}"
     hub = {m.hub_id: short for short, m in REGISTRY.items() if m.hub_id}
     return hub.get(name, name)
 
@@ -121,10 +145,11 @@ def run_model(ws: Workspace, run: str, models_folder: Path) -> tuple[str, str] |
         config = load_config(chosen_run(ws, run).config_path)
     except (WorkbenchError, OSError, ValueError):
         return None
-    return choice_of_model(config.model.name, models_folder), config.preset
+    return choice_of_model(config.model.name, models_folder, ws), config.preset
 
 
-def job_model(job: jobs.Job, models_folder: Path) -> tuple[str, str] | None:
+def job_model(job: jobs.Job, models_folder: Path, ws: Workspace | None = None
+              ) -> tuple[str, str] | None:
     """(Model box value, preset) of a new-run job, read from its command (None: a resume,
     or a command without them)."""
     command = job.command
@@ -132,17 +157,19 @@ def job_model(job: jobs.Job, models_folder: Path) -> tuple[str, str] | None:
               if flag in ("--model", "--preset")}
     if "--model" not in values:
         return None
-    return choice_of_model(values["--model"], models_folder), values.get("--preset", "auto")
+    return (choice_of_model(values["--model"], models_folder, ws),
+            values.get("--preset", "auto"))
 
 
-def model_note(choice: str, models_folder: Path, steps: int, batch_seconds: float) -> str:
+def model_note(choice: str, models_folder: Path, steps: int, batch_seconds: float,
+               ws: Workspace | None = None) -> str:
     """What the chosen model is, whether it is here, and what training it costs on this
     machine (Markdown; looks only on this machine, never on the network)."""
     import torch
 
     from workbench.models import REGISTRY, checkpoint_availability
 
-    argument = model_argument(choice, models_folder)
+    argument = model_argument(choice, models_folder, ws)
     found = checkpoint_availability(argument)
     entry = REGISTRY.get(choice)
     millions = entry.millions if entry else 0.0
@@ -173,7 +200,7 @@ def _hours(hours: float) -> str:
     return f"{hours:.0f} hours" if hours >= 2 else f"{hours * 60:.0f} minutes"
 
 
-def require_available(choice: str, models_folder: Path) -> None:
+def require_available(choice: str, models_folder: Path, ws: Workspace | None = None) -> None:
     """Refuse to start training on a model that cannot be loaded here (asks the Hub, once,
     for a Hub model not downloaded yet).
 
@@ -182,19 +209,19 @@ def require_available(choice: str, models_folder: Path) -> None:
     """
     from workbench.models import checkpoint_availability
 
-    found = checkpoint_availability(model_argument(choice, models_folder), ask_hub=True)
+    found = checkpoint_availability(model_argument(choice, models_folder, ws), ask_hub=True)
     if not found.ok:
         raise WorkbenchError(f"Training was not started: {found.reason}. Choose "
                              f"{OFFLINE_CHOICES}.")
 
 
-def mode_choices(choice: str, models_folder: Path) -> list[str]:
+def mode_choices(choice: str, models_folder: Path, ws: Workspace | None = None) -> list[str]:
     """The training modes the chosen model offers: full, top, and adapter when it has
     adapters (reads its config only)."""
     from workbench.estimate import offered_modes
 
     try:
-        return offered_modes(model_argument(choice, models_folder))
+        return offered_modes(model_argument(choice, models_folder, ws))
     except WorkbenchError:
         return ["full", "top"]
 
@@ -215,7 +242,7 @@ def estimate_modes(ws: Workspace, model_choice: str, preset: str, edits: dict[st
     from workbench.estimate import BASIS_TEXT, duration_text, plan, summary_line
 
     require_current_vocab(ws)
-    model = model_argument(model_choice, models_folder)
+    model = model_argument(model_choice, models_folder, ws)
     resolved_preset, resolved = resolved_settings(ws, preset, model)
     overrides = settings_overrides(resolved, {**resolved, **edits})
     config = build_config(preset=resolved_preset, overrides=[f"model.name={model}", *overrides])
@@ -347,8 +374,8 @@ def start_training(ws: Workspace, model_choice: str, preset: str, edits: dict[st
         The new job's :class:`~ui.jobs.JobStatus`.
     """
     require_current_vocab(ws)
-    require_available(model_choice, models_folder)
-    model = model_argument(model_choice, models_folder)
+    require_available(model_choice, models_folder, ws)
+    model = model_argument(model_choice, models_folder, ws)
     resolved_preset, resolved = resolved_settings(ws, preset, model)
     overrides = settings_overrides(resolved, {**resolved, **edits})
     command = jobs.train_command(ws, model=model, preset=resolved_preset, overrides=overrides)

@@ -103,8 +103,9 @@ def build(ctx: Context) -> None:
     def choose_mode(choice: str):
         return choice
 
-    def modes_for(model: str):
-        choices = training.mode_choices(model or DEFAULT_CHOICE, ctx.root.models_folder)
+    def modes_for(name: str, model: str):
+        ws = ctx.ws(name) if name else None
+        choices = training.mode_choices(model or DEFAULT_CHOICE, ctx.root.models_folder, ws)
         return gr.Radio(choices=choices, value="full"), gr.Dataframe(visible=False), ""
 
     @shows_errors
@@ -143,7 +144,7 @@ def build(ctx: Context) -> None:
         ws = ctx.ws(name)
         active = jobs.active_job(ws)
         job_id = active.job.id if active else ""
-        model_update = gr.Dropdown(choices=training.model_choices(ctx.root.models_folder))
+        model_update = gr.Dropdown(choices=training.model_choices(ctx.root.models_folder, ws))
         return (model_update, training.readiness(ws), job_id,
                 *_view(ws, _shown_run(ws), job_id, force_run=True))
 
@@ -170,7 +171,8 @@ def build(ctx: Context) -> None:
                 api_name="resolve_settings")
     preset.input(resolve, inputs=[ctx.workspace, model, preset], outputs=resolve_outputs,
                  api_visibility="private")
-    model.change(modes_for, inputs=[model], outputs=[mode, estimate_table, estimate_note],
+    model.change(shows_errors(modes_for), inputs=[ctx.workspace, model],
+                 outputs=[mode, estimate_table, estimate_note],
                  api_visibility="private", show_progress="hidden")
     mode.input(choose_mode, inputs=[mode], outputs=[settings["model.mode"]],
                api_visibility="private", show_progress="hidden")
@@ -232,14 +234,14 @@ def _resolved(ctx: Context, ws: Workspace, model: str | None, preset: str) -> tu
     """Readiness text, the preset and model note and every setting's value for this model
     and preset."""
     model = model or DEFAULT_CHOICE
-    argument = training.model_argument(model, ctx.root.models_folder)
+    argument = training.model_argument(model, ctx.root.models_folder, ws)
     resolved_preset, values = training.resolved_settings(ws, preset, argument)
     minutes = training.train_minutes(ws)
     steps = training.estimated_steps(ws, values)
     note = (f"Preset **{resolved_preset}**" + (" (chosen by auto)" if preset == "auto" else "")
             + f" for {minutes:.1f} min of training audio: about {steps} steps.\n\n"
             + training.model_note(model, ctx.root.models_folder, steps,
-                                  values["data.max_batch_seconds"]))
+                                  values["data.max_batch_seconds"], ws))
     return (training.readiness(ws), note, *values.values(), values)
 
 
@@ -257,7 +259,7 @@ def _shown_model(ws: Workspace, models_folder) -> tuple[str, str] | None:
     the latest run; None without runs."""
     active = jobs.active_job(ws)
     if active and not active.job.run:
-        return training.job_model(active.job, models_folder)
+        return training.job_model(active.job, models_folder, ws)
     shown = _shown_run(ws)
     return training.run_model(ws, shown, models_folder) if shown else None
 
