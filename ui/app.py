@@ -1,4 +1,4 @@
-"""The browser front end: one page, eight steps, over one workspace at a time.
+"""The browser front end: one page, eight steps (and an optional ninth), over one workspace.
 
 ``build_app`` assembles the page from ``ui/tabs`` (one module per step); ``serve`` starts it
 the way `workbench ui` does: on 127.0.0.1, with no public link unless asked, an upload size
@@ -29,7 +29,17 @@ import gradio as gr
 
 from ui import security
 from ui.steps.overview import is_training, overview_markdown
-from ui.tabs import alphabet, check, data, evaluate, export, language_model, train, try_it
+from ui.tabs import (
+    alphabet,
+    check,
+    data,
+    evaluate,
+    export,
+    language_model,
+    train,
+    try_it,
+    untranscribed,
+)
 from ui.tabs.common import Context, shows_errors
 from ui.tempfiles import use_private_temp_dir
 from ui.workspaces import MODELS_FOLDER, USER_NAME, WorkspaceRoot
@@ -43,7 +53,7 @@ MAX_FILE_SIZE = "4gb"  # one upload; a zipped corpus of a few hours fits
 CACHE_CLEANUP = (3600, 24 * 3600)  # every hour, delete served copies older than a day
 OVERVIEW_SECONDS = 10.0  # the top of the page follows a training this often
 STEP_IDS = ("data", "check", "alphabet", "train", "language-model", "evaluate", "try-it",
-            "export")
+            "export", "untranscribed")
 MEMORY_KEY = "workbench-page"  # the browser's local storage entry of the page's memory
 PAGE_KEY_FILE = ".workbench-page-key"  # in the root: the key of that entry
 CLICK_STEP = """(step) => {
@@ -175,7 +185,7 @@ def served_root(root: WorkspaceRoot, accounts: Mapping[str, str]) -> WorkspaceRo
 
 
 def build_app(root: WorkspaceRoot) -> gr.Blocks:
-    """The page: workspace choice, where the workspace stands, and the eight steps.
+    """The page: workspace choice, where the workspace stands, and the steps.
 
     The open workspace and step are kept in the browser's storage (:func:`page_memory`), so
     a reload or a restart of the server comes back to them.
@@ -197,7 +207,8 @@ def build_app(root: WorkspaceRoot) -> gr.Blocks:
         overview_timer = gr.Timer(OVERVIEW_SECONDS, active=False)
         ctx = Context(root, workspace, overview, overview_timer)
         with gr.Tabs() as tabs:
-            for tab in (data, check, alphabet, train, language_model, evaluate, try_it, export):
+            for tab in (data, check, alphabet, train, language_model, evaluate, try_it, export,
+                        untranscribed):
                 tab.build(ctx)
         steps = [child for child in tabs.children if isinstance(child, gr.Tab)]
         for tab, step in zip(steps, STEP_IDS, strict=True):

@@ -3,7 +3,7 @@
 The workbench's page renders client-side (Svelte), so a test through the API alone cannot see
 a step that draws nothing, a table that stays empty or a plot that fails in the browser. This
 test serves a prepared workspace (imported, checked, with a vocabulary and a finished tiny
-run), opens it in headless chromium, goes through the eight steps, checks what each one shows,
+run), opens it in headless chromium, goes through the nine steps, checks what each one shows,
 builds and tunes a language model from an uploaded text, presses the buttons of Evaluate
 (greedy, then with the language model) and Export (the ONNX export shows what it does while it
 runs), and saves a full-page screenshot of every step at 1400 px and at a laptop's 1280x720.
@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import soundfile as sf
 
 from data_recipes import prepare_sources
+from tests.data_recipes.test_untranscribed import demo_clips, recording
 from tests.ui.conftest import free_port
 from ui.app import ServeOptions, serve
 from ui.workspaces import WorkspaceRoot
@@ -44,7 +47,7 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 90_000  # the page renders client-side, on a machine that may be busy
 WORKSPACE = "quechua"
 STEPS = ("1. Data", "2. Check", "3. Alphabet", "4. Train", "5. Language model", "6. Evaluate",
-         "7. Try it", "8. Export")
+         "7. Try it", "8. Export", "9. Untranscribed")
 TRAINING = ["model.name=tiny", "optim.max_steps=6", "data.max_batch_seconds=10",
             "run.threads=1", "run.eval_every=3", "run.log_every=1"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -119,7 +122,7 @@ def screenshots(tmp_path) -> list[Path]:
 
 
 def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, screenshots,
-                                        tmp_path):
+                                        demo_corpus, tmp_path):
     from playwright.sync_api import expect
 
     root, run = prepared_root
@@ -255,6 +258,22 @@ def test_every_step_renders_in_chromium(browser_api, page_url, prepared_root, sc
                    ).to_be_enabled()
             expect(panel).to_contain_text(f"Prepared {run}-onnx-int8.zip (")
             finish_step("8. Export", panel)
+
+            panel = open_step("9. Untranscribed")
+            expect(panel).to_contain_text("Untranscribed: none yet")
+            field = tmp_path / "field recording.wav"
+            sf.write(field, recording(demo_clips(demo_corpus, 100, 8)), 16000)
+            block(panel, "Untranscribed recordings (audio files or a zip)").locator(
+                'input[type="file"]').first.set_input_files(str(field))
+            expect(panel).to_contain_text("field recording.wav")
+            panel.get_by_role("button", name="Add the recordings").click()
+            pieces = panel.get_by_text(re.compile(r"^\d+ pieces kept"))
+            expect(pieces.first).to_be_visible()
+            expect(panel).to_contain_text("from 1 recording(s)")
+            expect(panel).to_contain_text(re.compile(r"Untranscribed: [\d.]+ min in \d+ pieces"))
+            expect(block(panel, "Runs, on the same dev and test")).to_contain_text(run)
+            expect(panel.get_by_role("combobox", name="Run that transcribes")).to_have_value(run)
+            finish_step("9. Untranscribed", panel)
 
             # Every step again at a laptop's 1280x720 (the page was drawn at 1400 px wide).
             page.set_viewport_size(LAPTOP)

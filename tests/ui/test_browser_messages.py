@@ -41,7 +41,7 @@ WORKSPACE = "runasimi"
 MISSING = "clips/chinkasqa.wav"  # named by the table, not in the upload
 VIEWPORT = {"width": 1280, "height": 720}
 STEPS = ("1. Data", "2. Check", "3. Alphabet", "4. Train", "5. Language model", "6. Evaluate",
-         "7. Try it", "8. Export")
+         "7. Try it", "8. Export", "9. Untranscribed")
 
 
 @pytest.fixture
@@ -138,7 +138,8 @@ def _empty_workspace(page, expect) -> None:
                "2. Check": ("Set aside or flagged, with the reason", "what to do"),
                "3. Alphabet": ("Labels in train, with counts", "code points"),
                "5. Language model": ("Language models of this workspace", "dev OOV"),
-               "6. Evaluate": ("Utterances, worst first", "differences")}
+               "6. Evaluate": ("Utterances, worst first", "differences"),
+               "9. Untranscribed": ("Runs, on the same dev and test", "test CER")}
     for step in STEPS:
         panel = _open_step(page, expect, step)
         page.wait_for_timeout(300)  # the tab's refresh has answered

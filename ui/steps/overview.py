@@ -24,6 +24,7 @@ class StepState:
     done: bool
     detail: str
     optional: bool = False  # never "to do": the flow goes on without it
+    number: int = 0  # its tab's number (0: its place in the list)
 
 
 def overview(ws: Workspace) -> list[StepState]:
@@ -47,7 +48,17 @@ def overview(ws: Workspace) -> list[StepState]:
         StepState("Language model", bool(lms), _lm_detail(lms), optional=True),
         StepState("Evaluate", bool(evaluated), f"{len(evaluated)} run(s) evaluated"
                   if evaluated else "score a run on the test split"),
+        _untranscribed_state(ws),
     ]
+
+
+def _untranscribed_state(ws: Workspace) -> StepState:
+    from data_recipes.untranscribed import read_untranscribed
+
+    pieces = read_untranscribed(ws)
+    detail = (f"{sum(p.duration for p in pieces) / 60:.1f} min in {len(pieces)} pieces"
+              if pieces else "add recordings nobody has transcribed (optional)")
+    return StepState("Untranscribed audio", bool(pieces), detail, optional=True, number=9)
 
 
 def _lm_detail(names: list[str]) -> str:
@@ -73,7 +84,7 @@ def overview_markdown(ws: Workspace) -> str:
     screen reader reads, not with emoji."""
     steps = overview(ws)
     lines = [f"**Workspace: {html.escape(workspace_title(ws.root))}**  "]
-    lines += [f"{badge(_state(s))} {i}. {s.step}: {s.detail}  "
+    lines += [f"{badge(_state(s))} {s.number or i}. {s.step}: {s.detail}  "
               for i, s in enumerate(steps, start=1)]
     training = training_line(ws)
     if training:
