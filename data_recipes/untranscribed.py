@@ -6,7 +6,10 @@ detector (:mod:`workbench.vad`) into pieces of 2-15 s, and each piece stored as 
 ``WS/untranscribed/clips/<sha1>.wav``. The pieces are audited as transcribed clips are:
 silent and clipped pieces, and pieces that repeat one already held (untranscribed or
 transcribed, so no test utterance reaches pretraining or pseudo-labels), are set aside and
-reported with the file and the time they came from. The list of pieces,
+reported with the file and the time they came from. A recording that transcribed utterances
+were cut from (an ELAN or TextGrid import: the same file, byte for byte) gives only the
+stretches between them: each transcribed segment, with ``TRANSCRIBED_MARGIN_S`` either side,
+is left out and reported. The list of pieces,
 ``WS/untranscribed/manifest.jsonl``, is replaced atomically at the end of an import, and a
 clip is only ever written under a new name: a kill at any moment leaves the previous list
 and every clip it names intact. Importing adds to what is there.
@@ -14,8 +17,10 @@ and every clip it names intact. Importing adds to what is there.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import tempfile
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +35,8 @@ from workbench.errors import WorkbenchError
 from workbench.fsio import check_free_space, fault_point, locked, remove_temporaries
 from workbench.manifest import Utterance, read_manifest, total_duration, write_manifest
 from workbench.workspace import Workspace
+
+TRANSCRIBED_MARGIN_S = 0.25  # left out either side of a transcribed segment
 
 FOLDER = "untranscribed"
 MIN_PIECE_S, MAX_PIECE_S = 2.0, 15.0  # what pretraining and pseudo-labelling take best
@@ -121,6 +128,7 @@ def _import(files: list[Path], ws: Workspace, options: AuditOptions,
     splits = ws.read_all() if ws.manifest_path("train").exists() else {}
     transcribed = {u.sha1: f"{u.id} ({split})" for split, us in splits.items() for u in us
                    if u.sha1}
+    stretches = transcribed_stretches(splits, ws)
     clips = folder(ws) / "clips"
     clips.mkdir(parents=True, exist_ok=True)
     remove_temporaries(clips)
@@ -128,8 +136,14 @@ def _import(files: list[Path], ws: Workspace, options: AuditOptions,
     result = UntranscribedImport(files=len(files))
     for path in tqdm(files, desc="Cutting untranscribed recordings", unit="file",
                      disable=not progress):
+        spans = stretches.get(file_sha1(path), []) if stretches else []
+        result.set_aside += [{"item": f"{path} {span.start:.2f}-{min(span.end, 1e9):.2f} s",
+                              "check": "transcribed", "seconds": round(
+                                  span.end - span.start, 2) if span.end < math.inf else 0.0,
+                              "detail": f"already transcribed as {span.name}: left out so it "
+                                        "never leaks into training"} for span in spans]
         try:
-            pieces = list(cut_recording(path, clips, transcribed))
+            pieces = list(cut_recording(path, clips, transcribed, exclude=spans))
         except RecordingSetAside as aside:
             result.set_aside.append({"item": str(path), "check": aside.check,
                                      "detail": aside.detail, "seconds": 0.0})
@@ -157,12 +171,69 @@ def _import(files: list[Path], ws: Workspace, options: AuditOptions,
     return result
 
 
-def cut_recording(path: Path, clips: Path, transcribed: dict[str, str] | None = None
-                  ) -> Iterable[tuple[Utterance, dict]]:
+@dataclass(frozen=True)
+class TranscribedSpan:
+    """A transcribed segment of a recording: seconds, and the utterance's name."""
+
+    start: float
+    end: float  # inf: to the end of the recording
+    name: str
+
+
+def transcribed_stretches(splits: dict[str, list[Utterance]], ws: Workspace
+                          ) -> dict[str, list[TranscribedSpan]]:
+    """The transcribed segments of each source recording still in the workspace (or where
+    the import read it), keyed by the hash of the recording file's bytes."""
+    by_source: dict[str, list[TranscribedSpan]] = defaultdict(list)
+    for split, utterances in splits.items():
+        for u in utterances:
+            if u.source and u.extra.get("start") is not None:
+                end = u.extra.get("end")
+                by_source[u.source].append(TranscribedSpan(
+                    float(u.extra["start"]), math.inf if end is None else float(end),
+                    f"{u.id} ({split})"))
+    found: dict[str, list[TranscribedSpan]] = defaultdict(list)
+    for source, spans in by_source.items():
+        path = Path(source) if Path(source).is_absolute() else ws.root / source
+        if path.is_file():
+            found[file_sha1(path)] += sorted(spans, key=lambda s: s.start)
+    return dict(found)
+
+
+def file_sha1(path: Path) -> str:
+    """Hash of a file's bytes (the same recording file, whatever its name or folder)."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def without_spans(segments: list, spans: list[TranscribedSpan],
+                  margin: float = TRANSCRIBED_MARGIN_S) -> list:
+    """``segments`` (objects with ``start``/``end`` seconds) with every transcribed span
+    (widened by ``margin``) cut out; what is left of a segment stays, in time order."""
+    from dataclasses import replace
+
+    kept = []
+    for segment in segments:
+        parts = [(segment.start, segment.end)]
+        for span in spans:
+            low, high = span.start - margin, span.end + margin
+            parts = [piece for start, end in parts for piece in (
+                ((start, end),) if high <= start or low >= end else
+                tuple(p for p in ((start, low), (high, end)) if p[1] > p[0]))]
+        kept += [replace(segment, start=start, end=end) for start, end in parts]
+    return kept
+
+
+def cut_recording(path: Path, clips: Path, transcribed: dict[str, str] | None = None, *,
+                  exclude: list[TranscribedSpan] = ()) -> Iterable[tuple[Utterance, dict]]:
     """Decode ``path`` once, find its utterances, and write each 2-15 s piece as a clip.
 
     Yields each piece (its clip already written under its content hash) with its signal
-    statistics.
+    statistics; the ``exclude`` spans (transcribed segments of this recording) are cut out
+    of the pieces.
 
     Raises:
         RecordingSetAside: the recording is shorter than a piece, or is the very audio of a
@@ -191,6 +262,7 @@ def cut_recording(path: Path, clips: Path, transcribed: dict[str, str] | None = 
                          f"storing the pieces of {path.name}")
         segments, _ = detect_segments(_blocks(decoded), "energy", min_s=MIN_PIECE_S,
                                       max_s=MAX_PIECE_S)
+        segments = without_spans(segments, list(exclude))
         for segment, samples in cut_segments(_blocks(decoded), segments):
             if len(samples) < MIN_PIECE_S * SAMPLE_RATE * 0.5:
                 continue  # a stray sound at the end, not an utterance

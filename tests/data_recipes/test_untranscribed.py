@@ -159,3 +159,49 @@ def test_prepare_untranscribed_on_the_command_line(ws, long_wav, tmp_path, capsy
     assert summary["untranscribed_seconds"] > 40 and summary["transcribed_seconds"] == 0
     code = main(["prepare", "--untranscribed", str(tmp_path / "missing"), "-w", str(ws.root)])
     assert code != 0 and "missing: no such file or folder" in capsys.readouterr().err
+
+
+def test_the_transcribed_stretches_of_a_recording_are_never_taken(demo_corpus, tmp_path):
+    """A recording transcribed in part (a TextGrid over three of its twelve utterances),
+    given again as untranscribed audio: only the stretches between them become pieces."""
+    from data_recipes.textgrid import prepare_textgrid
+    from data_recipes.untranscribed import TRANSCRIBED_MARGIN_S
+    from tests.data_recipes.test_textgrid import long_format
+
+    clips = demo_clips(demo_corpus, 40, 12)
+    starts = np.cumsum([0.0] + [len(c) / 16000 + PAUSE_S for c in clips[:-1]])
+    spans = [(round(starts[i], 3), round(starts[i] + len(clips[i]) / 16000, 3))
+             for i in (1, 5, 9)]
+    samples = recording(clips, seed=2)
+    source = tmp_path / "src"
+    source.mkdir()
+    sf.write(source / "story.wav", samples, 16000)
+    length = len(samples) / 16000
+    entries = [(start, end, f"rimay {i}") for i, (start, end) in enumerate(spans)]
+    gaps = [(a, b, "") for a, b in zip([0.0, *[e for _, e in spans]],
+                                       [*[s for s, _ in spans], length], strict=True)]
+    grid = long_format([("IntervalTier", "words", sorted(entries + gaps))], xmax=length)
+    (source / "story.TextGrid").write_text(grid, encoding="utf-8")
+    ws = Workspace.at(tmp_path / "ws")
+    prepare_textgrid(source / "story.TextGrid", ws, progress=False)
+    assert sum(len(us) for us in ws.read_all().values()) == 3
+
+    again = tmp_path / "archive" / "tape 7.wav"  # the same file, elsewhere, renamed
+    again.parent.mkdir()
+    again.write_bytes((source / "story.wav").read_bytes())
+    result = import_untranscribed([again], ws)
+    left_out = [item for item in result.set_aside if item["check"] == "transcribed"]
+    assert len(left_out) == 3
+    assert all("already transcribed as story__words__" in item["detail"] for item in left_out)
+    pieces = read_untranscribed(ws)
+    assert len(pieces) >= 4  # the other nine utterances are there, between the stretches
+    for piece in pieces:
+        start, end = map(float, piece.source.rsplit(" ", 2)[1].split("-"))
+        for low, high in spans:  # (times in the source are rounded to 0.01 s)
+            assert end <= low - TRANSCRIBED_MARGIN_S + 0.006 or \
+                start >= high + TRANSCRIBED_MARGIN_S - 0.006, (piece.source, low, high)
+    # Another recording is cut whole: only the same file's stretches are left out.
+    other = tmp_path / "other.wav"
+    sf.write(other, recording(demo_clips(demo_corpus, 60, 4), seed=3), 16000)
+    assert not [i for i in import_untranscribed([other], ws).set_aside
+                if i["check"] == "transcribed"]
