@@ -205,14 +205,17 @@ def pretrain(ws: Workspace, settings: PretrainSettings, *, resume: str | None = 
     if not pieces:
         raise WorkbenchError(f"No untranscribed audio in {ws.root}; add recordings with "
                              "`workbench prepare --untranscribed AUDIO... -w WS` first.")
-    lock = HeldLock.try_acquire(ws.root / RUNS / ".lock", {"pid": os.getpid()})
-    if lock is None:
-        raise WorkbenchError(f"Another `workbench pretrain` is running in {ws.root}; wait "
-                             "for it to end.")
+    lock = None
+    if int(os.environ.get("RANK", "0")) == 0:  # one lock per run: its first process holds it
+        lock = HeldLock.try_acquire(ws.root / RUNS / ".lock", {"pid": os.getpid()})
+        if lock is None:
+            raise WorkbenchError(f"Another `workbench pretrain` is running in {ws.root}; "
+                                 "wait for it to end.")
     try:
         return _Pretraining(ws, settings, pieces, resume, progress, on_event).run(max_minutes)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def list_pretraining_runs(ws: Workspace) -> list[Path]:
@@ -247,6 +250,7 @@ class _Pretraining:
         from accelerate import Accelerator
 
         self.ws, self.pieces, self.progress, self.on_event = ws, pieces, progress, on_event
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         if resume is not None:
             self.run_dir = latest_run(ws) if resume == "latest" else ws.root / RUNS / resume
             if not (self.run_dir / "settings.json").is_file():
@@ -254,13 +258,11 @@ class _Pretraining:
             saved = json.loads((self.run_dir / "settings.json").read_text())
             settings = replace(PretrainSettings(**saved), stop_at_step=settings.stop_at_step)
         else:
-            self.run_dir = new_stamped_dir(ws.root / RUNS, Path(settings.model).name)
-            write_json_atomic(self.run_dir / "settings.json", asdict(settings))
+            self.run_dir = self._new_run_dir(settings)
         self.settings = settings
         if settings.threads:
             torch.set_num_threads(settings.threads)
         _seed(settings.seed)
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.model, self.fresh = load_pretraining_model(settings.model, settings)
         self.feature_extractor = _feature_extractor(settings.model)
         self.codebook = CodebookUse(self.model)
@@ -278,6 +280,20 @@ class _Pretraining:
         self.step, self.low_perplexity, self.good_step = 0, 0, -1
         if resume is not None:
             self._restore()
+
+    def _new_run_dir(self, settings: PretrainSettings) -> Path:
+        """The new run's folder, made (with its settings) by the first process and named
+        to the others."""
+        from accelerate.utils import broadcast_object_list
+
+        name = [""]
+        if self.accelerator.is_main_process:
+            folder = new_stamped_dir(self.ws.root / RUNS, Path(settings.model).name)
+            write_json_atomic(folder / "settings.json", asdict(settings))
+            name = [folder.name]
+        if self.accelerator.num_processes > 1:
+            broadcast_object_list(name)
+        return self.ws.root / RUNS / name[0]
 
     def _batches(self) -> list[list[int]]:
         from workbench.data import DurationBatchSampler
@@ -301,6 +317,7 @@ class _Pretraining:
         s, unwrapped = self.settings, self.accelerator.unwrap_model(self.model)
         if self.step == 0:
             self._log({"event": "start", "steps": self.total, "pieces": len(self.pieces),
+                       "world_size": self.accelerator.num_processes,
                        "seconds": round(sum(p.duration for p in self.pieces), 2),
                        "model": s.model, "fresh": self.fresh,
                        "codebook": codebook_size(unwrapped.config)})

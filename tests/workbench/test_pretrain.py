@@ -4,7 +4,11 @@ quantizer), codebook guards, a base that `train --model` takes, exact resume, co
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,11 +22,20 @@ from tests.data_recipes.test_untranscribed import demo_clips, recording
 from workbench.cli import main
 from workbench.config import build_config
 from workbench.errors import WorkbenchError
+from workbench.fsio import HeldLock
 from workbench.models import DEMO_BASE_DIR
-from workbench.pretrain import PretrainCollapse, PretrainSettings, gumbel_temperature, pretrain
+from workbench.pretrain import (
+    PretrainCollapse,
+    PretrainSettings,
+    gumbel_temperature,
+    list_pretraining_runs,
+    pretrain,
+    read_pretraining_metrics,
+)
 from workbench.train import train
 from workbench.vocab import build_workspace_vocab
 
+REPO = Path(__file__).resolve().parents[2]
 LAYER = "wav2vec2.encoder.layers.0.attention.q_proj.weight"
 
 
@@ -140,3 +153,34 @@ def test_gumbel_temperature_reaches_its_minimum_within_a_short_run():
     # fairseq's per-step decay, given explicitly, is kept: over 150 steps it barely moves.
     fixed = replace(run, gumbel_temperature_decay=0.999995)
     assert gumbel_temperature(fixed, 150, 150) == pytest.approx(2.0 * 0.999995 ** 150)
+
+
+def _pretrain_cli(ws, *extra: str, ranks: int = 1) -> None:
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                 f"--nproc_per_node={ranks}"] if ranks > 1 else [sys.executable])
+    command = [*launcher, "-m", "workbench.cli", "pretrain", "-w", str(ws.root), "--quiet",
+               "--json", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_two_processes_pretrain_one_run_and_resume_it(ws):
+    """torchrun, 2 CPU processes (gloo): one run folder and lock, each step logged once, a
+    checkpoint by the first process that both resume from, one base."""
+    _pretrain_cli(ws, "--model", "demo-base", "--steps", "4", "num_negatives=10",
+                  "max_batch_seconds=6", "log_every=1", "checkpoint_every=2", "threads=1",
+                  "stop_at_step=2", ranks=2)
+    [run] = list_pretraining_runs(ws)
+    _pretrain_cli(ws, "--resume", ranks=2)
+    assert list_pretraining_runs(ws) == [run]
+    logged = read_pretraining_metrics(run)
+    assert [r["world_size"] for r in logged if r["event"] == "start"] == [2]
+    assert [r["step"] for r in logged if r["event"] == "resume"] == [2]
+    assert [r["step"] for r in logged if r["event"] == "train"] == [1, 2, 3, 4]
+    assert [r["stopped"] for r in logged if r["event"] == "end"] == ["stop_at_step", "schedule"]
+    base = json.loads((ws.root / "bases" / run.name / "pretraining.json").read_text())
+    assert base["step"] == 4
+    assert not (ws.root / "pretrain" / ".lock").exists() or \
+        HeldLock.try_acquire(ws.root / "pretrain" / ".lock", {}) is not None  # released
