@@ -301,3 +301,35 @@ def test_the_progress_says_how_long_is_left(ws_with_run):
     assert view.remaining_s is None  # nothing trains it now
     live = replace(view, remaining_s=270.0)
     assert "about 4 min left" in training.progress_html(live)
+
+
+def test_a_mode_shows_its_own_settings_and_the_job_trains_in_it(ws, tmp_path):
+    """Top mode trains at 3x the learning rate: the page shows that rate, and a start in
+    top mode runs `workbench train model.mode=top` (the command applies the same rate)."""
+    from workbench.config import TOP_LEARNING_RATE_FACTOR, build_config
+    from workbench.vocab import build_workspace_vocab
+
+    build_workspace_vocab(ws)
+    _, full = training.resolved_settings(ws, "10min", "tiny")
+    _, top = training.resolved_settings(ws, "10min", "tiny", "top")
+    assert top["model.mode"] == "top" and full["model.mode"] == "full"
+    assert top["optim.learning_rate"] == pytest.approx(
+        full["optim.learning_rate"] * TOP_LEARNING_RATE_FACTOR)
+    started = training.start_training(ws, "tiny", "10min", {"optim.max_steps": 3000},
+                                      tmp_path, mode="top")
+    try:
+        command = started.job.command
+        assert "model.mode=top" in command
+        assert not any(part.startswith("optim.learning_rate=") for part in command)
+        overrides = [p for p in command[command.index("10min") + 1:] if "=" in p]
+        config = build_config(preset="10min", overrides=["model.name=tiny", *overrides])
+        assert config.optim.learning_rate == pytest.approx(top["optim.learning_rate"])
+    finally:
+        jobs.stop_job(ws, started.job.id, grace=5.0)
+    # A rate the user typed wins over the mode's.
+    started = training.start_training(ws, "tiny", "10min", {"optim.learning_rate": 2e-4},
+                                      tmp_path, mode="top")
+    try:
+        assert "optim.learning_rate=0.0002" in started.job.command
+    finally:
+        jobs.stop_job(ws, started.job.id, grace=5.0)

@@ -287,12 +287,14 @@ def train_minutes(ws: Workspace) -> float:
     return sum(u.duration for u in ws.read_split("train")) / 60
 
 
-def resolved_settings(ws: Workspace, preset: str, model: str) -> tuple[str, dict[str, Any]]:
-    """The preset `auto` resolves to, and every setting's value for this preset and model."""
+def resolved_settings(ws: Workspace, preset: str, model: str, mode: str = "full"
+                      ) -> tuple[str, dict[str, Any]]:
+    """The preset `auto` resolves to, and every setting's value for this preset, model and
+    mode (a mode's own defaults included: top mode's higher learning rate)."""
     from workbench.config import build_config
 
     config = build_config(preset=preset, train_minutes=train_minutes(ws),
-                          overrides=[f"model.name={model}"])
+                          overrides=[f"model.name={model}", f"model.mode={mode or 'full'}"])
     values = {}
     for key, _ in setting_fields():
         section, name = key.split(".")
@@ -359,7 +361,7 @@ def readiness(ws: Workspace) -> str:
 
 
 def start_training(ws: Workspace, model_choice: str, preset: str, edits: dict[str, Any],
-                   models_folder: Path) -> JobStatus:
+                   models_folder: Path, mode: str = "full") -> JobStatus:
     """Start `workbench train` as a job: the preset's settings for this model and data, with
     the user's edits on top.
 
@@ -369,6 +371,7 @@ def start_training(ws: Workspace, model_choice: str, preset: str, edits: dict[st
         preset: "auto" or a preset name.
         edits: Settings the user changed (dotted key -> value).
         models_folder: Where ``local:`` models are.
+        mode: The training mode the settings were resolved for (full, top, adapter).
 
     Returns:
         The new job's :class:`~ui.jobs.JobStatus`.
@@ -376,8 +379,11 @@ def start_training(ws: Workspace, model_choice: str, preset: str, edits: dict[st
     require_current_vocab(ws)
     require_available(model_choice, models_folder, ws)
     model = model_argument(model_choice, models_folder, ws)
-    resolved_preset, resolved = resolved_settings(ws, preset, model)
+    mode = str(edits.get("model.mode") or mode or "full")
+    resolved_preset, resolved = resolved_settings(ws, preset, model, mode)
     overrides = settings_overrides(resolved, {**resolved, **edits})
+    if mode != "full" and not any(o.startswith("model.mode=") for o in overrides):
+        overrides.insert(0, f"model.mode={mode}")  # the command applies the mode's defaults
     command = jobs.train_command(ws, model=model, preset=resolved_preset, overrides=overrides)
     job = jobs.start_job(ws, command)
     return jobs.job_status(ws, job.id)

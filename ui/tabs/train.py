@@ -49,7 +49,8 @@ def build(ctx: Context) -> None:
         estimate_table = gr.Dataframe(headers=training.ESTIMATE_COLUMNS, interactive=False,
                                       visible=False, label="On this machine")
         with gr.Accordion("Settings: resolved for this preset and model, edit any", open=False):
-            gr.Markdown("Changing the model or the preset resets these to its values.")
+            gr.Markdown("Changing the model, the preset or the mode resets these to its "
+                        "values.")
             settings = _setting_widgets()
         with gr.Row():
             start_button = gr.Button("Start training", variant="primary")
@@ -86,7 +87,8 @@ def build(ctx: Context) -> None:
         chosen = {key: values[training.parameter_name(key)] for key in settings
                   if training.parameter_name(key) in values}
         edits = training.changed_settings(shown or {}, chosen)
-        started = training.start_training(ws, model, preset, edits, ctx.root.models_folder)
+        started = training.start_training(ws, model, preset, edits, ctx.root.models_folder,
+                                          mode=str((shown or {}).get("model.mode", "full")))
         gr.Info("Training started. It goes on if you close this page.")
         return started.job.id, *_view(ws, "", started.job.id, force_run=True)
 
@@ -100,8 +102,13 @@ def build(ctx: Context) -> None:
                                                          ctx.root.models_folder)
         return gr.Dataframe(value=table, visible=True), note, suggested, suggested
 
-    def choose_mode(choice: str):
-        return choice
+    @shows_errors
+    def choose_mode(name: str, model: str, preset: str, choice: str):
+        """A mode brings its own defaults (top mode: 3x the learning rate): shown here."""
+        ws = ctx.ws(name)
+        if not ws.manifest_path("train").exists():
+            return (gr.skip(),) * len(resolve_outputs)
+        return _resolved(ctx, ws, model, preset, choice)
 
     def modes_for(name: str, model: str):
         ws = ctx.ws(name) if name else None
@@ -169,18 +176,22 @@ def build(ctx: Context) -> None:
     resolve_outputs = [readiness, preset_note, *widgets, shown]
     model.input(resolve, inputs=[ctx.workspace, model, preset], outputs=resolve_outputs,
                 api_name="resolve_settings")
-    preset.input(resolve, inputs=[ctx.workspace, model, preset], outputs=resolve_outputs,
-                 api_visibility="private")
+    preset.input(choose_mode, inputs=[ctx.workspace, model, preset, mode],
+                 outputs=resolve_outputs, api_visibility="private")
     model.change(shows_errors(modes_for), inputs=[ctx.workspace, model],
                  outputs=[mode, estimate_table, estimate_note],
                  api_visibility="private", show_progress="hidden")
-    mode.input(choose_mode, inputs=[mode], outputs=[settings["model.mode"]],
+    mode.input(choose_mode, inputs=[ctx.workspace, model, preset, mode], outputs=resolve_outputs,
                api_visibility="private", show_progress="hidden")
-    ctx.action(estimate_button, estimate, inputs=[ctx.workspace, model, preset, shown],
-               outputs=[estimate_table, estimate_note, mode, settings["model.mode"]],
-               busy="Measuring a few training steps...",
-               inputs_kwargs={training.parameter_name(k): w for k, w in settings.items()},
-               api_name="estimate_training")
+    estimated = ctx.action(
+        estimate_button, estimate, inputs=[ctx.workspace, model, preset, shown],
+        outputs=[estimate_table, estimate_note, mode, settings["model.mode"]],
+        busy="Measuring a few training steps...",
+        inputs_kwargs={training.parameter_name(k): w for k, w in settings.items()},
+        api_name="estimate_training")
+    estimated.success(choose_mode, inputs=[ctx.workspace, model, preset, mode],
+                      outputs=resolve_outputs, api_visibility="private",
+                      show_progress="hidden")
     event = ctx.action(
         start_button, start, inputs=[ctx.workspace, model, preset, shown],
         outputs=[job, *view_outputs], busy="Starting...",
@@ -230,12 +241,13 @@ def _setting_widgets() -> dict:
     return widgets
 
 
-def _resolved(ctx: Context, ws: Workspace, model: str | None, preset: str) -> tuple:
-    """Readiness text, the preset and model note and every setting's value for this model
-    and preset."""
+def _resolved(ctx: Context, ws: Workspace, model: str | None, preset: str,
+              mode: str = "full") -> tuple:
+    """Readiness text, the preset and model note and every setting's value for this model,
+    preset and mode."""
     model = model or DEFAULT_CHOICE
     argument = training.model_argument(model, ctx.root.models_folder, ws)
-    resolved_preset, values = training.resolved_settings(ws, preset, argument)
+    resolved_preset, values = training.resolved_settings(ws, preset, argument, mode)
     minutes = training.train_minutes(ws)
     steps = training.estimated_steps(ws, values)
     note = (f"Preset **{resolved_preset}**" + (" (chosen by auto)" if preset == "auto" else "")
