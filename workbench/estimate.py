@@ -121,15 +121,53 @@ def workload(ws: Workspace, config: TrainConfig) -> Workload:
     from workbench.audit import load_excluded_ids
 
     excluded = load_excluded_ids(ws)
-    durations = [u.duration for u in ws.read_split("train") if u.id not in excluded]
-    if config.data.pseudolabels:
-        from workbench.pseudolabel import read_pseudolabels
-
-        durations += [u.duration for u in read_pseudolabels(ws, config.data.pseudolabels)]
+    durations = [u.duration for u in training_utterances(ws, config)]
     if not durations:
         raise WorkbenchError("No training utterances to estimate a run for; prepare data first.")
     dev = ws.read_split("dev") if ws.manifest_path("dev").exists() else []
     return workload_for(durations, [u.duration for u in dev if u.id not in excluded], config)
+
+
+def training_utterances(ws: Workspace, config: TrainConfig) -> list:
+    """The clips a run trains on: the train split less what the audit set aside, and the
+    pseudo-label set it includes."""
+    from workbench.audit import load_excluded_ids
+
+    excluded = load_excluded_ids(ws)
+    utterances = [u for u in ws.read_split("train") if u.id not in excluded]
+    if config.data.pseudolabels:
+        from workbench.pseudolabel import read_pseudolabels
+
+        utterances += read_pseudolabels(ws, config.data.pseudolabels)
+    return utterances
+
+
+def cached_states_share(ws: Workspace, config: TrainConfig, cut: int) -> float:
+    """Share of the training audio whose laptop-mode states an earlier top run of this model
+    cut at ``cut`` already cached in the workspace (the run computes only the rest).
+
+    Matched by the model's name and the cut (a cache folder records both); a model whose
+    weights changed under the same name is recomputed by the run, not by this estimate.
+    """
+    from workbench.laptop import cache_root
+    from workbench.laptop_cache import clip_key
+    from workbench.models import resolve_model_name
+
+    names = {config.model.name, str(resolve_model_name(config.model.name))}
+    utterances = training_utterances(ws, config)
+    total = sum(u.duration for u in utterances)
+    best = 0.0
+    for info_path in cache_root(ws.root).glob("*/info.json"):
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if info.get("cut") != cut or info.get("model") not in names or not total:
+            continue
+        held = {p.stem for p in info_path.parent.glob("*.npy")}
+        found = sum(u.duration for u in utterances if clip_key(u, ws.root) in held)
+        best = max(best, found / total)
+    return best
 
 
 def workload_for(durations: list[float], dev_durations: list[float],
@@ -166,8 +204,10 @@ def step_seconds(m: Measurement, batch_seconds: float) -> float:
 # --------------------------------------------------------------------------- cost per mode
 
 
-def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0) -> Estimate:
-    """The duration and peak memory of a run of ``mode`` from measurement ``m``."""
+def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0,
+             cached_share: float = 0.0) -> Estimate:
+    """The duration and peak memory of a run of ``mode`` from measurement ``m``
+    (``cached_share``: of the audio whose top-mode states are cached already)."""
     if mode not in MODES:
         raise WorkbenchError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
     scale = work.batch_seconds / m.batch_seconds
@@ -187,14 +227,17 @@ def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0) 
         # The lower layers run once per clip (laptop mode's cache): an inference pass
         # (feature encoder included) without the top layers; their states are held in RAM
         # up to laptop mode's limit instead of the encoder features.
-        encoder = work.encoded_seconds * m.inference_s_per_s * (1 - share)
+        encoder = work.encoded_seconds * m.inference_s_per_s * (1 - share) \
+            * (1 - cached_share)
         states_mb = work.encoded_seconds * FRAMES_PER_S * m.hidden_size * 4 / 2**20
         cache_mb = min(states_mb, laptop_ram_limit_mb())
         step = (m.forward_s + m.backward_s) * share * scale + m.data_s * scale \
             + m.optimizer_s * share
         trainable, basis = int(m.trainable * share), "model"
         activations *= share
-        detail = f"top {k} of {m.layers} layers, from the full measurement"
+        detail = f"top {k} of {m.layers} layers, from the full measurement" + (
+            f"; {cached_share:.0%} of the audio's states cached already" if cached_share
+            else "")
     elif mode == "adapter":
         if not m.adapters:
             raise WorkbenchError("This model has no attention adapters; adapter mode needs an "
@@ -282,8 +325,11 @@ def plan(ws: Workspace, config: TrainConfig, *, measure_missing: bool = True,
         if adapter is None and "adapter" in modes and config.model.mode == "adapter" \
                 and measure_missing:
             adapter = measure(ws, config, mode="adapter", steps=steps, use_cache=False)
+        cut = full.layers - (config.model.top_layers or default_top_layers(full.layers))
+        cached_share = cached_states_share(ws, config, cut)
         estimates = [estimate(adapter if mode == "adapter" and adapter else full, work, mode,
-                              top_layers=config.model.top_layers) for mode in modes]
+                              top_layers=config.model.top_layers, cached_share=cached_share)
+                     for mode in modes]
     chosen = next((e for e in estimates if e.mode == config.model.mode), None)
     fitting = [e.mode for e in estimates if e.fits_hour]
     suggested = config.model.mode if chosen and chosen.fits_hour else \

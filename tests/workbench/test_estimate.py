@@ -181,3 +181,34 @@ def test_durations_read_as_people_say_them():
     assert [est.duration_text(s) for s in (45, 600, 3 * 3600, 5 * 86400)] == \
         ["45 s", "10 min", "3.0 h", "5 days"]
     assert math.isclose(est.HOUR_S, 3600)
+
+
+def test_states_an_earlier_top_run_cached_are_not_counted_again(prepared):
+    from workbench.laptop import cache_root
+    from workbench.laptop_cache import clip_key
+
+    config = build_config(preset="10min", overrides=["model.name=tiny"])
+    train = est.training_utterances(prepared, config)
+    half = train[: len(train) // 2]
+    folder = cache_root(prepared.root) / "0123abcd"
+    folder.mkdir(parents=True)
+    try:
+        (folder / "info.json").write_text(json.dumps({"model": "tiny", "cut": 3}))
+        for utterance in half:
+            (folder / f"{clip_key(utterance, prepared.root)}.npy").write_bytes(b"")
+        share = sum(u.duration for u in half) / sum(u.duration for u in train)
+        assert est.cached_states_share(prepared, config, 3) == pytest.approx(share)
+        assert est.cached_states_share(prepared, config, 2) == 0.0  # another cut
+        other = build_config(preset="10min", overrides=["model.name=small"])
+        assert est.cached_states_share(prepared, other, 3) == 0.0  # another model
+    finally:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+    work = est.Workload(steps=100, batch_seconds=16.0, train_seconds=600.0, dev_seconds=0.0,
+                        evaluations=0, encoded_seconds=600.0)
+    fresh = est.estimate(MEASURED, work, "top", top_layers=2)
+    cached = est.estimate(MEASURED, work, "top", top_layers=2, cached_share=0.25)
+    building = fresh.seconds - 100 * fresh.step_s
+    assert cached.seconds == pytest.approx(fresh.seconds - 0.25 * building)
+    assert "25% of the audio's states cached already" in cached.detail
