@@ -215,6 +215,39 @@ def cache_root(workspace_root: Path) -> Path:
     return Path(workspace_root) / "cache" / "laptop"
 
 
+KEPT_CACHES = 2  # laptop-mode caches a workspace keeps: the one in use and the last other
+
+
+def prune_caches(workspace_root: Path, keep: Path, kept: int = KEPT_CACHES) -> list[Path]:
+    """Remove a workspace's older laptop-mode caches (another model or cut point, or weights
+    since changed): the one in use (marked used now) and the most recently used others, up
+    to ``kept`` in all, stay. One training runs per workspace at a time, so none removed is
+    in use; a run that needs one again recomputes it.
+
+    Returns:
+        The folders removed.
+    """
+    import shutil
+
+    marker = Path(keep) / "info.json"
+    if marker.exists():
+        marker.touch()  # used now
+    folders = [p for p in cache_root(workspace_root).iterdir()
+               if p.is_dir() and p != Path(keep)]
+    folders.sort(key=lambda p: _last_used(p), reverse=True)
+    removed = folders[max(0, kept - 1):]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
+
+
+def _last_used(folder: Path) -> float:
+    try:
+        return (folder / "info.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def setup_top_mode(model, processor, ws, config, train_utterances, *,
                    device: torch.device | str = "cpu", progress: bool = False,
                    ram_limit: int | None = None) -> TopMode:
@@ -240,6 +273,7 @@ def setup_top_mode(model, processor, ws, config, train_utterances, *,
                         else ram_limit)
     report = cache.build(model, processor.feature_extractor, train_utterances, ws.root,
                          device=device, progress=progress)
+    prune_caches(ws.root, keep=cache.folder)
     run_top(model, cut)
     return TopMode(cut=cut, top_layers=model.config.num_hidden_layers - cut, cache=cache,
                    report=report)

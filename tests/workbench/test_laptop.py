@@ -216,6 +216,7 @@ def test_the_cache_is_reused_and_invalidated_by_the_cut_and_the_audio(ws, pre_ln
     other_cut = records(Run(train(ws, top_config(pre_ln, *short, "model.top_layers=1"),
                                   progress=False).run_dir), "cache")[0]
     assert other_cut["computed"] == first["clips"] and other_cut["folder"] != first["folder"]
+    assert Path(first["folder"]).is_dir()  # kept: the last other cache (KEPT_CACHES)
 
     # One clip's audio changes (as a new `prepare` would record it): only it is computed.
     utterances = ws.read_split("train")
@@ -325,3 +326,23 @@ def test_a_resumed_top_run_ends_with_the_weights_of_the_uninterrupted_run(ws, pr
 
 def run_clips(run: Run) -> int:
     return records(run, "cache")[0]["clips"]
+
+
+def test_older_caches_are_pruned_keeping_the_one_in_use_and_the_last_other(tmp_path):
+    import os
+
+    from workbench.laptop import KEPT_CACHES, cache_root, prune_caches
+
+    folders = []
+    for age, name in enumerate(("newest", "older", "oldest", "in-use")):
+        folder = cache_root(tmp_path) / name
+        folder.mkdir(parents=True)
+        (folder / "info.json").write_text("{}")
+        (folder / "clip.npy").write_bytes(b"x")
+        os.utime(folder / "info.json", (1e9 - age * 1000, 1e9 - age * 1000))
+        folders.append(folder)
+    removed = prune_caches(tmp_path, keep=folders[-1])
+    assert sorted(p.name for p in removed) == ["older", "oldest"]
+    assert sorted(p.name for p in cache_root(tmp_path).iterdir()) == ["in-use", "newest"]
+    assert KEPT_CACHES == 2
+    assert (folders[-1] / "info.json").stat().st_mtime > 1e9  # marked used now
