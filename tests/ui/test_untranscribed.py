@@ -146,7 +146,11 @@ def test_pseudolabels_run_as_a_job_then_fine_tune_with_them(ws_with_run, recordi
     assert started.job.kind == jobs.PSEUDOLABEL and started.job.run == RUN
     ended = wait_for_end(ws, started.job.id)
     assert ended.state == jobs.FINISHED, ended.log_tail
-    assert steps.step_job_view(ws).status.startswith(f"**Pseudo-labels ready:** set {RUN}")
+    with open(ws.root / "jobs" / ended.job.id / jobs.LOG_FILE, "a") as log:
+        log.write(f"written to {ws.root}/pseudolabels/{RUN}\n")
+    view = steps.step_job_view(ws)
+    assert view.status.startswith(f"**Pseudo-labels ready:** set {RUN}")
+    assert view.log.endswith(f"written to {RUN}")  # never a server path
     info = json.loads((ws.root / "pseudolabels" / RUN / "info.json").read_text())
     [row] = steps.pseudolabel_table(ws).to_dict("records")
     assert row["set"] == RUN and row["made by run"] == RUN

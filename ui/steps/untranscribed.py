@@ -23,6 +23,7 @@ from ui import jobs
 from ui.steps import chosen_run
 from ui.steps import train as training
 from ui.uploads import stage_upload, upload_roots
+from ui.workspaces import page_text
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
 
@@ -238,10 +239,11 @@ def step_job_view(ws: Workspace) -> StepJobView:
                                 "written.",
                   jobs.FAILED: f"**Pseudo-labelling failed:** {_last_line(latest.log_tail)}"
                   }[latest.state] if latest.state != jobs.STARTING else "Starting..."
-        return StepJobView(status, latest.log_tail, _curves([]), latest.active)
+        return StepJobView(page_text(status), page_text(latest.log_tail), _curves([]),
+                           latest.active)
     records = _records(ws, job.run)
-    return StepJobView(_pretrain_status(latest, records), latest.log_tail, _curves(records),
-                       latest.active)
+    return StepJobView(page_text(_pretrain_status(latest, records)),
+                       page_text(latest.log_tail), _curves(records), latest.active)
 
 
 def _latest_step_job(ws: Workspace) -> jobs.JobStatus | None:
