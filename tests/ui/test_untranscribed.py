@@ -88,6 +88,8 @@ def test_pretraining_runs_as_a_job_and_its_base_is_offered_for_training(ws, reco
     steps.import_recordings(ws, recordings)
     started = steps.start_pretraining(ws, DEMO_BASE, 2, tmp_path)
     assert started.job.kind == jobs.PRETRAIN
+    assert "pretraining" in overview_markdown(ws) and "step 9, Untranscribed" in \
+        overview_markdown(ws)
     assert jobs.active_job(ws) is None  # step 4 follows training jobs only
     with pytest.raises(WorkbenchError, match="Pretraining runs in workspace ws"):
         training.start_training(ws, "tiny", "10min", {}, tmp_path)  # one job at a time

@@ -89,6 +89,9 @@ def overview_markdown(ws: Workspace) -> str:
     training = training_line(ws)
     if training:
         lines.append(training + "  ")
+    busy = untranscribed_line(ws)
+    if busy:
+        lines.append(busy + "  ")
     todo = next((s for s in steps if not s.done and not s.optional), None)
     lines.append(f"**Next:** {todo.step} — {todo.detail}." if todo else
                  "**Next:** try your model on new recordings (step 7) or export it (step 8).")
@@ -114,6 +117,18 @@ def training_line(ws: Workspace) -> str:
     where = "by this page" if job else "outside this page (on the command line)"
     return (f"{badge('training')} {_run_progress(ws, run)}, started {where}: follow it in "
             "step 4, Train.")
+
+
+def untranscribed_line(ws: Workspace) -> str:
+    """Pretraining or pseudo-labelling going on ("" when neither is)."""
+    from ui.jobs import PRETRAIN, PSEUDOLABEL
+
+    for kind, what in ((PRETRAIN, "pretraining"), (PSEUDOLABEL, "pseudo-labelling")):
+        job = active_job(ws, kind)
+        if job is not None:
+            name = f" ({job.job.run})" if job.job.run else ""
+            return f"{badge('training')} {what}{name}: follow it in step 9, Untranscribed."
+    return ""
 
 
 def _run_progress(ws: Workspace, run: str) -> str:
