@@ -5,9 +5,10 @@ wav2vec 2.0's own objective on the workspace's untranscribed pieces
 (``_compute_mask_indices``), and the transformer must pick each masked frame's quantized
 target among ``num_negatives`` distractors from the same clip (``_sample_negative_indices``);
 the loss is that contrastive loss plus the codebook diversity loss, with the Gumbel softmax
-temperature annealed from 2 to 0.5 over the first 70% of the run
-(``Wav2Vec2ForPreTraining``, as transformers'
-``run_wav2vec2_pretraining_no_trainer.py`` puts the pieces together). The feature encoder
+temperature annealed from 2 towards 0.5 by 0.999995 a step as fairseq does (or, with
+``gumbel_temperature_decay=0``, to 0.5 within the run: measured worse on the demo)
+(``Wav2Vec2ForPreTraining``, as transformers' ``run_wav2vec2_pretraining_no_trainer.py``
+puts the pieces together). The feature encoder
 stays frozen by default (continued pretraining adapts the transformer; the encoder's
 gradients are the costliest part on a CPU).
 
@@ -63,8 +64,11 @@ class PretrainSettings:
     num_negatives: int = 100
     max_gumbel_temperature: float = 2.0
     min_gumbel_temperature: float = 0.5
-    gumbel_temperature_decay: float = 0.0  # per step; 0: reach the minimum at ...
-    gumbel_anneal_share: float = 0.7  # ... this share of the run (fairseq: 0.7 of 400k)
+    # Per step (fairseq's and the transformers example's); 0: reach the minimum at
+    # gumbel_anneal_share of the run. Over a few hundred steps the default barely anneals,
+    # which measured better on the demo than annealing within the run (bench/RESULTS.md).
+    gumbel_temperature_decay: float = 0.999995
+    gumbel_anneal_share: float = 0.7
     diversity_loss_weight: float = 0.1
     freeze_feature_encoder: bool = True
     grad_clip: float = 1.0
@@ -454,10 +458,12 @@ class PretrainCollapse(WorkbenchError):
 def gumbel_temperature(settings: PretrainSettings, step: int, total: int) -> float:
     """The Gumbel softmax temperature at ``step`` of a ``total``-step run.
 
-    Annealed geometrically from the maximum to the minimum. fairseq's 0.999995 a step
-    reaches the minimum after about 277k of its 400k updates; a workbench run is hundreds of
-    steps, where that decay would leave the temperature at its maximum, so by default the
-    decay is scaled to reach the minimum at ``gumbel_anneal_share`` of the run.
+    Annealed geometrically from the maximum to the minimum. fairseq's 0.999995 a step (the
+    default) reaches the minimum after about 277k of its 400k updates, so over a workbench
+    run of hundreds of steps the temperature stays near its maximum; with
+    ``gumbel_temperature_decay=0`` the decay is scaled to reach the minimum at
+    ``gumbel_anneal_share`` of the run instead. On the demo language (150 steps, a fresh
+    codebook) the default gave the better base: bench/RESULTS.md, issue 16.
     """
     s = settings
     decay = s.gumbel_temperature_decay or (s.min_gumbel_temperature / s.max_gumbel_temperature

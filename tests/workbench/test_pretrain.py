@@ -144,14 +144,14 @@ def prepared_plain(demo_corpus, tmp_path):
 
 
 def test_gumbel_temperature_reaches_its_minimum_within_a_short_run():
-    run = PretrainSettings(steps=150)  # decay 0: scaled to the run
+    run = PretrainSettings(steps=150, gumbel_temperature_decay=0)  # 0: scaled to the run
     temperatures = [gumbel_temperature(run, step, 150) for step in range(151)]
     assert temperatures[0] == pytest.approx(2.0)
     assert all(a >= b for a, b in zip(temperatures, temperatures[1:], strict=False))
     assert temperatures[104] > 0.5 + 1e-3 and temperatures[105] == pytest.approx(0.5)
     assert temperatures[-1] == 0.5
-    # fairseq's per-step decay, given explicitly, is kept: over 150 steps it barely moves.
-    fixed = replace(run, gumbel_temperature_decay=0.999995)
+    # fairseq's per-step decay, the default: over 150 steps it barely moves.
+    fixed = PretrainSettings(steps=150)
     assert gumbel_temperature(fixed, 150, 150) == pytest.approx(2.0 * 0.999995 ** 150)
 
 
