@@ -60,9 +60,10 @@ def minutes_markdown(ws: Workspace) -> str:
     return text
 
 
-def import_recordings(ws: Workspace, files: list[str | Path] | None
-                      ) -> tuple[str, pd.DataFrame]:
-    """Keep the uploaded recordings (and archives) in the workspace, cut and audit them.
+def import_recordings(ws: Workspace, files: list[str | Path] | None, *,
+                      progress: bool = False) -> tuple[str, pd.DataFrame]:
+    """Keep the uploaded recordings (and archives) in the workspace, cut and audit them
+    (``progress``: a bar per recording, which the page follows).
 
     Returns:
         The report (Markdown) and the table of what was set aside and why.
@@ -72,6 +73,7 @@ def import_recordings(ws: Workspace, files: list[str | Path] | None
     """
     from data_recipes.common import AUDIO_EXTENSIONS
     from data_recipes.untranscribed import import_untranscribed
+
     upload = stage_upload(ws, files or [])
     folder, *archives = upload_roots(ws, upload)
     loose = sorted(p for p in folder.iterdir() if p.is_file())
@@ -82,7 +84,7 @@ def import_recordings(ws: Workspace, files: list[str | Path] | None
         raise WorkbenchError("The upload holds no recordings (audio files such as .wav, .mp3, "
                              ".flac, .ogg, .m4a, or a zip of them)"
                              + (f"; not audio: {', '.join(skipped)}" if skipped else "") + ".")
-    result = import_untranscribed([*audio, *extracted], ws)
+    result = import_untranscribed([*audio, *extracted], ws, progress=progress)
     summary = result.summary()
     lines = [f"**{summary['pieces']} pieces kept** ({summary['seconds'] / 60:.1f} min) from "
              f"{summary['files']} recording(s), cut at pauses into 2-15 s pieces."]

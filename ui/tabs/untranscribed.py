@@ -123,9 +123,10 @@ def build(ctx: Context) -> None:
     choice_outputs = [base, model, run, decoding, pseudo]
 
     @shows_errors
-    def add(name: str, uploaded: list[str] | None):
+    def add(name: str, uploaded: list[str] | None,
+            progress=gr.Progress(track_tqdm=True)):  # noqa: B008 - how Gradio asks for it
         ws = ctx.ws(name)
-        report, aside = steps.import_recordings(ws, uploaded)
+        report, aside = steps.import_recordings(ws, uploaded, progress=True)
         tempfiles.remove_gradio_copies(uploaded or [])  # kept in the workspace now
         return report, aside, None, *tables(name)
 
