@@ -100,6 +100,24 @@ def restore_rng(state: dict) -> None:
 # --------------------------------------------------------------------------- checkpoints
 
 
+FROZEN_FILE = "frozen.json"
+
+
+def frozen_record(model) -> dict:
+    """The parameters that do not train (a frozen base, feature encoder or lower layers):
+    their names, and a hash of their values, so a checkpoint can leave them out and a
+    resume can check that the model it loads has the same ones."""
+    import hashlib
+
+    names = sorted(n for n, p in model.named_parameters() if not p.requires_grad)
+    digest = hashlib.blake2b(digest_size=16)
+    tensors = dict(model.named_parameters())
+    for name in names:
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().cpu().contiguous().view(torch.uint8).numpy())
+    return {"names": names, "fingerprint": digest.hexdigest()}
+
+
 def checkpoint_bytes(weights: dict[str, torch.Tensor], optimizer) -> int:
     """About what a checkpoint takes on disk: the weights and the optimiser's moments."""
     size = sum(t.numel() * t.element_size() for t in weights.values())
@@ -110,7 +128,7 @@ def checkpoint_bytes(weights: dict[str, torch.Tensor], optimizer) -> int:
 
 
 def save_checkpoint(run: Run, weights: dict[str, torch.Tensor], optimizer, scheduler, scaler,
-                    state: TrainState, rng: list[dict]) -> Path:
+                    state: TrainState, rng: list[dict], frozen: dict | None = None) -> Path:
     """Write the resume point, replacing the previous one atomically.
 
     A stop at any moment (a kill, a full disk) leaves one complete checkpoint: the new one
@@ -123,13 +141,17 @@ def save_checkpoint(run: Run, weights: dict[str, torch.Tensor], optimizer, sched
         scaler: The fp16 loss scaler, or None.
         state: Where the run stands.
         rng: Every process's generator states (:func:`capture_rng`), by rank.
+        frozen: :func:`frozen_record` of the model: those weights are left out (they are
+            the base's own; adapter mode's frozen 1B base is 4 GB a checkpoint otherwise).
 
     Raises:
         DiskFullError: The disk cannot hold it (the previous checkpoint is kept).
     """
     from safetensors.torch import save_file
 
-    cpu_weights = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
+    left_out = set(frozen["names"]) if frozen else set()
+    cpu_weights = {k: v.detach().contiguous().cpu() for k, v in weights.items()
+                   if k not in left_out}
     resume = f"resume the run (`workbench train -w WS --resume --run {run.name}`)"
     with staged_dir(run.checkpoints_dir / LAST, what="saving the checkpoint",
                     needed=checkpoint_bytes(cpu_weights, optimizer), then=resume,
@@ -140,6 +162,8 @@ def save_checkpoint(run: Run, weights: dict[str, torch.Tensor], optimizer, sched
                     "scaler": scaler.state_dict() if scaler is not None else None,
                     "rng": rng}, staging / "training_state.pt")
         (staging / "state.json").write_text(json.dumps(asdict(state)), encoding="utf-8")
+        if frozen:
+            (staging / FROZEN_FILE).write_text(json.dumps(frozen), encoding="utf-8")
     return run.checkpoints_dir / LAST
 
 
@@ -159,9 +183,20 @@ def load_checkpoint(run: Run, model, optimizer, scheduler, scaler) -> tuple[Trai
         extra = torch.load(checkpoint / "training_state.pt", weights_only=True)
         state = TrainState.from_dict(
             json.loads((checkpoint / "state.json").read_text(encoding="utf-8")))
+        frozen = json.loads((checkpoint / FROZEN_FILE).read_text(encoding="utf-8")) \
+            if (checkpoint / FROZEN_FILE).is_file() else None
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         raise WorkbenchError(f"The checkpoint of run {run.name} cannot be read ({err}); "
                              "start a new run.") from err
+    if frozen:
+        if frozen_record(model) != frozen:
+            raise WorkbenchError(
+                f"The checkpoint of run {run.name} left out the weights that do not train, "
+                "and the model loaded to resume it has other ones (its base checkpoint "
+                "changed, or another mode or cut): resume with the run's own base, or start "
+                "a new run.")
+        current = model.state_dict()
+        weights = {**{name: current[name] for name in frozen["names"]}, **weights}
     _load_weights_exactly(model, weights, run)
     optimizer.load_state_dict(extra["optimizer"])
     scheduler.load_state_dict(extra["scheduler"])

@@ -42,6 +42,7 @@ from workbench.checkpoint import (
     TrainState,
     capture_rng,
     export_model,
+    frozen_record,
     load_checkpoint,
     restore_rng,
     save_checkpoint,
@@ -692,7 +693,8 @@ class _Loop:
             state.metrics_bytes = self.run_folder.metrics_size()
             save_checkpoint(self.run_folder,
                             weights if weights is not None else self.unwrapped.state_dict(),
-                            self.optimizer, self.scheduler, self.accelerator.scaler, state, rng)
+                            self.optimizer, self.scheduler, self.accelerator.scaler, state, rng,
+                            frozen=frozen_record(self.unwrapped))
         self.accelerator.wait_for_everyone()
 
     def _finish(self, state: TrainState, stopped: str) -> TrainResult:

@@ -215,3 +215,43 @@ def test_a_missing_or_invalid_adapter_language_is_refused(prepared, base, tmp_pa
 @pytest.mark.parametrize("lang", ["quy", "eng", "cmn-script_simplified", "gn"])
 def test_language_codes_are_accepted(lang):
     assert check_adapter_lang(lang) == lang
+
+
+def test_a_checkpoint_holds_only_what_trains_and_resumes_exactly(prepared, base, tmp_path):
+    """The frozen base is left out of checkpoints (4 GB each for MMS-1B otherwise); a resume
+    takes it from the base again, and refuses a base whose frozen weights changed."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    ws = private_copy(prepared, tmp_path / "ws")
+    own_base = tmp_path / "base"
+    shutil.copytree(base, own_base)
+    argv = ["train", "-w", str(ws.root), "--model", str(own_base), "--mode", "adapter",
+            "--adapter-lang", LANG, "--max-steps", "8", "data.max_batch_seconds=12",
+            "run.eval_every=4", "run.threads=1"]
+    assert main([*argv, "--json", "--quiet"]) == 0
+    whole = Run(_latest_run(ws))
+    assert main([*argv, "run.stop_at_step=4", "--json", "--quiet"]) == 0
+    cut = Run(_latest_run(ws))
+    saved = load_file(cut.last_checkpoint / "model.safetensors")
+    frozen = json.loads((cut.last_checkpoint / "frozen.json").read_text())["names"]
+    assert saved and all(".adapter_layer." in k or k.startswith("lm_head.") for k in saved)
+    assert frozen and set(frozen).isdisjoint(saved)
+    assert set(frozen) | set(saved) == set(load_file(whole.model_dir / "model.safetensors"))
+
+    weights = load_file(own_base / "model.safetensors")
+    original = dict(weights)
+    key = next(k for k in weights if k.endswith("feed_forward.output_dense.weight"))
+    weights[key] = weights[key] + 0.01
+    save_file(weights, own_base / "model.safetensors")
+    resume = ["train", "-w", str(ws.root), "--resume", "--run", cut.name, "run.stop_at_step=0",
+              "--json", "--quiet"]
+    assert main(resume) != 0  # refused: the frozen weights it would take are not the run's
+    save_file(original, own_base / "model.safetensors")
+    assert main(resume) == 0
+    assert json.loads((cut.last_checkpoint / "state.json").read_text())["step"] == 8
+    ends = [load_file(r.last_checkpoint / "model.safetensors") for r in (whole, cut)]
+    assert ends[0].keys() == ends[1].keys()
+    for name, value in ends[0].items():
+        torch.testing.assert_close(ends[1][name], value, atol=1e-6, rtol=1e-5)
