@@ -39,7 +39,7 @@ from workbench.workspace import Workspace
 
 HOUR_S = 3600.0
 # Bumped when what a measurement means changes (2: base_mb counts the weights resident).
-MEASUREMENT_VERSION = 3
+MEASUREMENT_VERSION = 2
 FRAMES_PER_S = 50  # wav2vec 2.0 frames per second of audio
 STATE_BYTES = 12  # per trainable parameter: its gradient and AdamW's two moments (fp32)
 BACKWARD_ACTIVATIONS_SHARE = 0.5  # of a full backward: activation gradients, no weight ones
@@ -76,7 +76,6 @@ class Measurement:
     threads: int
     mode: str = "full"  # what the timed steps trained ("adapter": the base frozen)
     hidden_size: int = 0  # the transformer's width (laptop mode caches states of it)
-    clip_inference_mb: float = 0.0  # one (the longest) clip's inference above the held memory
 
 
 @dataclass(frozen=True)
@@ -253,8 +252,6 @@ def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0,
     # not the mean that sets the time.
     peak = m.base_mb + trainable * STATE_BYTES / 2**20 \
         + activations * work.peak_batch_seconds / m.batch_seconds + cache_mb
-    if mode == "top":  # building the cache: the weights, the states so far, one clip's pass
-        peak = max(peak, m.base_mb + cache_mb + m.clip_inference_mb)
     seconds = work.steps * step + encoder + evals
     return Estimate(mode, work.steps, seconds, peak, basis, step, detail)
 

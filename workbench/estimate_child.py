@@ -95,9 +95,6 @@ def _measure_here(ws: Workspace, config: TrainConfig, steps: int, key: str) -> M
     encoder_s_per_s = (sum(max(0.0, t[5]) for t in timed) / sum(t[6] for t in timed)
                        if cache is not None else 0.0)
     cache_mb = cache.bytes / 2**20 if cache is not None else 0.0
-    peak_mb = _peak_mb()  # the training's (what follows is not)
-    longest = max(range(len(durations)), key=durations.__getitem__)
-    clip_mb = _clip_inference_mb(unwrapped, processor, data, longest, accelerator.device)
     inference = _time_inference(unwrapped, processor, data, batches[0], accelerator.device)
     params = sum(p.numel() for p in unwrapped.parameters())
     return Measurement(
@@ -107,10 +104,10 @@ def _measure_here(ws: Workspace, config: TrainConfig, steps: int, key: str) -> M
         layer_share=_layer_share(unwrapped), adapters=adapters, batch_seconds=padded,
         steps=len(timed), forward_s=mean[0], backward_s=mean[1], optimizer_s=mean[2],
         data_s=mean[3], encoder_s_per_s=encoder_s_per_s, inference_s_per_s=inference,
-        base_mb=base_mb, peak_mb=peak_mb, encoder_cache_mb=cache_mb,
+        base_mb=base_mb, peak_mb=_peak_mb(), encoder_cache_mb=cache_mb,
         encoder_mb_per_s=cache_mb / audio, device=str(accelerator.device),
         threads=torch.get_num_threads(), mode=config.model.mode,
-        hidden_size=int(getattr(unwrapped.config, "hidden_size", 0)), clip_inference_mb=clip_mb)
+        hidden_size=int(getattr(unwrapped.config, "hidden_size", 0)))
 
 
 def _touch(model) -> None:
@@ -136,36 +133,6 @@ def _time_inference(model, processor, data, batch: list[int], device) -> float:
     _sync()
     model.train()
     return (time.perf_counter() - started) / (sum(len(e) for e in examples) / 16000)
-
-
-def _clip_inference_mb(model, processor, data, index: int, device) -> float:
-    """Memory one clip's inference takes above what the process holds (laptop mode builds its
-    cache one clip at a time, the longest setting the peak); 0 where the peak RSS cannot be
-    reset (no /proc/self/clear_refs)."""
-    import torch
-
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # peak RSS := RSS now (Linux 4.0+)
-    except OSError:
-        return 0.0
-    before = _rss_mb()
-    model.eval()
-    features = processor.feature_extractor([data.train[index].samples], sampling_rate=16000,
-                                           return_tensors="pt")
-    with torch.no_grad():
-        model(**{k: v.to(device) for k, v in features.items()})
-    model.train()
-    return max(0.0, _status_mb("VmHWM:") - before)
-
-
-def _status_mb(field: str) -> float:
-    """A memory line of /proc/self/status, in MiB (0 where it is missing)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            line = next(ln for ln in status if ln.startswith(field))
-        return int(line.split()[1]) / 1024
-    except (OSError, StopIteration):
-        return 0.0
 
 
 def _layer_share(model) -> float:

@@ -157,7 +157,6 @@ def test_train_estimate_measures_once_then_reads_the_cache(prepared, cache, caps
     entry = next(iter(json.loads(cache.read_text()).values()))
     assert entry["model"] == "tiny" and entry["threads"] == 1 and entry["steps"] == 2
     assert entry["forward_s"] > 0 and entry["backward_s"] > 0
-    assert entry["clip_inference_mb"] > 0  # one clip's pass, measured above the held memory
     # The second estimate reads the cache: the very same figures.
     assert main([*argv, "--estimate"]) == 0
     assert json.loads(capsys.readouterr().out) == first
@@ -213,19 +212,3 @@ def test_states_an_earlier_top_run_cached_are_not_counted_again(prepared):
     building = fresh.seconds - 100 * fresh.step_s
     assert cached.seconds == pytest.approx(fresh.seconds - 0.25 * building)
     assert "25% of the audio's states cached already" in cached.detail
-
-
-def test_laptop_mode_peaks_while_building_its_cache_when_one_clip_costs_more():
-    """The cache is built one clip at a time before training: weights, the states so far and
-    one clip's inference; the peak is that or the training's, whichever is higher."""
-    work = est.Workload(steps=100, batch_seconds=16.0, train_seconds=600.0, dev_seconds=0.0,
-                        evaluations=0, encoded_seconds=600.0)
-    wide = replace(MEASURED, hidden_size=1024)
-    training = est.estimate(wide, work, "top", top_layers=2).peak_mb
-    states = 600 * 50 * 1024 * 4 / 2**20
-    heavy = replace(wide, clip_inference_mb=training)  # far above the training's own peak
-    assert est.estimate(heavy, work, "top", top_layers=2).peak_mb == pytest.approx(
-        wide.base_mb + states + training)
-    light = replace(wide, clip_inference_mb=1.0)
-    assert est.estimate(light, work, "top", top_layers=2).peak_mb == pytest.approx(training)
-    assert est.estimate(heavy, work, "full").peak_mb == est.estimate(wide, work, "full").peak_mb
