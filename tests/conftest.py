@@ -114,3 +114,19 @@ def private_copy(ws, dest: Path):
     copy = Workspace.at(dest)
     shutil.copytree(ws.root, copy.root)
     return copy
+
+
+def run_workbench(ws, command: str, *extra: str, ranks: int = 1, timeout: int = 600) -> None:
+    """`workbench COMMAND -w WS --quiet --json EXTRA...` in a fresh process (under torchrun
+    with ``ranks`` CPU processes when more than one), one thread each; asserts it succeeded."""
+    import subprocess
+    import sys
+
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                 f"--nproc_per_node={ranks}"] if ranks > 1 else [sys.executable])
+    argv = [*launcher, "-m", "workbench.cli", command, "-w", str(ws.root), "--quiet", "--json",
+            *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(argv, cwd=Path(__file__).resolve().parents[1], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -7,16 +7,13 @@ process by nature (SpecAugment, layerdrop, dropout) is off for the comparison.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import prepared_workspace
+from tests.conftest import prepared_workspace, run_workbench
 from workbench.data import CTCCollator, DurationBatchSampler
 from workbench.distributed import (
     ShardedBatchSampler,
@@ -142,14 +139,7 @@ def test_documented_accelerate_configs_load(name, kind):
 
 
 def _train(ws, *extra: str, ranks: int = 1) -> None:
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                 f"--nproc_per_node={ranks}"] if ranks > 1 else [sys.executable])
-    command = [*launcher, "-m", "workbench.cli", "train", "-w", str(ws.root), "--quiet",
-               "--json", *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_workbench(ws, "train", *extra, ranks=ranks, timeout=300)
 
 
 def _records(run_dir: Path) -> list[dict]:

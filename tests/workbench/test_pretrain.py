@@ -4,11 +4,7 @@ quantizer), codebook guards, a base that `train --model` takes, exact resume, co
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from data_recipes.untranscribed import import_untranscribed
-from tests.conftest import prepared_workspace, private_copy
+from tests.conftest import prepared_workspace, private_copy, run_workbench
 from tests.data_recipes.test_untranscribed import demo_clips, recording
 from workbench.cli import main
 from workbench.config import build_config
@@ -35,7 +31,6 @@ from workbench.pretrain import (
 from workbench.train import train
 from workbench.vocab import build_workspace_vocab
 
-REPO = Path(__file__).resolve().parents[2]
 LAYER = "wav2vec2.encoder.layers.0.attention.q_proj.weight"
 
 
@@ -156,14 +151,7 @@ def test_gumbel_temperature_reaches_its_minimum_within_a_short_run():
 
 
 def _pretrain_cli(ws, *extra: str, ranks: int = 1) -> None:
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                 f"--nproc_per_node={ranks}"] if ranks > 1 else [sys.executable])
-    command = [*launcher, "-m", "workbench.cli", "pretrain", "-w", str(ws.root), "--quiet",
-               "--json", *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_workbench(ws, "pretrain", *extra, ranks=ranks)
 
 
 def test_two_processes_pretrain_one_run_and_resume_it(ws):
