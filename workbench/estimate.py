@@ -121,19 +121,20 @@ def workload(ws: Workspace, config: TrainConfig) -> Workload:
     from workbench.audit import load_excluded_ids
 
     excluded = load_excluded_ids(ws)
-    durations = [u.duration for u in training_utterances(ws, config)]
+    durations = [u.duration for u in training_utterances(ws, config, excluded)]
     if not durations:
         raise WorkbenchError("No training utterances to estimate a run for; prepare data first.")
     dev = ws.read_split("dev") if ws.manifest_path("dev").exists() else []
     return workload_for(durations, [u.duration for u in dev if u.id not in excluded], config)
 
 
-def training_utterances(ws: Workspace, config: TrainConfig) -> list:
-    """The clips a run trains on: the train split less what the audit set aside, and the
-    pseudo-label set it includes."""
+def training_utterances(ws: Workspace, config: TrainConfig,
+                        excluded: set[str] | None = None) -> list:
+    """The clips a run trains on: the train split less what the audit set aside
+    (``excluded``, read here when not given), and the pseudo-label set it includes."""
     from workbench.audit import load_excluded_ids
 
-    excluded = load_excluded_ids(ws)
+    excluded = load_excluded_ids(ws) if excluded is None else excluded
     utterances = [u for u in ws.read_split("train") if u.id not in excluded]
     if config.data.pseudolabels:
         from workbench.pseudolabel import read_pseudolabels

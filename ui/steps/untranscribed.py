@@ -71,6 +71,7 @@ def import_recordings(ws: Workspace, files: list[str | Path] | None, *,
     Raises:
         WorkbenchError: Nothing uploaded, an unsafe archive, or no audio in the upload.
     """
+    from data_recipes.archive import is_archive
     from data_recipes.common import AUDIO_EXTENSIONS
     from data_recipes.untranscribed import import_untranscribed
 
@@ -79,7 +80,7 @@ def import_recordings(ws: Workspace, files: list[str | Path] | None, *,
     loose = sorted(p for p in folder.iterdir() if p.is_file())
     audio = [p for p in loose if p.suffix.lower() in AUDIO_EXTENSIONS]
     extracted = [p for p in archives if p.is_dir()]
-    skipped = [p.name for p in loose if p not in audio and not _is_archive(p)]
+    skipped = [p.name for p in loose if p not in audio and not is_archive(p)]
     if not audio and not extracted:
         raise WorkbenchError("The upload holds no recordings (audio files such as .wav, .mp3, "
                              ".flac, .ogg, .m4a, or a zip of them)"
@@ -96,12 +97,6 @@ def import_recordings(ws: Workspace, files: list[str | Path] | None, *,
     if skipped:
         lines.append(f"Not audio, left out: {', '.join(skipped)}.")
     return "\n\n".join(lines), set_aside_table(ws, result.set_aside)
-
-
-def _is_archive(path: Path) -> bool:
-    from data_recipes.archive import is_archive
-
-    return is_archive(path)
 
 
 def set_aside_table(ws: Workspace, items: list[dict]) -> pd.DataFrame:
