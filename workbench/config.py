@@ -64,6 +64,9 @@ class DataSettings:
     augment: float = _f(
         0.0, "chance that each of speed, reverberation, band-limiting and noise perturbs a "
              "training clip, drawn anew every epoch (0: off; workbench/augment.py)")
+    augment_views: int = _f(
+        4, "mode=top with data.augment > 0: copies of each clip whose lower-layer states are "
+           "cached (the clip itself and views-1 perturbed copies); epochs take them in turn")
     pseudolabels: str = _f(
         "", "a pseudo-label set (`workbench pseudolabel`) added to the training split ('': "
             "none); dev and test are never changed")

@@ -19,18 +19,20 @@ from workbench.manifest import Utterance
 
 @dataclass(frozen=True)
 class Example:
-    """One decoded training example."""
+    """One decoded training example (``view``: which cached copy laptop mode serves)."""
 
     id: str
     samples: np.ndarray
     labels: list[int]
+    view: int = 0
 
 
 class ManifestDataset(Dataset):
     """Utterances of a manifest with their cached 16 kHz audio and label ids.
 
     The cache is already at the model rate, so reading an item is a file read, no decoding
-    or resampling. With an ``augmenter``, :meth:`example` perturbs the audio per epoch.
+    or resampling. With an ``augmenter``, :meth:`example` perturbs the audio per epoch; with
+    ``views`` > 1 (laptop mode's cached perturbed copies) it names the copy of the epoch.
     """
 
     def __init__(self, utterances: list[Utterance], root: Path, labels: list[list[int]],
@@ -39,6 +41,7 @@ class ManifestDataset(Dataset):
         self.root = Path(root)
         self.labels = labels
         self.augmenter = augmenter
+        self.views = 1
         self.weights = list(weights) if weights is not None else [1.0] * len(utterances)
 
     def __len__(self) -> int:
@@ -52,6 +55,8 @@ class ManifestDataset(Dataset):
     def example(self, index: int, epoch: int) -> Example:
         """Item ``index`` as training sees it in ``epoch`` (augmented when set to)."""
         item = self[index]
+        if self.views > 1:
+            return Example(item.id, item.samples, item.labels, view=epoch % self.views)
         if self.augmenter is None:
             return item
         return Example(item.id, self.augmenter(item.samples, index, epoch), item.labels)

@@ -206,9 +206,10 @@ def step_seconds(m: Measurement, batch_seconds: float) -> float:
 
 
 def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0,
-             cached_share: float = 0.0) -> Estimate:
+             cached_share: float = 0.0, views: int = 1) -> Estimate:
     """The duration and peak memory of a run of ``mode`` from measurement ``m``
-    (``cached_share``: of the audio whose top-mode states are cached already)."""
+    (``cached_share``: of the audio whose top-mode states are cached already; ``views``:
+    copies of each clip top mode caches, the clip and its perturbed copies)."""
     if mode not in MODES:
         raise WorkbenchError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
     scale = work.batch_seconds / m.batch_seconds
@@ -229,8 +230,8 @@ def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0,
         # (feature encoder included) without the top layers; their states are held in RAM
         # up to laptop mode's limit instead of the encoder features.
         encoder = work.encoded_seconds * m.inference_s_per_s * (1 - share) \
-            * (1 - cached_share)
-        states_mb = work.encoded_seconds * FRAMES_PER_S * m.hidden_size * 4 / 2**20
+            * (views - cached_share)
+        states_mb = work.encoded_seconds * views * FRAMES_PER_S * m.hidden_size * 4 / 2**20
         cache_mb = min(states_mb, laptop_ram_limit_mb())
         step = (m.forward_s + m.backward_s) * share * scale + m.data_s * scale \
             + m.optimizer_s * share
@@ -238,7 +239,7 @@ def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0,
         activations *= share
         detail = f"top {k} of {m.layers} layers, from the full measurement" + (
             f"; {cached_share:.0%} of the audio's states cached already" if cached_share
-            else "")
+            else "") + (f"; {views} copies of each clip cached" if views > 1 else "")
     elif mode == "adapter":
         if not m.adapters:
             raise WorkbenchError("This model has no attention adapters; adapter mode needs an "
@@ -255,6 +256,12 @@ def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0,
         + activations * work.peak_batch_seconds / m.batch_seconds + cache_mb
     seconds = work.steps * step + encoder + evals
     return Estimate(mode, work.steps, seconds, peak, basis, step, detail)
+
+
+def top_views(config: TrainConfig) -> int:
+    """Copies of each clip laptop mode caches: the clip, and its perturbed copies when
+    waveform augmentation is on (:mod:`workbench.laptop_cache`)."""
+    return max(1, config.data.augment_views) if config.data.augment > 0 else 1
 
 
 def laptop_ram_limit_mb() -> float:
@@ -329,7 +336,8 @@ def plan(ws: Workspace, config: TrainConfig, *, measure_missing: bool = True,
         cut = full.layers - (config.model.top_layers or default_top_layers(full.layers))
         cached_share = cached_states_share(ws, config, cut)
         estimates = [estimate(adapter if mode == "adapter" and adapter else full, work, mode,
-                              top_layers=config.model.top_layers, cached_share=cached_share)
+                              top_layers=config.model.top_layers, cached_share=cached_share,
+                              views=top_views(config))
                      for mode in modes]
     chosen = next((e for e in estimates if e.mode == config.model.mode), None)
     fitting = [e.mode for e in estimates if e.fits_hour]

@@ -26,10 +26,12 @@ mean removes the masked content while keeping those levels.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.wav2vec2.modeling_wav2vec2 import (
@@ -38,9 +40,11 @@ from transformers.models.wav2vec2.modeling_wav2vec2 import (
 )
 
 from workbench import laptop_cache
+from workbench.augment import Augmenter
 from workbench.data import Example, _padded_labels, _sample_mask
 from workbench.errors import WorkbenchError
 from workbench.laptop_cache import CacheReport, StatesCache, model_key
+from workbench.recognizer import Recognizer
 
 SUPPORTED_TYPES = ("wav2vec2",)  # XLS-R and MMS are wav2vec2 checkpoints
 # Default share of the transformer that trains (bench/RESULTS.md, "Laptop mode"): the top
@@ -79,15 +83,15 @@ def check_top_settings(config) -> None:
     """Refuse settings laptop mode cannot honour, before any work.
 
     Raises:
-        WorkbenchError: waveform augmentation is on (the cache holds each clip once), or
-            ``model.top_layers`` is negative.
+        WorkbenchError: ``model.top_layers`` is negative, or augmentation is on with fewer
+            than 2 ``data.augment_views``.
     """
-    if config.data.augment > 0:
+    if config.data.augment > 0 and config.data.augment_views < 2:
         raise WorkbenchError(
-            f"data.augment={config.data.augment} cannot be used with model.mode=top: the "
-            "lower layers' output is cached once per clip, so the audio cannot change between "
-            "epochs. Use masking instead (model.mask_time_prob, model.mask_feature_prob), or "
-            "set data.augment=0.")
+            f"data.augment={config.data.augment} with data.augment_views="
+            f"{config.data.augment_views}: in model.mode=top the lower layers run once per "
+            "copy of a clip, so augmentation needs at least 2 views (the clip and a perturbed "
+            "copy; the default is 4), or set data.augment=0.")
     if config.model.top_layers < 0:
         raise WorkbenchError(f"model.top_layers={config.model.top_layers}: give the number of "
                              "top transformer layers to train (0: the default).")
@@ -177,19 +181,72 @@ def mask_states(states: torch.Tensor, config, frames: torch.Tensor | None) -> to
 
 
 class TopCollator:
-    """Batches of cached states (batch x frames x hidden, zero-padded) with labels and the
-    audio's sample mask (from which the model derives frames and CTC lengths, as for audio)."""
+    """Batches of cached states (batch x frames x hidden, zero-padded) with labels and a
+    sample mask from which the model derives frames and CTC lengths, as it does for audio
+    (the fewest samples that give each clip's, or perturbed copy's, frame count)."""
 
-    def __init__(self, cache: StatesCache):
+    def __init__(self, cache: StatesCache, model_config):
         self.cache = cache
+        self.layers = list(zip(model_config.conv_kernel, model_config.conv_stride, strict=True))
 
     def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        rows = [self.cache.states(e.id) for e in examples]
+        rows = [self.cache.states(e.id, e.view) for e in examples]
         states = rows[0].new_zeros((len(rows), max(r.shape[0] for r in rows), rows[0].shape[1]))
         for index, row in enumerate(rows):
             states[index, : row.shape[0]] = row
         return {"labels": _padded_labels(examples), "input_values": states,
-                "attention_mask": _sample_mask([len(e.samples) for e in examples])}
+                "attention_mask": _sample_mask([self.samples_for(r.shape[0]) for r in rows])}
+
+    def samples_for(self, frames: int) -> int:
+        """The fewest audio samples the feature encoder turns into ``frames`` frames."""
+        samples = frames
+        for kernel, stride in reversed(self.layers):
+            samples = (samples - 1) * stride + kernel
+        return samples
+
+
+DEV_STATES_LIMIT_BYTES = 512 << 20  # dev states held between evaluations, at most
+
+
+@dataclass
+class TopRecognizer(Recognizer):
+    """Dev scoring in laptop mode: each dev clip's lower layers run once, at the first
+    evaluation, and every evaluation runs only the top layers on the states kept (by a hash
+    of the clip's input). The logits are the full model's (to float rounding): the frozen
+    bottom gives the same states each time. Past ``DEV_STATES_LIMIT_BYTES`` a clip's states
+    are computed afresh at each evaluation instead of kept."""
+
+    cut: int = 0
+    held: dict = field(default_factory=dict)
+    held_bytes: int = 0
+
+    def batch_logits(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        values, mask = inputs["input_values"], inputs.get("attention_mask")
+        lengths = mask.sum(1).tolist() if mask is not None else [values.shape[1]] * len(values)
+        rows = [self._states(row[:length]) for row, length in zip(values, lengths, strict=True)]
+        states = rows[0].new_zeros((len(rows), max(r.shape[0] for r in rows), rows[0].shape[1]))
+        for index, row in enumerate(rows):
+            states[index, : row.shape[0]] = row
+        sample_mask = None if mask is None else torch.from_numpy(mask).to(self.device)
+        with torch.inference_mode():
+            logits = self.model(states, attention_mask=sample_mask).logits
+        return logits.float().cpu().numpy()
+
+    def _states(self, row: np.ndarray) -> torch.Tensor:
+        key = hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest()
+        found = self.held.get(key)
+        if found is not None:
+            return found
+        with torch.inference_mode():
+            inputs = {"input_values": torch.from_numpy(row[None]).to(self.device)}
+            if getattr(self.feature_extractor, "return_attention_mask", False):
+                inputs["attention_mask"] = torch.ones(1, len(row), dtype=torch.long,
+                                                      device=self.device)
+            states = laptop_cache.states_at(self.model, self.cut, inputs)[0]
+        size = states.numel() * states.element_size()
+        if self.held_bytes + size <= DEV_STATES_LIMIT_BYTES:
+            self.held[key], self.held_bytes = states, self.held_bytes + size
+        return states
 
 
 @dataclass
@@ -200,10 +257,15 @@ class TopMode:
     top_layers: int
     cache: StatesCache
     report: CacheReport
+    model_config: object
 
     @property
     def collator(self) -> TopCollator:
-        return TopCollator(self.cache)
+        return TopCollator(self.cache, self.model_config)
+
+    def dev_recognizer(self, model, processor, device) -> TopRecognizer:
+        """The recognizer dev scoring uses for this run (it keeps the dev states)."""
+        return TopRecognizer(model, processor, torch.device(device), cut=self.cut)
 
     def record(self) -> dict:
         """The metrics record for the run (``event: cache``)."""
@@ -250,10 +312,12 @@ def _last_used(folder: Path) -> float:
 
 def setup_top_mode(model, processor, ws, config, train_utterances, *,
                    device: torch.device | str = "cpu", progress: bool = False,
-                   ram_limit: int | None = None) -> TopMode:
+                   ram_limit: int | None = None, augmenter: Augmenter | None = None) -> TopMode:
     """Freeze the bottom, build (or reuse) the cache, and patch the model's forward.
 
-    Call before the optimiser is built (it collects only trainable parameters).
+    Call before the optimiser is built (it collects only trainable parameters). With an
+    ``augmenter``, ``config.data.augment_views - 1`` perturbed copies of each clip are cached
+    too (the training dataset's ``views`` must then be set to the same number).
 
     Raises:
         WorkbenchError: the model is not a wav2vec2-family checkpoint laptop mode supports,
@@ -270,10 +334,11 @@ def setup_top_mode(model, processor, ws, config, train_utterances, *,
     key = model_key(model, cut, processor.feature_extractor)
     cache = StatesCache(cache_root(ws.root) / key[:20], cut,
                         ram_limit=laptop_cache.RAM_LIMIT_BYTES if ram_limit is None
-                        else ram_limit)
+                        else ram_limit, augmenter=augmenter,
+                        views=config.data.augment_views if augmenter else 1)
     report = cache.build(model, processor.feature_extractor, train_utterances, ws.root,
                          device=device, progress=progress)
     prune_caches(ws.root, keep=cache.folder)
     run_top(model, cut)
     return TopMode(cut=cut, top_layers=model.config.num_hidden_layers - cut, cache=cache,
-                   report=report)
+                   report=report, model_config=model.config)

@@ -11,6 +11,11 @@ afresh; stale folders are never read and may be deleted at any time.
 The files persist, so a second run, a resumed run or a run with other settings on the same
 model and cut reuses them. While the whole cache fits ``ram_limit`` it is also held in memory;
 beyond that, batches read their clips from disk (a file read per clip, no computation).
+
+Waveform augmentation (``data.augment``) cannot change a cached clip between epochs; instead
+each clip gets ``data.augment_views - 1`` perturbed copies, cached beside it as
+``<clip key>-a<settings hash>-v<view>.npy`` (drawn by :mod:`workbench.augment`, seeded by the
+clip's audio, so they too are reused), and the epochs take the clip and its copies in turn.
 """
 
 from __future__ import annotations
@@ -27,11 +32,14 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from workbench.augment import SPEED_RANGE, Augmenter
 from workbench.fsio import check_free_space, write_bytes_atomic, write_json_atomic
 from workbench.manifest import Utterance
 
 CACHE_VERSION = 1
 RAM_LIMIT_BYTES = 2 << 30  # beyond this, cached states are read from disk batch by batch
+AUGMENT_KEY_VERSION = 1  # part of a perturbed copy's file name: bump when augment.py changes
+MAX_VIEW_STRETCH = 1 / SPEED_RANGE[0]  # a perturbed copy is at most this much longer
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class CacheReport:
     seconds: float
     bytes: int
     in_ram: bool
+    views: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,66 +97,94 @@ def frozen_tensors(base, cut: int) -> dict[str, torch.Tensor]:
 
 
 class StatesCache:
-    """Hidden states entering layer ``cut`` for every training clip (see the module doc)."""
+    """Hidden states entering layer ``cut`` for every training clip (see the module doc).
 
-    def __init__(self, folder: Path, cut: int, *, ram_limit: int = RAM_LIMIT_BYTES):
+    With an ``augmenter`` and ``views`` > 1, each clip also has ``views - 1`` perturbed copies
+    (view 0 is the clip itself), each cached like a clip of its own.
+    """
+
+    def __init__(self, folder: Path, cut: int, *, ram_limit: int = RAM_LIMIT_BYTES,
+                 augmenter: Augmenter | None = None, views: int = 1):
         self.folder = Path(folder)
         self.cut = cut
         self.ram_limit = ram_limit
-        self.paths: dict[str, Path] = {}
-        self.held: dict[str, torch.Tensor] = {}
+        self.augmenter = augmenter
+        self.views = views if augmenter is not None else 1
+        self.paths: dict[tuple[str, int], Path] = {}
+        self.held: dict[tuple[str, int], torch.Tensor] = {}
 
     @torch.no_grad()
     def build(self, model, feature_extractor, utterances: list[Utterance], root: Path, *,
               device: torch.device | str = "cpu", progress: bool = False) -> CacheReport:
-        """Compute the missing clips' states (one clip at a time, fp32, eval mode)."""
+        """Compute the missing clips' (and views') states, one at a time, fp32, eval mode."""
         started = time.perf_counter()
         hidden = model.config.hidden_size
-        frames = [_frames(model, u) for u in utterances]
-        estimate = sum(frames) * hidden * 4
+        estimate = sum(_frames(model, u) for u in utterances) * hidden * 4
+        estimate = round(estimate * (1 + (self.views - 1) * MAX_VIEW_STRETCH))
         in_ram = estimate <= self.ram_limit
         missing = []
         for utterance in utterances:
-            path = self.folder / f"{clip_key(utterance, root)}.npy"
-            self.paths[utterance.id] = path
-            if not path.exists():
-                missing.append(utterance)
+            key = clip_key(utterance, root)
+            for view in range(self.views):
+                path = self.folder / f"{key}{self._view_suffix(view)}.npy"
+                self.paths[utterance.id, view] = path
+                if not path.exists():
+                    missing.append((utterance, view))
         if missing:
-            share = sum(_frames(model, u) for u in missing) * hidden * 4
-            check_free_space(self.folder.parent, share, "caching the lower layers' states")
+            share = sum(_frames(model, u) * (1 if v == 0 else MAX_VIEW_STRETCH)
+                        for u, v in missing) * hidden * 4
+            check_free_space(self.folder.parent, round(share),
+                             "caching the lower layers' states")
             write_json_atomic(self.folder / "info.json",
                               {"model": str(getattr(model.config, "_name_or_path", "")),
                                "cut": self.cut, "hidden_size": hidden})
         was_training, home = model.training, next(model.parameters()).device
         model.eval().to(device)
         try:
-            for utterance in tqdm(missing, desc=f"Caching layers below {self.cut}",
-                                  unit="clip", disable=not progress):
-                samples, _ = sf.read(root / utterance.audio, dtype="float32")
+            for utterance, view in tqdm(missing, desc=f"Caching layers below {self.cut}",
+                                        unit="clip", disable=not progress):
+                samples = self._samples(utterance, view, root)
                 states = capture_states(model, self.cut, feature_extractor, samples, device)
                 buffer = io.BytesIO()
                 np.save(buffer, states.numpy(), allow_pickle=False)
-                write_bytes_atomic(self.paths[utterance.id], buffer.getvalue())
+                write_bytes_atomic(self.paths[utterance.id, view], buffer.getvalue())
                 if in_ram:
-                    self.held[utterance.id] = states
+                    self.held[utterance.id, view] = states
         finally:
             model.to(home).train(was_training)
         if in_ram:
-            for utterance in utterances:
-                if utterance.id not in self.held:
-                    self.held[utterance.id] = self._read(utterance.id)
+            for key in self.paths:
+                if key not in self.held:
+                    self.held[key] = self._read(key)
         return CacheReport(folder=str(self.folder), cut=self.cut, clips=len(utterances),
-                           computed=len(missing), reused=len(utterances) - len(missing),
+                           computed=len(missing),
+                           reused=len(utterances) * self.views - len(missing),
                            seconds=round(time.perf_counter() - started, 3), bytes=estimate,
-                           in_ram=in_ram)
+                           in_ram=in_ram, views=self.views)
 
-    def states(self, utterance_id: str) -> torch.Tensor:
-        """The clip's cached states, (frames, hidden)."""
-        found = self.held.get(utterance_id)
-        return found if found is not None else self._read(utterance_id)
+    def states(self, utterance_id: str, view: int = 0) -> torch.Tensor:
+        """The cached states of the clip (or of its perturbed copy ``view``), (frames, hidden)."""
+        key = (utterance_id, view % self.views)
+        found = self.held.get(key)
+        return found if found is not None else self._read(key)
 
-    def _read(self, utterance_id: str) -> torch.Tensor:
-        return torch.from_numpy(np.load(self.paths[utterance_id], allow_pickle=False))
+    def _read(self, key: tuple[str, int]) -> torch.Tensor:
+        return torch.from_numpy(np.load(self.paths[key], allow_pickle=False))
+
+    def _view_suffix(self, view: int) -> str:
+        """'' for the clip itself; else the augmentation settings' hash and the view."""
+        if view == 0:
+            return ""
+        settings = f"{AUGMENT_KEY_VERSION}:{self.augmenter.probability!r}:{self.augmenter.seed}"
+        return f"-a{hashlib.blake2b(settings.encode(), digest_size=4).hexdigest()}-v{view}"
+
+    def _samples(self, utterance: Utterance, view: int, root: Path) -> np.ndarray:
+        samples, _ = sf.read(root / utterance.audio, dtype="float32")
+        if view == 0:
+            return samples
+        # Seeded by the clip's audio, not its place in the split: the same clip gets the same
+        # copies in every run with these settings, so they can be reused.
+        return self.augmenter(samples, int(clip_key(utterance, root)[:8], 16), view)
 
 
 def clip_key(utterance: Utterance, root: Path) -> str:
@@ -172,6 +209,12 @@ def capture_states(model, cut: int, feature_extractor, samples: np.ndarray,
                                  return_tensors="pt")
     inputs = {k: v.to(device) for k, v in features.items()
               if k in ("input_values", "attention_mask")}
+    return states_at(model, cut, inputs)[0].float().cpu().clone()
+
+
+def states_at(model, cut: int, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The states entering layer ``cut`` for a batch the feature extractor made,
+    (batch, frames, hidden), where the model computes them."""
 
     def stop(_module, args):
         raise Captured(args[0].detach())
@@ -180,7 +223,7 @@ def capture_states(model, cut: int, feature_extractor, samples: np.ndarray,
     try:
         model.base_model(**inputs)
     except Captured as captured:
-        return captured.states[0].float().cpu().clone()
+        return captured.states
     finally:
         handle.remove()
     raise RuntimeError(f"layer {cut} never ran")  # the hook always fires in eval mode

@@ -224,8 +224,9 @@ def build_optimizer(model, config: TrainConfig, schedule: Schedule, fused: bool)
 
 
 def evaluate_dev(model, processor, ws: Workspace, data: TrainingData,
-                 device: torch.device | str = "cpu") -> dict:
-    """Score the audited dev set with ``model``, exactly as ``workbench evaluate`` would.
+                 device: torch.device | str = "cpu", recognizer=None) -> dict:
+    """Score the audited dev set with ``model``, exactly as ``workbench evaluate`` would
+    (through ``recognizer`` when given: laptop mode's, which keeps the dev clips' states).
 
     Returns:
         dev_cer, dev_wer, dev_ger, whether the WER means anything for this script
@@ -236,8 +237,9 @@ def evaluate_dev(model, processor, ws: Workspace, data: TrainingData,
     was_training = model.training
     model.eval()
     try:
-        scored = transcribe_and_score(Recognizer(model, processor, torch.device(device)), ws,
-                                      data.dev, data.dev_references, progress=False)
+        recognizer = recognizer or Recognizer(model, processor, torch.device(device))
+        scored = transcribe_and_score(recognizer, ws, data.dev, data.dev_references,
+                                      progress=False)
     finally:
         model.train(was_training)
     example = scored.utterances[-1] if scored.utterances else None
@@ -361,9 +363,13 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
     if not 0.0 <= config.data.augment <= 1.0:
         raise WorkbenchError(f"data.augment={config.data.augment} is a probability: give a "
                              "value from 0 (off) to 1, for example data.augment=0.3.")
-    if config.data.augment > 0:
-        data.train.augmenter = Augmenter(config.data.augment, seed=config.run.seed)
     _check_mode(config)
+    augmenter = (Augmenter(config.data.augment, seed=config.run.seed)
+                 if config.data.augment > 0 else None)
+    if augmenter and config.model.mode == "top":  # perturbed copies cached, taken in turn
+        data.train.views = config.data.augment_views
+    else:
+        data.train.augmenter = augmenter
     sampler = DurationBatchSampler(data.train.durations, config.data.max_batch_seconds,
                                    seed=config.run.seed, shuffle=config.data.shuffle_buckets)
     schedule = resolve_schedule(config, steps_per_epoch(data.train.durations,
@@ -372,8 +378,9 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
         model = build_model(config, vocab, runtime.attn_implementation)
     processor = build_processor(ws, model)
     laptop = setup_top_mode(model, processor, ws, config, data.train.utterances,
-                            device=accelerator.device, progress=progress and
-                            accelerator.is_main_process) if config.model.mode == "top" else None
+                            device=accelerator.device, augmenter=augmenter,
+                            progress=progress and accelerator.is_main_process
+                            ) if config.model.mode == "top" else None
     optimizer, scheduler = build_optimizer(model, config, schedule, runtime.fused_adamw)
     run = _shared_run(accelerator, ws, config, run_dir, lock)
     collator = laptop.collator if laptop else CTCCollator(
@@ -392,6 +399,9 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
         log(laptop.record())
     loop = _Loop(accelerator, model, optimizer, scheduler, loader, sampler, processor, data,
                  config, schedule, run, ws, log, runtime)
+    if laptop and not shards_parameters(accelerator):
+        loop.dev_recognizer = laptop.dev_recognizer(loop.unwrapped, processor,
+                                                    accelerator.device)
     return loop.run(state, max_minutes=max_minutes, progress=progress)
 
 
@@ -508,6 +518,7 @@ class _Loop:
         self.config, self.schedule, self.run_folder, self.log = config, schedule, run, log
         self.runtime = runtime
         self.unwrapped = accelerator.unwrap_model(model)
+        self.dev_recognizer = None  # laptop mode's, set after construction
         self.last_loss: float | None = None
         self.last_eval_step = -1
         self.out_of_time = False
@@ -665,7 +676,7 @@ class _Loop:
             if sharded or self.accelerator.is_main_process:
                 metrics = evaluate_dev(self.model if sharded else self.unwrapped,
                                        self.processor, self.ws, self.data,
-                                       self.accelerator.device)
+                                       self.accelerator.device, self.dev_recognizer)
         if self.accelerator.num_processes > 1:
             metrics = broadcast_object_list([metrics])[0]
         return metrics

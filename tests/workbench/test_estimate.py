@@ -89,6 +89,23 @@ def test_laptop_mode_pays_one_inference_pass_below_the_cut_and_holds_the_states(
     assert held < uncapped_states
 
 
+def test_augmented_laptop_mode_caches_every_view_and_holds_them_all():
+    """With augmentation, top mode caches ``views`` copies of each clip: as many cache
+    passes (less what is cached already) and as many states in RAM."""
+    work = est.Workload(steps=100, batch_seconds=16.0, train_seconds=600.0, dev_seconds=0.0,
+                        evaluations=0, encoded_seconds=600.0)
+    wide = replace(MEASURED, hidden_size=1024)
+    one = est.estimate(wide, work, "top", top_layers=2)
+    four = est.estimate(wide, work, "top", top_layers=2, views=4, cached_share=1.0)
+    building = one.seconds - 100 * one.step_s
+    assert four.seconds - 100 * four.step_s == pytest.approx(3 * building)
+    assert four.peak_mb - one.peak_mb == pytest.approx(3 * 600 * 50 * 1024 * 4 / 2**20)
+    assert "4 copies of each clip cached" in four.detail
+    plain = build_config(preset="10min", overrides=["model.name=tiny"])
+    augmented = build_config(preset="10min", overrides=["model.name=tiny", "data.augment=0.3"])
+    assert (est.top_views(plain), est.top_views(augmented)) == (1, 4)
+
+
 def test_the_peak_follows_the_largest_batch_and_the_time_the_mean():
     """The child measures the run's largest batches: a run whose mean batch is half its
     largest keeps the measured activations in the peak, and halves the step time."""

@@ -17,10 +17,11 @@ from workbench import laptop_cache
 from workbench.cli import main
 from workbench.config import build_config
 from workbench.errors import WorkbenchError
-from workbench.laptop import default_top_layers, mask_states, run_top, top_cut
+from workbench.laptop import TopCollator, TopMode, default_top_layers, mask_states, run_top, top_cut
 from workbench.laptop_cache import capture_states
 from workbench.manifest import write_manifest
 from workbench.onnx_export import export_onnx
+from workbench.recognizer import Recognizer, clip_logits
 from workbench.run import Run, find_run
 from workbench.train import resume_run, train
 from workbench.transcribe import load_recognizer, transcribe_files
@@ -111,6 +112,30 @@ def test_top_forward_on_cached_states_equals_the_full_forward(norm, top_layers, 
         torch.testing.assert_close(top[1, :real], full[1, :real], rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("norm", ["layer", "group"])
+def test_dev_scoring_on_kept_states_gives_the_full_models_logits(norm, tmp_path, monkeypatch):
+    """Laptop mode's dev recognizer: the full model's logits for padded batches, and the
+    lower layers run once per clip over every evaluation."""
+    model = tiny_model(norm, **dict.fromkeys(QUIET, 0.0)).eval()
+    processor = tiny_processor(tmp_path, attention_mask=norm == "layer")
+    clips = [noise(1.3, 1), noise(0.7, 2), noise(0.9, 3)]
+    full = clip_logits(Recognizer(model, processor, torch.device("cpu")), clips)
+    cut = top_cut(model.config, 2)
+    run_top(model, cut)
+    bottoms = []
+    original = laptop_cache.states_at
+    monkeypatch.setattr(laptop_cache, "states_at",
+                        lambda *a: bottoms.append(1) or original(*a))
+    top = TopMode(cut=cut, top_layers=2, cache=None, report=None, model_config=model.config)
+    recognizer = top.dev_recognizer(model, processor, "cpu")
+    for _evaluation in range(3):
+        kept = clip_logits(recognizer, clips)
+        for a, b in zip(full, kept, strict=True):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+    assert len(bottoms) == len(clips)
+
+
 def test_top_layers_out_of_range_are_refused_with_the_range():
     config = tiny_config()
     config.num_hidden_layers = 24
@@ -131,9 +156,10 @@ def test_top_mode_trains_at_three_times_the_full_learning_rate_unless_set(model)
     assert own.optim.learning_rate == 2e-4
 
 
-def test_augmentation_is_refused_before_any_work(ws, pre_ln):
-    with pytest.raises(WorkbenchError, match="data.augment=0.3 cannot be used with model.mode=top"):
-        train(ws, top_config(pre_ln, "data.augment=0.3"), progress=False)
+def test_augmentation_with_one_view_is_refused_before_any_work(ws, pre_ln):
+    with pytest.raises(WorkbenchError, match="augmentation needs at least 2 views"):
+        train(ws, top_config(pre_ln, "data.augment=0.3", "data.augment_views=1"),
+              progress=False)
     assert not ws.runs_dir.exists() or not list(ws.runs_dir.glob("2*"))
 
 
@@ -232,6 +258,50 @@ def test_the_cache_is_reused_and_invalidated_by_the_cut_and_the_audio(ws, pre_ln
     after = records(Run(train(ws, top_config(pre_ln, *short), progress=False).run_dir),
                     "cache")[0]
     assert (after["computed"], after["reused"]) == (1, first["clips"] - 1)
+
+
+def test_augmented_views_are_cached_beside_the_clip_and_taken_in_turn(ws, pre_ln, monkeypatch):
+    served = []
+    original = TopCollator.__call__
+    monkeypatch.setattr(TopCollator, "__call__",
+                        lambda self, examples: served.extend(e.view for e in examples)
+                        or original(self, examples))
+    plain = ["optim.max_steps=2", "run.eval_every=2"]
+    first = records(Run(train(ws, top_config(pre_ln, *plain), progress=False).run_dir),
+                    "cache")[0]
+    assert set(served) == {0}
+    served.clear()
+    augmented = [*plain, "data.augment=1.0", "data.augment_views=3", "optim.max_steps=24"]
+    result = train(ws, top_config(pre_ln, *augmented), progress=False)
+    cache = records(Run(result.run_dir), "cache")[0]
+    # The clips themselves are reused from the plain run; two perturbed copies each are new.
+    assert cache["views"] == 3 and cache["folder"] == first["folder"]
+    assert (cache["computed"], cache["reused"]) == (2 * first["clips"], first["clips"])
+    files = sorted(Path(cache["folder"]).glob("*.npy"))
+    assert len(files) == 3 * first["clips"]
+    assert sum(f.name.endswith("-v1.npy") for f in files) == first["clips"]
+    steps_per_epoch = records(Run(result.run_dir), "start")[0]["steps_per_epoch"]
+    assert 24 // steps_per_epoch >= 3 and set(served) == {0, 1, 2}  # epoch e: view e % 3
+    # The copies differ from the clip (every effect applies at 1.0), one stretch each.
+    clip = sorted(f for f in files if "-a" not in f.name)[0]
+    copies = sorted(Path(cache["folder"]).glob(f"{clip.stem}-a*.npy"))
+    assert len(copies) == 2
+    states = [np.load(f) for f in (clip, *copies)]
+    assert all(s.shape[1] == states[0].shape[1] for s in states)
+    assert not any(s.shape == states[0].shape and np.allclose(s, states[0]) for s in states[1:])
+    # Other augmentation settings, other copies; the clips are still reused.
+    other = train(ws, top_config(pre_ln, *augmented, "data.augment=0.5"), progress=False)
+    again = records(Run(other.run_dir), "cache")[0]
+    assert (again["computed"], again["reused"]) == (2 * first["clips"], first["clips"])
+
+
+def test_the_collator_gives_each_cached_clip_its_own_frame_count():
+    model = tiny_model("layer")
+    collator = TopCollator(cache=None, model_config=model.config)
+    for frames in (1, 2, 7, 49, 50, 333):
+        samples = collator.samples_for(frames)
+        lengths = model._get_feat_extract_output_lengths(torch.tensor([samples - 1, samples]))
+        assert lengths.tolist() == [frames - 1, frames]
 
 
 def test_a_tiny_ram_limit_serves_the_batches_from_disk(ws, pre_ln, tmp_path, monkeypatch):
