@@ -235,6 +235,11 @@ def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0,
         cache_mb = min(states_mb, laptop_ram_limit_mb())
         step = (m.forward_s + m.backward_s) * share * scale + m.data_s * scale \
             + m.optimizer_s * share
+        # Dev scoring keeps the dev clips' states (laptop.TopRecognizer): the lower layers
+        # run over the dev set once, each evaluation runs only the top layers.
+        if work.evaluations:
+            evals -= work.evaluations * work.dev_seconds * m.inference_s_per_s * (1 - share)
+            evals += work.dev_seconds * m.inference_s_per_s * (1 - share)
         trainable, basis = int(m.trainable * share), "model"
         activations *= share
         detail = f"top {k} of {m.layers} layers, from the full measurement" + (

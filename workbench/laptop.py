@@ -12,8 +12,13 @@ pretrained weights.
 
 How: the base model's ``forward`` is patched on the instance. 3-D ``input_values`` (cached
 states, batch x frames x hidden) take the short path; 2-D audio goes through the model's own
-forward, so dev evaluation and everything after training use the whole model unchanged. What
-is saved is a standard ``Wav2Vec2ForCTC`` with all its layers.
+forward, so everything after training uses the whole model unchanged. What is saved is a
+standard ``Wav2Vec2ForCTC`` with all its layers. Dev scoring during training goes through
+:class:`TopRecognizer`, which runs the frozen bottom over each dev clip once and keeps the
+states, so each evaluation costs only the top layers (same logits, same scoring path).
+
+Waveform augmentation (``data.augment``) works on perturbed copies of each clip cached beside
+it (``data.augment_views``, :mod:`workbench.laptop_cache`): epoch e trains on copy e mod views.
 
 SpecAugment in wav2vec 2.0 masks the projected features before layer 0 with a learned vector;
 on cached states the same spans (``_compute_mask_indices`` with the config's
@@ -243,6 +248,7 @@ class TopRecognizer(Recognizer):
                 inputs["attention_mask"] = torch.ones(1, len(row), dtype=torch.long,
                                                       device=self.device)
             states = laptop_cache.states_at(self.model, self.cut, inputs)[0]
+        laptop_cache.release_freed_memory()
         size = states.numel() * states.element_size()
         if self.held_bytes + size <= DEV_STATES_LIMIT_BYTES:
             self.held[key], self.held_bytes = states, self.held_bytes + size

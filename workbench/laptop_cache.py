@@ -20,6 +20,7 @@ clip's audio, so they too are reused), and the epochs take the clip and its copi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -150,6 +151,7 @@ class StatesCache:
                 write_bytes_atomic(self.paths[utterance.id, view], buffer.getvalue())
                 if in_ram:
                     self.held[utterance.id, view] = states
+                release_freed_memory()
         finally:
             model.to(home).train(was_training)
         if in_ram:
@@ -185,6 +187,27 @@ class StatesCache:
         # Seeded by the clip's audio, not its place in the split: the same clip gets the same
         # copies in every run with these settings, so they can be reused.
         return self.augmenter(samples, int(clip_key(utterance, root)[:8], 16), view)
+
+
+def release_freed_memory() -> None:
+    """Hand memory the allocator holds but no tensor uses back to the system (glibc's
+    ``malloc_trim``; nothing elsewhere). Each clip's forward pass allocates buffers of its own
+    length; without this the heap keeps growing over clips of many lengths, well past what
+    any one clip needs (bench/RESULTS.md, issue 15: the estimate's peak)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def clip_key(utterance: Utterance, root: Path) -> str:

@@ -106,6 +106,24 @@ def test_augmented_laptop_mode_caches_every_view_and_holds_them_all():
     assert (est.top_views(plain), est.top_views(augmented)) == (1, 4)
 
 
+def test_laptop_mode_scores_dev_with_the_top_layers_after_one_pass_below():
+    """Each dev evaluation of a top run costs the top layers' share of an inference pass;
+    the lower layers run over the dev set once."""
+    quiet = est.Workload(steps=100, batch_seconds=16.0, train_seconds=600.0, dev_seconds=0.0,
+                         evaluations=0, encoded_seconds=600.0)
+    scored = replace(quiet, dev_seconds=120.0, evaluations=10)
+    share = MEASURED.layer_share * 2 / MEASURED.layers
+    top = est.estimate(MEASURED, scored, "top", top_layers=2)
+    plain = est.estimate(MEASURED, quiet, "top", top_layers=2)
+    saves = 10 * (MEASURED.params + MEASURED.trainable) * 8 / est.SAVE_BYTES_PER_S
+    dev = 120.0 * MEASURED.inference_s_per_s
+    assert top.seconds - plain.seconds == pytest.approx(10 * dev * share + dev * (1 - share)
+                                                        + saves)
+    full = est.estimate(MEASURED, scored, "full").seconds \
+        - est.estimate(MEASURED, quiet, "full").seconds
+    assert full == pytest.approx(10 * dev + saves)
+
+
 def test_the_peak_follows_the_largest_batch_and_the_time_the_mean():
     """The child measures the run's largest batches: a run whose mean batch is half its
     largest keeps the measured activations in the peak, and halves the step time."""

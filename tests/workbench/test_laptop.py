@@ -17,6 +17,7 @@ from workbench import laptop_cache
 from workbench.cli import main
 from workbench.config import build_config
 from workbench.errors import WorkbenchError
+from workbench.evaluate import evaluate_run
 from workbench.laptop import TopCollator, TopMode, default_top_layers, mask_states, run_top, top_cut
 from workbench.laptop_cache import capture_states
 from workbench.manifest import write_manifest
@@ -224,6 +225,10 @@ def test_the_run_model_is_a_standard_model_for_pipeline_transcribe_and_onnx(ws, 
     assert onnx_text == ours.text
     [cache] = records(run, "cache")
     assert (cache["top_layers"], cache["cut"], cache["computed"]) == (2, 2, cache["clips"])
+    # The dev CER logged (scored on kept states) is what `workbench evaluate` reports.
+    [evaluation] = records(run, "eval")
+    assert evaluate_run(ws, run.name, "dev", progress=False).cer == pytest.approx(
+        evaluation["dev_cer"])
 
 
 # --------------------------------------------------------------------------- (d) the cache
