@@ -13,7 +13,7 @@ from transformers import Wav2Vec2ForCTC
 
 from tests.conftest import prepared_workspace, private_copy
 from tests.workbench.ctc_fixtures import noise, tiny_config, tiny_processor
-from workbench import laptop_cache
+from workbench import laptop, laptop_cache
 from workbench.cli import main
 from workbench.config import build_config
 from workbench.errors import WorkbenchError
@@ -135,6 +135,14 @@ def test_dev_scoring_on_kept_states_gives_the_full_models_logits(norm, tmp_path,
             assert a.shape == b.shape
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
     assert len(bottoms) == len(clips)
+    # Past the limit nothing is kept: the bottom runs at every evaluation, same logits.
+    monkeypatch.setattr(laptop, "DEV_STATES_LIMIT_BYTES", 0)
+    bottoms.clear()
+    unkept = top.dev_recognizer(model, processor, "cpu")
+    for _evaluation in range(2):
+        for a, b in zip(full, clip_logits(unkept, clips), strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+    assert len(bottoms) == 2 * len(clips) and not unkept.held
 
 
 def test_top_layers_out_of_range_are_refused_with_the_range():
@@ -375,9 +383,12 @@ class Interrupt(Exception):
     pass
 
 
-def test_a_resumed_top_run_ends_with_the_weights_of_the_uninterrupted_run(ws, pre_ln, tmp_path):
+@pytest.mark.parametrize("views", [1, 3])
+def test_a_resumed_top_run_ends_with_the_weights_of_the_uninterrupted_run(ws, pre_ln, tmp_path,
+                                                                          views):
     settings = ["model.mask_time_prob=0.3", "model.mask_feature_prob=0.2",
-                "model.layerdrop=0.3", "model.hidden_dropout=0.1"]
+                "model.layerdrop=0.3", "model.hidden_dropout=0.1",
+                *(["data.augment=0.5", f"data.augment_views={views}"] if views > 1 else [])]
     reference = Run(train(private_copy(ws, tmp_path / "reference"),
                           top_config(pre_ln, *settings), progress=False).run_dir)
 
@@ -390,7 +401,9 @@ def test_a_resumed_top_run_ends_with_the_weights_of_the_uninterrupted_run(ws, pr
     result = resume_run(ws, progress=False)
     run = find_run(ws)
     assert result.steps == STEPS and [r["step"] for r in records(run, "start")] == [0, 4]
-    assert [r["computed"] for r in records(run, "cache")] == [run_clips(run), 0]
+    assert [r["computed"] for r in records(run, "cache")] == [views * run_clips(run), 0]
+    if views > 1:  # the resumed part trains on perturbed copies (epoch e: copy e mod views)
+        assert any(r["epoch"] % views for r in records(run, "train") if r["step"] > 6)
     final = load_file(run.last_checkpoint / "model.safetensors")
     expected = load_file(reference.last_checkpoint / "model.safetensors")
     for key, value in expected.items():
