@@ -87,8 +87,12 @@ def trained(ws: Path, name: str, overrides: list[str]) -> dict:
                       env={"HF_HUB_OFFLINE": "1"})
     result = json.loads(child.stdout[child.stdout.index("{"):])
     # Laptop mode builds its cache before the loop's clock starts; the estimate includes it.
-    records = map(json.loads, open(Path(result["run_dir"]) / "metrics.jsonl", encoding="utf-8"))
-    cache_s = sum(r["seconds"] for r in records if r["event"] == "cache")
+    metrics = Path(result["run_dir"]) / "metrics.jsonl"
+    cache_s = sum(r["seconds"] for r in map(json.loads, metrics.read_text().splitlines())
+                  if r["event"] == "cache")
+    # The run was made for this comparison only: an XLS-R run with its checkpoint is several
+    # gigabytes, which would pile up in the shared bench workspace.
+    shutil.rmtree(result["run_dir"], ignore_errors=True)
     return {"seconds": result["elapsed_s"] + cache_s, "cache_s": cache_s,
             "steps": result["steps"],
             "peak_mb": child.peak_rss_mib, "wall_s": child.seconds,
