@@ -33,6 +33,7 @@ class ManifestDataset(Dataset):
     The cache is already at the model rate, so reading an item is a file read, no decoding
     or resampling. With an ``augmenter``, :meth:`example` perturbs the audio per epoch; with
     ``views`` > 1 (laptop mode's cached perturbed copies) it names the copy of the epoch.
+    With ``read_audio`` off (laptop mode trains on cached states) items carry no samples.
     """
 
     def __init__(self, utterances: list[Utterance], root: Path, labels: list[list[int]],
@@ -42,6 +43,7 @@ class ManifestDataset(Dataset):
         self.labels = labels
         self.augmenter = augmenter
         self.views = 1
+        self.read_audio = True
         self.weights = list(weights) if weights is not None else [1.0] * len(utterances)
 
     def __len__(self) -> int:
@@ -49,7 +51,8 @@ class ManifestDataset(Dataset):
 
     def __getitem__(self, index: int) -> Example:
         utterance = self.utterances[index]
-        samples, _ = sf.read(self.root / utterance.audio, dtype="float32")
+        samples = (sf.read(self.root / utterance.audio, dtype="float32")[0] if self.read_audio
+                   else np.zeros(0, dtype=np.float32))
         return Example(utterance.id, samples, self.labels[index])
 
     def example(self, index: int, epoch: int) -> Example:

@@ -366,6 +366,8 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
     _check_mode(config)
     augmenter = (Augmenter(config.data.augment, seed=config.run.seed)
                  if config.data.augment > 0 else None)
+    if config.model.mode == "top":  # trains on cached states, not on the audio
+        data.train.read_audio = False
     if augmenter and config.model.mode == "top":  # perturbed copies cached, taken in turn
         data.train.views = config.data.augment_views
     else:

@@ -202,6 +202,29 @@ def test_the_loss_falls_on_the_cache(ws, pre_ln):
     assert sum(losses[-5:]) / 5 < 0.6 * losses[0]
 
 
+def test_the_steps_read_no_audio_in_top_mode(ws, pre_ln, monkeypatch):
+    """The steps train on cached states: the dataset reads no clip (a full run reads them)."""
+    import soundfile
+
+    from workbench import data
+
+    train_audio = {str(ws.audio_path(u)) for u in ws.read_split("train")}
+    reads = []
+
+    class CountingSoundfile:
+        @staticmethod
+        def read(path, *args, **kwargs):
+            reads.append(str(path))
+            return soundfile.read(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "sf", CountingSoundfile)
+    short = ["optim.max_steps=4", "run.eval_every=4"]
+    train(ws, top_config(pre_ln, *short), progress=False)
+    assert not train_audio & set(reads)
+    train(ws, top_config(pre_ln, *short, "model.mode=full"), progress=False)
+    assert train_audio & set(reads)
+
+
 # --------------------------------------------------------------------------- (c) a standard model
 
 
