@@ -12,7 +12,9 @@ that the child's own peak RSS is the training's, and is cached per model and mac
   the run's batches (the feature encoder is cached on CPU, so it runs once per clip).
 - top (laptop mode): one forward pass of the lower layers per clip (the cache) plus steps of
   the top layers' forward and backward, split from the measured full step by the layers'
-  share of the parameters: a model-based estimate, not a measurement of that mode.
+  share of the parameters (time: a model-based estimate). Its memory is measured: the
+  child counts what each top layer's step keeps for backward (saved-tensor hooks) and runs
+  laptop mode's steps for real on the largest batches before the full ones.
 - adapter: measured like full when the model has adapters (base frozen); from a full
   measurement otherwise: the whole forward, the backward through every layer's activations
   (half a full backward: no weight gradients) and an optimizer over the adapters only.
@@ -38,8 +40,9 @@ from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
 
 HOUR_S = 3600.0
-# Bumped when what a measurement means changes (2: base_mb counts the weights resident).
-MEASUREMENT_VERSION = 2
+# Bumped when what a measurement means changes (2: base_mb counts the weights resident;
+# 3: laptop mode's activations probed).
+MEASUREMENT_VERSION = 3
 FRAMES_PER_S = 50  # wav2vec 2.0 frames per second of audio
 STATE_BYTES = 12  # per trainable parameter: its gradient and AdamW's two moments (fp32)
 BACKWARD_ACTIVATIONS_SHARE = 0.5  # of a full backward: activation gradients, no weight ones
@@ -76,6 +79,15 @@ class Measurement:
     threads: int
     mode: str = "full"  # what the timed steps trained ("adapter": the base frozen)
     hidden_size: int = 0  # the transformer's width (laptop mode caches states of it)
+    # Laptop mode's step on the largest timed batch: MiB its autograd graph holds per top
+    # layer and for the rest (final norm, head, loss); 0: not probed (derived by share).
+    top_layer_mb: float = 0.0
+    top_rest_mb: float = 0.0
+    top_probe_seconds: float = 0.0  # padded audio seconds of the probed batch
+    # Laptop mode's steps run for real on the largest batches (the probed one first): MiB
+    # the process grew by, with top_step_layers trained; 0: not measured.
+    top_step_mb: float = 0.0
+    top_step_layers: int = 0
 
 
 @dataclass(frozen=True)
@@ -241,7 +253,9 @@ def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0,
             evals -= work.evaluations * work.dev_seconds * m.inference_s_per_s * (1 - share)
             evals += work.dev_seconds * m.inference_s_per_s * (1 - share)
         trainable, basis = int(m.trainable * share), "model"
-        activations *= share
+        activations = top_activations_mb(m, k) if m.top_layer_mb else activations * share
+        if m.top_step_mb and m.top_layer_mb:  # what the measured steps held beyond those
+            activations += top_slack_mb(m) * m.batch_seconds / work.peak_batch_seconds
         detail = f"top {k} of {m.layers} layers, from the full measurement" + (
             f"; {cached_share:.0%} of the audio's states cached already" if cached_share
             else "") + (f"; {views} copies of each clip cached" if views > 1 else "")
@@ -261,6 +275,22 @@ def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0,
         + activations * work.peak_batch_seconds / m.batch_seconds + cache_mb
     seconds = work.steps * step + encoder + evals
     return Estimate(mode, work.steps, seconds, peak, basis, step, detail)
+
+
+def top_activations_mb(m: Measurement, top_layers: int) -> float:
+    """What laptop mode's step holds for backward, scaled to the measurement's batch (the
+    full step's activations are no guide: its peak mixes them with the optimizer's state)."""
+    held = top_layers * m.top_layer_mb + m.top_rest_mb
+    return held * m.batch_seconds / max(m.top_probe_seconds, 1e-9)
+
+
+def top_slack_mb(m: Measurement) -> float:
+    """What laptop mode's measured steps grew the process by beyond their activations,
+    gradients and AdamW state (on the probed batch): memory the allocator kept over batches
+    of other shapes, and the optimizer's and the loss's transients. Taken as measured."""
+    trainable = m.trainable * m.layer_share * m.top_step_layers / max(1, m.layers)
+    activations = m.top_step_layers * m.top_layer_mb + m.top_rest_mb
+    return max(0.0, m.top_step_mb - trainable * STATE_BYTES / 2**20 - activations)
 
 
 def top_views(config: TrainConfig) -> int:

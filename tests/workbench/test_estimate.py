@@ -192,6 +192,9 @@ def test_train_estimate_measures_once_then_reads_the_cache(prepared, cache, caps
     entry = next(iter(json.loads(cache.read_text()).values()))
     assert entry["model"] == "tiny" and entry["threads"] == 1 and entry["steps"] == 2
     assert entry["forward_s"] > 0 and entry["backward_s"] > 0
+    # Laptop mode probed and stepped for real (tiny: 4 layers, the default top 2).
+    assert entry["top_layer_mb"] > 0 and entry["top_step_mb"] > 0
+    assert entry["top_step_layers"] == 2
     # The second estimate reads the cache: the very same figures.
     assert main([*argv, "--estimate"]) == 0
     assert json.loads(capsys.readouterr().out) == first
@@ -247,3 +250,54 @@ def test_states_an_earlier_top_run_cached_are_not_counted_again(prepared):
     building = fresh.seconds - 100 * fresh.step_s
     assert cached.seconds == pytest.approx(fresh.seconds - 0.25 * building)
     assert "25% of the audio's states cached already" in cached.detail
+
+
+def test_the_laptop_step_probe_counts_what_each_top_layer_holds(prepared):
+    """The measuring child counts the tensors laptop mode's step keeps for backward: per top
+    layer at least a dozen batch x frames x hidden tensors (norms, projections, residuals,
+    the feed-forward ones, the attention weights), twice as much for twice the clips."""
+    import torch
+    from transformers import Wav2Vec2ForCTC
+
+    from tests.workbench.ctc_fixtures import tiny_config
+    from workbench.estimate_child import _probe_top
+    from workbench.text import load_profile
+    from workbench.train import load_training_data
+    from workbench.vocab import load_vocab
+
+    vocab = load_vocab(prepared.vocab_path)
+    data = load_training_data(prepared, vocab, load_profile(prepared.profile_path))
+    config = tiny_config("layer")
+    config.num_hidden_layers, config.vocab_size, config.layerdrop = 4, len(vocab), 0.5
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(config).train()
+    batch = [0, 1, 2, 3]
+    layer_mb, rest_mb, seconds = _probe_top(model, data, batch, "cpu")
+    samples = [len(data.train[i].samples) for i in batch]
+    frames = int(model._get_feat_extract_output_lengths(max(samples)))
+    unit_mb = len(batch) * frames * config.hidden_size * 4 / 2**20
+    assert 12 * unit_mb <= layer_mb <= 100 * unit_mb
+    assert 0 < rest_mb < layer_mb
+    assert seconds == pytest.approx(len(batch) * max(samples) / 16000)
+    assert model.config.layerdrop == 0.5  # restored after the probe
+    twice = _probe_top(model, data, batch * 2, "cpu")
+    assert twice[0] == pytest.approx(2 * layer_mb, rel=0.05)
+    assert twice[2] == pytest.approx(2 * seconds)
+
+
+def test_laptop_modes_peak_counts_the_probed_activations_of_each_top_layer():
+    """With the probe, each top layer adds its activations (at the run's largest batch) and
+    its gradient and AdamW state; without it the full step's activations are shared out."""
+    work = est.Workload(steps=100, batch_seconds=16.0, train_seconds=600.0, dev_seconds=0.0,
+                        evaluations=0, encoded_seconds=600.0, largest_batch_seconds=20.0)
+    probed = replace(MEASURED, top_layer_mb=300.0, top_rest_mb=40.0, top_probe_seconds=10.0)
+    two, three = (est.estimate(probed, work, "top", top_layers=k) for k in (2, 3))
+    per_layer_state = MEASURED.trainable * MEASURED.layer_share / 24 * est.STATE_BYTES / 2**20
+    assert three.peak_mb - two.peak_mb == pytest.approx(300.0 * 20 / 10 + per_layer_state,
+                                                        rel=1e-3)
+    unprobed = est.estimate(MEASURED, work, "top", top_layers=2)
+    full_activations = (MEASURED.peak_mb - MEASURED.base_mb - MEASURED.encoder_cache_mb
+                        - MEASURED.trainable * est.STATE_BYTES / 2**20)
+    shared_out = full_activations * MEASURED.layer_share * 2 / 24 * 20 / 16
+    assert two.peak_mb - unprobed.peak_mb == pytest.approx((2 * 300 + 40) * 20 / 10
+                                                           - shared_out, rel=1e-3)
