@@ -77,6 +77,7 @@ from workbench.errors import WorkbenchError
 from workbench.evaluate import scoring_set, transcribe_and_score
 from workbench.fsio import disk_full_error, fault_point, is_disk_full
 from workbench.laptop import check_top_settings, setup_top_mode
+from workbench.laptop_cache import release_freed_memory
 from workbench.manifest import Utterance
 from workbench.models import load_for_finetuning
 from workbench.run import Run, TrainingLock, busy_error, find_run, new_run
@@ -89,6 +90,12 @@ EventHandler = Callable[[dict], None]
 # fast the machine computes, not which batches come next or the learning rate of a step.
 RESUMABLE_SETTINGS = ("run.eval_every", "run.log_every", "run.threads", "run.stop_at_step",
                       "run.device", "run.precision", "data.cache_encoder_features")
+# Laptop mode on a CPU hands the memory its steps freed back to the system at most this
+# often: batches of many shapes otherwise leave the heap holding what no step uses (top 2
+# of XLS-R's architecture: peak 2.8 GiB, 2.4 at this period, 2.3 after every step). Each
+# hand-back costs the next step its page faults: after every one of demo-base's 40 ms
+# steps the run took a third longer (bench/RESULTS.md, issue 15).
+TRIM_EVERY_S = 0.5
 
 
 class TrainingDiverged(WorkbenchError):
@@ -401,6 +408,7 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
         log(laptop.record())
     loop = _Loop(accelerator, model, optimizer, scheduler, loader, sampler, processor, data,
                  config, schedule, run, ws, log, runtime)
+    loop.trim_memory = laptop is not None and accelerator.device.type == "cpu"
     if laptop and not shards_parameters(accelerator):
         loop.dev_recognizer = laptop.dev_recognizer(loop.unwrapped, processor,
                                                     accelerator.device)
@@ -521,6 +529,8 @@ class _Loop:
         self.runtime = runtime
         self.unwrapped = accelerator.unwrap_model(model)
         self.dev_recognizer = None  # laptop mode's, set after construction
+        self.trim_memory = False  # laptop mode on a CPU: hand freed memory back (TRIM_EVERY_S)
+        self.last_trim = 0.0
         self.last_loss: float | None = None
         self.last_eval_step = -1
         self.out_of_time = False
@@ -611,6 +621,9 @@ class _Loop:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.trim_memory and time.monotonic() - self.last_trim >= TRIM_EVERY_S:
+            release_freed_memory()
+            self.last_trim = time.monotonic()
         state.step += 1
         self.last_loss = global_loss
 

@@ -225,6 +225,24 @@ def test_the_steps_read_no_audio_in_top_mode(ws, pre_ln, monkeypatch):
     assert train_audio & set(reads)
 
 
+def test_top_mode_hands_freed_memory_back_between_steps_on_a_cpu(ws, pre_ln, monkeypatch):
+    """At most every TRIM_EVERY_S (here: every step) in top mode; never in a full run."""
+    import workbench.train as training
+
+    trims = []
+    monkeypatch.setattr(training, "TRIM_EVERY_S", 0.0)
+    monkeypatch.setattr(training, "release_freed_memory", lambda: trims.append(1))
+    short = ["optim.max_steps=4", "run.eval_every=4"]
+    train(ws, top_config(pre_ln, *short), progress=False)
+    assert len(trims) == 4
+    trims.clear()
+    train(ws, top_config(pre_ln, *short, "model.mode=full"), progress=False)
+    assert not trims
+    monkeypatch.setattr(training, "TRIM_EVERY_S", 3600.0)  # once, then not within the hour
+    train(ws, top_config(pre_ln, *short), progress=False)
+    assert len(trims) == 1
+
+
 # --------------------------------------------------------------------------- (c) a standard model
 
 
