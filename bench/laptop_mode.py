@@ -46,13 +46,18 @@ GIB = 2**30
 
 def child(ws: str, model: str, mode: str, top_layers: int, threads: int, score: bool,
           overrides: list[str]) -> None:
-    """One training run through ``train()``; print its figures as JSON."""
+    """One training run through ``train()``; print its figures as JSON. The pseudo-setting
+    ``bench.frozen_input=1`` freezes the positional convolution and the feature projection
+    (what every laptop-mode cut freezes) in a full fine-tune."""
     from workbench.config import build_config
     from workbench.evaluate import evaluate_run
     from workbench.run import Run
     from workbench.train import train
     from workbench.workspace import Workspace
 
+    if FROZEN_INPUT in overrides:
+        overrides = [o for o in overrides if o != FROZEN_INPUT]
+        freeze_input_after_build()
     config = build_config(preset="10min", overrides=[
         f"model.name={model}", f"model.mode={mode}", f"model.top_layers={top_layers}",
         f"run.threads={threads}", "run.log_every=1", *overrides])
@@ -81,6 +86,26 @@ def child(ws: str, model: str, mode: str, top_layers: int, threads: int, score: 
             marks["test_cer"] = evaluate_run(copy, Run(result.run_dir).name, "test",
                                              progress=False).cer
     print(json.dumps(marks), flush=True)
+
+
+FROZEN_INPUT = "bench.frozen_input=1"
+
+
+def freeze_input_after_build() -> None:
+    """Make ``train()`` freeze the layers below transformer layer 0 that a full fine-tune
+    trains and laptop mode cannot: the positional convolution and the feature projection."""
+    import workbench.train as training
+
+    build = training.build_model
+
+    def frozen(*args, **kwargs):
+        model = build(*args, **kwargs)
+        base = model.base_model
+        for module in (base.encoder.pos_conv_embed, base.feature_projection):
+            module.requires_grad_(False)
+        return model
+
+    training.build_model = frozen
 
 
 def measure(name: str, ws: Path, model: Path, mode: str, top_layers: int, threads: int,
@@ -152,6 +177,10 @@ def quality(args) -> str:
     steps = [f"optim.max_steps={args.max_steps}"] if args.max_steps else []
     rows = {"full": measure("full", ws, Path("demo-base"), "full", 0, args.threads, True,
                             [*steps, *args.full_set])}
+    if args.frozen_input:
+        rows["full, input frozen"] = measure("full, input frozen", ws, Path("demo-base"),
+                                             "full", 0, args.threads, True,
+                                             [*steps, *args.full_set, FROZEN_INPUT])
     for layers in args.layers:
         rows[f"top {layers}"] = measure(f"top {layers}", ws, Path("demo-base"), "top",
                                         layers, args.threads, True, [*steps, *args.top_set])
@@ -161,7 +190,8 @@ def quality(args) -> str:
     sets += "".join(f" --full-set {x}" for x in args.full_set)
     lines = [f"`python bench/laptop_mode.py --quality --corpus {args.corpus} --layers "
              f"{','.join(map(str, args.layers))} --threads {args.threads}"
-             f"{f' --max-steps {args.max_steps}' if args.max_steps else ''}{sets}` "
+             f"{f' --max-steps {args.max_steps}' if args.max_steps else ''}{sets}"
+             f"{' --frozen-input' if args.frozen_input else ''}` "
              f"({budget}; {machine_line()})", "",
              "| run | steps | epochs | cache s | test CER | CER / full | wall s | time / full |",
              "|---|---|---|---|---|---|---|---|"]
@@ -197,6 +227,9 @@ def main() -> None:
                         help="a training setting for the top-mode rows (repeatable)")
     parser.add_argument("--full-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a training setting for the full fine-tune row (repeatable)")
+    parser.add_argument("--frozen-input", action="store_true",
+                        help="also a full fine-tune with the positional convolution and the "
+                             "feature projection frozen (what every laptop-mode cut freezes)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--results", type=Path, help="append the tables to this markdown file")
     args = parser.parse_args()

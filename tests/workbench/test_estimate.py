@@ -301,3 +301,11 @@ def test_laptop_modes_peak_counts_the_probed_activations_of_each_top_layer():
     shared_out = full_activations * MEASURED.layer_share * 2 / 24 * 20 / 16
     assert two.peak_mb - unprobed.peak_mb == pytest.approx((2 * 300 + 40) * 20 / 10
                                                            - shared_out, rel=1e-3)
+    # Measured laptop steps: what they grew by beyond activations and optimizer state is
+    # added as it was (it does not scale with the batch or the layers).
+    two_state = MEASURED.trainable * MEASURED.layer_share * 2 / 24 * est.STATE_BYTES / 2**20
+    stepped = replace(probed, top_step_mb=two_state + 640.0 + 90.0, top_step_layers=2)
+    assert est.top_slack_mb(stepped) == pytest.approx(90.0)
+    for k in (2, 4):
+        assert (est.estimate(stepped, work, "top", top_layers=k).peak_mb
+                - est.estimate(probed, work, "top", top_layers=k).peak_mb) == pytest.approx(90.0)
