@@ -153,7 +153,6 @@ def _measure_top_steps(model, processor, data, batches: list[list[int]], config,
     as the cache computes them, and held. (0, 0) where laptop mode cannot cut."""
     import torch
 
-    from workbench.distributed import logit_lengths, weighted_ctc_loss
     from workbench.laptop import TopCollator, default_top_layers, run_top, trainable_prefixes
     from workbench.laptop_cache import capture_states, release_freed_memory
 
@@ -180,13 +179,7 @@ def _measure_top_steps(model, processor, data, batches: list[list[int]], config,
     _reset_peak()
     try:
         for batch in batches:
-            examples = [data.train[i] for i in batch]
-            inputs = {k: v.to(device) for k, v in collate(examples).items()}
-            labels = inputs.pop("labels")
-            logits = model(**inputs).logits
-            weighted_ctc_loss(logits.float(), labels, logit_lengths(model, inputs),
-                              torch.full((len(batch),), 1 / len(batch)),
-                              blank=model.config.pad_token_id, zero_infinity=True).backward()
+            _laptop_loss(model, collate, [data.train[i] for i in batch], device).backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         grown = _peak_mb() - start
@@ -197,8 +190,22 @@ def _measure_top_steps(model, processor, data, batches: list[list[int]], config,
     return max(0.0, grown), top_layers
 
 
+def _laptop_loss(model, collate, examples: list, device):
+    """The CTC loss of laptop mode's step on ``examples`` (``model`` patched by ``run_top``)."""
+    import torch
+
+    from workbench.distributed import logit_lengths, weighted_ctc_loss
+
+    inputs = {k: v.to(device) for k, v in collate(examples).items()}
+    labels = inputs.pop("labels")
+    logits = model(**inputs).logits
+    return weighted_ctc_loss(logits.float(), labels, logit_lengths(model, inputs),
+                             torch.full((len(examples),), 1 / len(examples)),
+                             blank=model.config.pad_token_id, zero_infinity=True)
+
+
 class _HeldStates:
-    """A stand-in for laptop mode's states cache: states computed here, held in a dict."""
+    """A stand-in for laptop mode's states cache: each clip's states, held in a dict."""
 
     def __init__(self, held: dict):
         self.held = held
@@ -215,24 +222,18 @@ def _probe_top(model, data, batch: list[int], device) -> tuple[float, float, flo
     (0, 0, 0) for a model laptop mode cannot cut at two layers."""
     import torch
 
-    from workbench.distributed import logit_lengths, weighted_ctc_loss
     from workbench.laptop import TopCollator, run_top
 
     layers = int(getattr(model.config, "num_hidden_layers", 0))
     if layers < 2 or not hasattr(getattr(model, "base_model", None), "encoder"):
         return 0.0, 0.0, 0.0
     examples = [data.train[i] for i in batch]
-    frames = {e.id: int(model._get_feat_extract_output_lengths(len(e.samples)))
-              for e in examples}
-    collate = TopCollator(_ZeroStates(frames, model.config.hidden_size), model.config)
-    inputs = {k: v.to(device) for k, v in collate(examples).items()}
-    labels = inputs.pop("labels")
+    zeros = {e.id: torch.zeros(int(model._get_feat_extract_output_lengths(len(e.samples))),
+                               model.config.hidden_size) for e in examples}
+    collate = TopCollator(_HeldStates(zeros), model.config)
 
     def step():
-        logits = model(**inputs).logits
-        return weighted_ctc_loss(logits.float(), labels, logit_lengths(model, inputs),
-                                 torch.full((len(examples),), 1 / len(examples)),
-                                 blank=model.config.pad_token_id, zero_infinity=True)
+        return _laptop_loss(model, collate, examples, device)
 
     layerdrop, model.config.layerdrop = model.config.layerdrop, 0.0  # every layer counted
     try:
@@ -244,18 +245,6 @@ def _probe_top(model, data, batch: list[int], device) -> tuple[float, float, flo
         model.config.layerdrop = layerdrop
     seconds = len(examples) * max(len(e.samples) for e in examples) / 16000
     return held[1] - held[0], max(0.0, 2 * held[0] - held[1]), seconds
-
-
-class _ZeroStates:
-    """A stand-in for laptop mode's states cache: zeros of each clip's frame count."""
-
-    def __init__(self, frames: dict[str, int], hidden: int):
-        self.frames, self.hidden = frames, hidden
-
-    def states(self, utterance_id: str, view: int = 0):
-        import torch
-
-        return torch.zeros(self.frames[utterance_id], self.hidden)
 
 
 def _saved_mb(model, step) -> float:
