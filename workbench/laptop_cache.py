@@ -243,8 +243,12 @@ def states_at(model, cut: int, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         raise Captured(args[0].detach())
 
     handle = model.base_model.encoder.layers[cut].register_forward_pre_hook(stop)
+    # Without oneDNN: it keeps a compiled kernel for every input length, and clips come in
+    # many lengths (60 of demo-base's 100 MiB left behind by caching the demo's 144 clips);
+    # the native kernels are as fast here (bench/RESULTS.md, issue 15).
     try:
-        model.base_model(**inputs)
+        with torch.backends.mkldnn.flags(enabled=False):
+            model.base_model(**inputs)
     except Captured as captured:
         return captured.states
     finally:

@@ -113,6 +113,19 @@ def test_top_forward_on_cached_states_equals_the_full_forward(norm, top_layers, 
         torch.testing.assert_close(top[1, :real], full[1, :real], rtol=0, atol=1e-5)
 
 
+def test_the_lower_layers_run_without_onednn_which_is_restored_after(tmp_path):
+    """oneDNN keeps a kernel per input length: the once-per-clip pass runs without it."""
+    model = tiny_model("layer").eval()
+    seen = []
+    model.base_model.encoder.layers[0].register_forward_pre_hook(
+        lambda *_: seen.append(torch._C._get_mkldnn_enabled()))
+    before = torch._C._get_mkldnn_enabled()
+    extractor = tiny_processor(tmp_path / "processor").feature_extractor
+    states = capture_states(model, 2, extractor, noise(1.0, seed=1))
+    assert seen == [False] and torch._C._get_mkldnn_enabled() == before
+    assert states.shape[1] == model.config.hidden_size
+
+
 @pytest.mark.parametrize("norm", ["layer", "group"])
 def test_dev_scoring_on_kept_states_gives_the_full_models_logits(norm, tmp_path, monkeypatch):
     """Laptop mode's dev recognizer: the full model's logits for padded batches, and the
