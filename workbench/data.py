@@ -298,7 +298,9 @@ class EncoderCache:
         audio = self.feature_extractor(
             [e.samples for e in examples], sampling_rate=self.feature_extractor.sampling_rate,
             padding=True, return_tensors="pt")
-        encoded = self.run_encoder(audio["input_values"])
+        # Without oneDNN, which keeps a kernel per input length (as laptop_cache.states_at).
+        with torch.backends.mkldnn.flags(enabled=False):
+            encoded = self.run_encoder(audio["input_values"])
         frames = self.frames(audio["attention_mask"].sum(-1)).tolist()
         out = {}
         for row, (example, count) in enumerate(zip(examples, frames, strict=True)):

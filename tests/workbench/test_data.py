@@ -140,8 +140,14 @@ def test_encoder_cache_gives_the_same_loss_and_skips_the_encoder(tmp_path):
     plain = CTCCollator(extractor)
     cache = EncoderCache.for_model(model, extractor)
     cached = CTCCollator(extractor, encoder_cache=cache)
+    onednn = []  # the cache's encoder pass runs without oneDNN (a kernel kept per length)
+    model.wav2vec2.feature_extractor.conv_layers[0].register_forward_pre_hook(
+        lambda *_: onednn.append(torch._C._get_mkldnn_enabled()))
     for batch in (examples[:3], [examples[3], examples[0]], examples):  # misses, then hits
-        assert _loss(model, cached(batch)) == pytest.approx(_loss(model, plain(batch)), rel=1e-5)
+        onednn.clear()
+        cached_loss = _loss(model, cached(batch))
+        assert onednn.count(False) == (batch is not examples)  # computed once per miss batch
+        assert cached_loss == pytest.approx(_loss(model, plain(batch)), rel=1e-5)
     assert len(cache.features) == 4
     cache.run_encoder = None  # every utterance is cached now: the encoder is not needed
     assert cached(examples)["input_values"].shape[:2] == (4, 32)
