@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from workbench.augment import Augmenter
+from workbench.cpu_memory import without_onednn
 from workbench.manifest import Utterance
 
 
@@ -298,8 +299,7 @@ class EncoderCache:
         audio = self.feature_extractor(
             [e.samples for e in examples], sampling_rate=self.feature_extractor.sampling_rate,
             padding=True, return_tensors="pt")
-        # Without oneDNN, which keeps a kernel per input length (as laptop_cache.states_at).
-        with torch.backends.mkldnn.flags(enabled=False):
+        with without_onednn():  # one compiled kernel kept per input length otherwise
             encoded = self.run_encoder(audio["input_values"])
         frames = self.frames(audio["attention_mask"].sum(-1)).tolist()
         out = {}

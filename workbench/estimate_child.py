@@ -153,8 +153,9 @@ def _measure_top_steps(model, processor, data, batches: list[list[int]], config,
     as the cache computes them, and held. (0, 0) where laptop mode cannot cut."""
     import torch
 
+    from workbench.cpu_memory import release_freed_memory
     from workbench.laptop import TopCollator, default_top_layers, run_top, trainable_prefixes
-    from workbench.laptop_cache import capture_states, release_freed_memory
+    from workbench.laptop_cache import capture_states
 
     layers = int(getattr(model.config, "num_hidden_layers", 0))
     if layers < 2 or not hasattr(getattr(model, "base_model", None), "encoder"):

@@ -46,6 +46,7 @@ from transformers.models.wav2vec2.modeling_wav2vec2 import (
 
 from workbench import laptop_cache
 from workbench.augment import Augmenter
+from workbench.cpu_memory import release_freed_memory
 from workbench.data import Example, _padded_labels, _sample_mask
 from workbench.errors import WorkbenchError
 from workbench.laptop_cache import CacheReport, StatesCache, model_key
@@ -248,7 +249,7 @@ class TopRecognizer(Recognizer):
                 inputs["attention_mask"] = torch.ones(1, len(row), dtype=torch.long,
                                                       device=self.device)
             states = laptop_cache.states_at(self.model, self.cut, inputs)[0]
-        laptop_cache.release_freed_memory()
+        release_freed_memory()
         size = states.numel() * states.element_size()
         if self.held_bytes + size <= DEV_STATES_LIMIT_BYTES:
             self.held[key], self.held_bytes = states, self.held_bytes + size

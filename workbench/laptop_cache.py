@@ -20,7 +20,6 @@ clip's audio, so they too are reused), and the epochs take the clip and its copi
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
@@ -34,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from workbench.augment import SPEED_RANGE, Augmenter
+from workbench.cpu_memory import release_freed_memory, without_onednn
 from workbench.fsio import check_free_space, write_bytes_atomic, write_json_atomic
 from workbench.manifest import Utterance
 
@@ -189,27 +189,6 @@ class StatesCache:
         return self.augmenter(samples, int(clip_key(utterance, root)[:8], 16), view)
 
 
-def release_freed_memory() -> None:
-    """Hand memory the allocator holds but no tensor uses back to the system (glibc's
-    ``malloc_trim``; nothing elsewhere). Each clip's forward pass allocates buffers of its own
-    length; without this the heap keeps growing over clips of many lengths, well past what
-    any one clip needs (bench/RESULTS.md, issue 15: the estimate's peak)."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim():
-    import ctypes
-    import ctypes.util
-
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
 def clip_key(utterance: Utterance, root: Path) -> str:
     """The clip's audio hash (its manifest sha1, else the file's own)."""
     sha1 = utterance.sha1 or hashlib.sha1((root / utterance.audio).read_bytes()).hexdigest()
@@ -243,11 +222,8 @@ def states_at(model, cut: int, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         raise Captured(args[0].detach())
 
     handle = model.base_model.encoder.layers[cut].register_forward_pre_hook(stop)
-    # Without oneDNN: it keeps a compiled kernel for every input length, and clips come in
-    # many lengths (60 of demo-base's 100 MiB left behind by caching the demo's 144 clips);
-    # the native kernels are as fast here (bench/RESULTS.md, issue 15).
     try:
-        with torch.backends.mkldnn.flags(enabled=False):
+        with without_onednn():  # one compiled kernel kept per clip length otherwise
             model.base_model(**inputs)
     except Captured as captured:
         return captured.states

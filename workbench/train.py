@@ -56,6 +56,7 @@ from workbench.config import (
     resolve_schedule,
     save_config,
 )
+from workbench.cpu_memory import release_freed_memory
 from workbench.data import (
     CTCCollator,
     DurationBatchSampler,
@@ -77,7 +78,6 @@ from workbench.errors import WorkbenchError
 from workbench.evaluate import scoring_set, transcribe_and_score
 from workbench.fsio import disk_full_error, fault_point, is_disk_full
 from workbench.laptop import check_top_settings, setup_top_mode
-from workbench.laptop_cache import release_freed_memory
 from workbench.manifest import Utterance
 from workbench.models import load_for_finetuning
 from workbench.run import Run, TrainingLock, busy_error, find_run, new_run
