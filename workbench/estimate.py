@@ -41,7 +41,7 @@ from workbench.workspace import Workspace
 
 HOUR_S = 3600.0
 # Bumped when what a measurement means changes (2: base_mb counts the weights resident;
-# 3: laptop mode's activations probed).
+# 3: laptop mode's memory measured, the full steps' peak read from their own high-water mark).
 MEASUREMENT_VERSION = 3
 FRAMES_PER_S = 50  # wav2vec 2.0 frames per second of audio
 STATE_BYTES = 12  # per trainable parameter: its gradient and AdamW's two moments (fp32)
