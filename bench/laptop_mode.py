@@ -70,9 +70,13 @@ def child(ws: str, model: str, mode: str, top_layers: int, threads: int, score: 
         elif record.get("event") == "train":
             marks["steps"].append(time.monotonic() - started)
             marks["epochs"].setdefault(record["epoch"], time.monotonic() - started)
-        elif record.get("event") == "start":
+        elif record.get("event") == "start" and "train_from_s" not in marks:
             marks["train_from_s"] = time.monotonic() - started
             marks["steps_per_epoch"] = record["steps_per_epoch"]
+            marks["finish_steps"] = record.get("finish_steps", 0)
+        elif record.get("event") == "stage_end":  # laptop mode's finish follows
+            marks["top_steps"] = len(marks["steps"])
+            marks["finish_from_s"] = time.monotonic() - started
 
     with tempfile.TemporaryDirectory(prefix="laptop-bench-") as runs:
         copy = Workspace.at(Path(runs) / "ws")
@@ -119,8 +123,12 @@ def measure(name: str, ws: Path, model: Path, mode: str, top_layers: int, thread
     result = json.loads(lines[-1])
     result.update(process_s=run.seconds, peak_gib=run.peak_rss_mib / 1024)
     steps = result["steps"]
-    result["step_s"] = (steps[-1] - steps[0]) / max(1, len(steps) - 1)
+    top = steps[:result.get("top_steps") or len(steps)]  # the finish's full steps apart
+    result["step_s"] = (top[-1] - top[0]) / max(1, len(top) - 1)
     result["epoch_s"] = result["step_s"] * result["steps_per_epoch"]
+    finish = steps[len(top):]
+    result["finish_step_s"] = (finish[-1] - finish[0]) / max(1, len(finish) - 1) \
+        if len(finish) > 1 else None
     print(f"  {name}: {json.dumps({k: v for k, v in result.items() if k != 'steps'})}",
           flush=True)
     return result
@@ -132,20 +140,23 @@ def speed(args) -> str:
     epochs_steps = None
     top = measure("top", ws, model, "top", args.top_layers, args.threads, False,
                   [*batch, f"optim.epochs={args.epochs}", "optim.min_steps=1",
-                   f"run.eval_every={10**6}"])
-    epochs_steps = top["result"]["steps"]
+                   f"run.eval_every={10**6}", f"model.finish_epochs={args.finish_epochs}"])
+    epochs_steps = top["result"]["steps"] - top["finish_steps"]
     full = measure("full", ws, model, "full", 0, args.threads, False,
                    [*batch, f"optim.max_steps={args.full_steps}",
                     f"run.eval_every={args.full_steps}"])
     cache = top["cache"]
     lines = [f"`python bench/laptop_mode.py --speed --arch {args.arch} --epochs {args.epochs} "
              f"--top-layers {args.top_layers} --threads {args.threads} --batch-seconds "
-             f"{args.batch_seconds} --full-steps {args.full_steps}` ({machine_line()})", "",
+             f"{args.batch_seconds} --full-steps {args.full_steps}"
+             f"{f' --finish-epochs {args.finish_epochs}' if args.finish_epochs else ''}` "
+             f"({machine_line()})", "",
              "| run | cache s | s / step | s / epoch | steps | whole run s | peak RSS GiB |",
              "|---|---|---|---|---|---|---|",
-             f"| top ({top['cache']['top_layers']} layers, {args.epochs} epochs) | "
+             f"| top ({top['cache']['top_layers']} layers, {args.epochs} epochs"
+             f"{finish_text(top, args.finish_epochs)}) | "
              f"{cache['seconds']:.0f} | {top['step_s']:.2f} | {top['epoch_s']:.0f} | "
-             f"{epochs_steps} | {top['process_s']:.0f} | {top['peak_gib']:.2f} |",
+             f"{top['result']['steps']} | {top['process_s']:.0f} | {top['peak_gib']:.2f} |",
              f"| full fine-tune ({args.full_steps} steps measured) | - | {full['step_s']:.2f} | "
              f"{full['epoch_s']:.0f} | {epochs_steps} (projected) | "
              f"{full['step_s'] * epochs_steps:.0f} (projected) | {full['peak_gib']:.2f} |", "",
@@ -153,6 +164,16 @@ def speed(args) -> str:
              f"{top['process_s']:.0f} s, {top['peak_gib']:.2f} GiB; step time top / full: "
              f"{top['step_s'] / full['step_s']:.2f}."]
     return "\n".join(lines)
+
+
+def finish_text(row: dict, epochs: float) -> str:
+    """``, then N full epochs (S steps, X s a step)`` for a run with laptop mode's finish."""
+    if not row.get("finish_steps"):
+        return ""
+    step = row.get("finish_step_s")
+    return (f", then {epochs:g} full epochs: {row['finish_steps']} steps"
+            + (f" at {step:.2f} s" if step else "") + ", from "
+            f"{row['finish_from_s']:.0f} s")
 
 
 def corpus_workspace(corpus: str) -> Path:
@@ -196,9 +217,11 @@ def quality(args) -> str:
              "| run | steps | epochs | cache s | test CER | CER / full | wall s | time / full |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
-        epochs = r["result"]["steps"] / r["steps_per_epoch"]
+        finish = r.get("finish_steps", 0)
+        epochs = f"{(r['result']['steps'] - finish) / r['steps_per_epoch']:.1f}" + (
+            f" + {finish / r['steps_per_epoch']:.1f} full" if finish else "")
         cache = r.get("cache", {}).get("seconds")
-        lines.append(f"| {name} | {r['result']['steps']} | {epochs:.1f} | "
+        lines.append(f"| {name} | {r['result']['steps']} | {epochs} | "
                      f"{'-' if cache is None else f'{cache:.0f}'} | {r['test_cer']:.4f} | "
                      f"{r['test_cer'] / full['test_cer']:.2f} | {r['process_s']:.0f} | "
                      f"{r['process_s'] / full['process_s']:.2f} |")
@@ -218,6 +241,8 @@ def main() -> None:
     parser.add_argument("--top-layers", type=int, default=0, help="0: the default")
     parser.add_argument("--batch-seconds", type=float, default=80.0)
     parser.add_argument("--full-steps", type=int, default=2)
+    parser.add_argument("--finish-epochs", type=float, default=0.0,
+                        help="--speed: laptop mode's finish (model.finish_epochs) after the top")
     parser.add_argument("--layers", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1, 2, 4, 6])
     parser.add_argument("--max-steps", type=int, default=0)

@@ -147,6 +147,7 @@ def cmd_train(args) -> None:
     if args.max_steps:
         overrides.append(f"optim.max_steps={args.max_steps}")
     for flag, key in (("mode", "model.mode"), ("top_layers", "model.top_layers"),
+                      ("finish_epochs", "model.finish_epochs"),
                       ("adapter_lang", "model.adapter_lang")):
         if getattr(args, flag) not in (None, ""):
             overrides.append(f"{key}={getattr(args, flag)}")
@@ -657,6 +658,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    "mode: lower layers cached, top layers trained) or adapter (MMS adapters)")
     p.add_argument("--top-layers", type=int, help="--mode top: how many top transformer "
                    "layers train")
+    p.add_argument("--finish-epochs", type=float, help="--mode top: epochs of a full "
+                   "fine-tune that finish the run from the top layers' result (0: none)")
     p.add_argument("--adapter-lang", help="--mode adapter: language code of the adapter")
     p.add_argument("--max-steps", type=int, default=0, help="exact number of training steps")
     p.add_argument("--max-minutes", type=float, default=0.0,

@@ -40,6 +40,10 @@ class ModelSettings:
                    "(MMS attention adapters and the head; the base frozen)")
     top_layers: int = _f(0, "mode=top: transformer layers that train (0: the default, "
                          "chosen from bench/laptop_mode.py)")
+    finish_epochs: float = _f(
+        0.0, "mode=top: after the top layers have trained, this many epochs of a full "
+             "fine-tune from the result (every layer above the feature encoder, the head "
+             "kept), in the same run; 0: none (laptop mode's own default for demo-base: 5)")
     adapter_lang: str = _f("", "mode=adapter: the language code the adapter is saved under "
                            "(adapter.<lang>.safetensors)")
     freeze_feature_encoder: bool = _f(True, "keep the convolutional feature encoder frozen")
@@ -83,6 +87,9 @@ class OptimSettings:
     min_steps: int = _f(200, "at least this many steps, however little data there is")
     max_steps: int = _f(0, "exact number of steps (0: derived from epochs and data size)")
     grad_clip: float = _f(1.0, "clip the gradient norm to this value")
+    finish_learning_rate: float = _f(
+        0.0, "mode=top with model.finish_epochs: peak learning rate of the full fine-tune "
+             "that finishes the run (0: optim.learning_rate / 3, a full fine-tune's rate)")
     head_only_steps: int = _f(
         0, "train only the fresh CTC head for this many first steps (at most a quarter of the "
            "schedule), so that it learns to read the pretrained encoder before the encoder "
@@ -173,16 +180,37 @@ ADAPTER_MODE: dict[str, Any] = {"optim.learning_rate": 1e-3, "model.layerdrop": 
 # the learning rate the preset and the model give a full fine-tune (bench/RESULTS.md, issue 15:
 # on demo-base 3x lowered test CER with 2, 3 and 4 top layers; 5x was no better than 1x).
 TOP_LEARNING_RATE_FACTOR = 3.0
+# demo-base in mode=top: half the preset's epochs on the cache, then 5 epochs of a full
+# fine-tune from the result (bench/RESULTS.md, issue 15, session 8: over three seeds 0.92x the
+# full fine-tune's test CER in 0.48x its time; the top layers alone end at 1.26-1.43x).
+SMALL_PRETRAINED_TOP: dict[str, Any] = {"optim.epochs": 15.0, "model.finish_epochs": 5.0}
 
 
-def mode_defaults(mode: str, config: TrainConfig | None = None) -> dict[str, Any]:
+def mode_defaults(mode: str, config: TrainConfig | None = None,
+                  name: str = "") -> dict[str, Any]:
     """Settings a training mode needs on top of the preset and the model's defaults
-    (``config``: those resolved so far; before the user's own overrides)."""
+    (``config``: those resolved so far; ``name``: the model; before the user's own
+    overrides)."""
     if mode == "adapter":
         return ADAPTER_MODE
     if mode == "top" and config is not None:
-        return {"optim.learning_rate": config.optim.learning_rate * TOP_LEARNING_RATE_FACTOR}
+        rate = {"optim.learning_rate": config.optim.learning_rate * TOP_LEARNING_RATE_FACTOR}
+        small = name == DEMO_BASE or pretrained_from(name) == DEMO_BASE
+        return {**rate, **(SMALL_PRETRAINED_TOP if small else {})}
     return {}
+
+
+def finish_config(config: TrainConfig, model_dir: str) -> TrainConfig:
+    """The full fine-tune that finishes a mode=top run with ``model.finish_epochs``: from
+    the top stage's model (``model_dir``), its head kept, for that many epochs (no step
+    floor, no head-only steps) at ``optim.finish_learning_rate``."""
+    rate = config.optim.finish_learning_rate or \
+        config.optim.learning_rate / TOP_LEARNING_RATE_FACTOR
+    return replace(
+        config,
+        model=replace(config.model, name=model_dir, mode="full", finish_epochs=0.0),
+        optim=replace(config.optim, epochs=config.model.finish_epochs, min_steps=0,
+                      max_steps=0, head_only_steps=0, learning_rate=rate))
 
 
 PRESET_LIMITS_MINUTES = (("10min", 30.0), ("1h", 300.0), ("10h", math.inf))
@@ -206,12 +234,39 @@ def build_config(
         raise WorkbenchError(f"Unknown preset {preset!r}; choose auto, {', '.join(PRESETS)}.")
     config = apply_overrides(TrainConfig(preset=resolved), PRESETS[resolved])
     user = parse_overrides(overrides)
-    config = apply_overrides(config, model_defaults(str(user.get("model.name",
-                                                                 user.get("name", "")))))
+    name = str(user.get("model.name", user.get("name", "")))
+    config = apply_overrides(config, model_defaults(name))
     config = apply_overrides(config, mode_defaults(str(user.get("model.mode",
                                                                 user.get("mode", "full"))),
-                                                   config))
+                                                   config, name))
     return apply_overrides(config, user)
+
+
+def config_for_mode(config: TrainConfig, mode: str) -> TrainConfig:
+    """``config`` as it would be in ``mode``: that mode's defaults for this preset and model,
+    with the settings ``config`` changed from its own mode's defaults (the user's edits)."""
+    if mode == config.model.mode:
+        return config
+
+    def defaults(which: str) -> TrainConfig:
+        return build_config(preset=config.preset, overrides=[
+            f"model.name={config.model.name}", f"model.mode={which}"])
+
+    before = flat_settings(asdict(defaults(config.model.mode)))
+    edits = {key: value for key, value in flat_settings(asdict(config)).items()
+             if value != before.get(key) and key not in ("model.mode", "preset")}
+    return apply_overrides(defaults(mode), edits)
+
+
+def flat_settings(data: dict, prefix: str = "") -> dict:
+    """A nested settings dict as dotted keys (``{"optim.epochs": 30.0, ...}``)."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -335,5 +390,13 @@ def resolve_schedule(config: TrainConfig, steps_per_epoch: int) -> Schedule:
     else:
         max_steps = max(config.optim.min_steps, math.ceil(config.optim.epochs * steps_per_epoch))
     warmup = min(max_steps - 1, round(max_steps * config.optim.warmup_fraction))
-    eval_every = config.run.eval_every or max(1, max_steps // 10)
+    run_steps = max_steps + finish_steps(config, steps_per_epoch)
+    eval_every = config.run.eval_every or max(1, run_steps // 10)
     return Schedule(steps_per_epoch, max_steps, max(0, warmup), eval_every)
+
+
+def finish_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    """The steps of laptop mode's finish stage (``model.finish_epochs``; 0 without one)."""
+    if config.model.mode != "top" or config.model.finish_epochs <= 0:
+        return 0
+    return math.ceil(config.model.finish_epochs * max(1, steps_per_epoch))

@@ -35,7 +35,14 @@ import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from workbench.config import MODES, TrainConfig, resolve_schedule, save_config
+from workbench.config import (
+    MODES,
+    TrainConfig,
+    config_for_mode,
+    finish_steps,
+    resolve_schedule,
+    save_config,
+)
 from workbench.errors import WorkbenchError
 from workbench.workspace import Workspace
 
@@ -121,6 +128,9 @@ class Workload:
     evaluations: int
     encoded_seconds: float  # audio the steps reach (all of it once a whole epoch is run)
     largest_batch_seconds: float = 0.0  # the largest padded batch (0: the mean's)
+    finish_steps: int = 0  # laptop mode's finish stage: full steps after the top stage
+    finish_evaluations: int = 0  # dev evaluations within the finish stage
+    finish_encoded_seconds: float = 0.0  # audio the finish stage's steps reach
 
     @property
     def peak_batch_seconds(self) -> float:
@@ -195,11 +205,19 @@ def workload_for(durations: list[float], dev_durations: list[float],
     padded = sum(sizes) / len(batches)
     last = min(schedule.max_steps, config.run.stop_at_step or schedule.max_steps)
     total = sum(durations)
+    finish = finish_steps(config, schedule.steps_per_epoch) if last == schedule.max_steps \
+        else 0
+    if config.run.stop_at_step:
+        finish = max(0, min(finish, config.run.stop_at_step - last))
+    every = schedule.eval_every
     return Workload(steps=last, batch_seconds=padded, train_seconds=total,
                     dev_seconds=sum(dev_durations),
-                    evaluations=_evaluations(last, schedule.eval_every) if dev_durations else 0,
+                    evaluations=_evaluations(last, every) if dev_durations else 0,
                     encoded_seconds=min(total, total * last / len(batches)),
-                    largest_batch_seconds=max(sizes))
+                    largest_batch_seconds=max(sizes), finish_steps=finish,
+                    finish_evaluations=(_evaluations(last + finish, every) - last // every)
+                    if dev_durations and finish else 0,
+                    finish_encoded_seconds=min(total, total * finish / len(batches)))
 
 
 def _evaluations(steps: int, every: int) -> int:
@@ -274,7 +292,23 @@ def estimate(m: Measurement, work: Workload, mode: str, *, top_layers: int = 0,
     peak = m.base_mb + trainable * STATE_BYTES / 2**20 \
         + activations * work.peak_batch_seconds / m.batch_seconds + cache_mb
     seconds = work.steps * step + encoder + evals
-    return Estimate(mode, work.steps, seconds, peak, basis, step, detail)
+    if mode == "top" and work.finish_steps:
+        finish = finish_estimate(m, work)
+        seconds, peak = seconds + finish.seconds, max(peak, finish.peak_mb)
+        detail += f"; then {work.finish_steps} steps of a full fine-tune (model.finish_epochs)"
+    return Estimate(mode, work.steps + work.finish_steps, seconds, peak, basis, step, detail)
+
+
+def finish_estimate(m: Measurement, work: Workload) -> Estimate:
+    """Laptop mode's finish stage: a full fine-tune of ``work.finish_steps`` steps (its
+    encoder features computed once per clip, its own dev evaluations)."""
+    if m.mode != "full":
+        raise WorkbenchError("Laptop mode's finish stage is estimated from a full-mode "
+                             "measurement.")
+    steps = work.finish_steps
+    return estimate(m, replace(work, steps=steps, evaluations=work.finish_evaluations,
+                               encoded_seconds=work.finish_encoded_seconds,
+                               finish_steps=0, finish_evaluations=0), "full")
 
 
 def top_activations_mb(m: Measurement, top_layers: int) -> float:
@@ -355,14 +389,17 @@ def plan(ws: Workspace, config: TrainConfig, *, measure_missing: bool = True,
             the model size, instantly).
         steps: Timed steps of a new measurement.
     """
-    work = workload(ws, config)
     modes = offered_modes(config.model.name)
+    # Each mode's run as it would be in that mode (its own defaults, the user's edits kept).
+    works = {mode: workload(ws, config_for_mode(config, mode)) for mode in modes}
+    work = works[config.model.mode] if config.model.mode in works else workload(ws, config)
     params = model_size(config.model.name)[0]
     full = cached(cache_key(config, params, "full"))
     if full is None and measure_missing:
         full = measure(ws, config, steps=steps, use_cache=False)
     if full is None:
-        estimates = [rough_estimate(params, work, effective_threads(config))] if params else []
+        estimates = [rough_estimate(params, works.get("full", work),
+                                    effective_threads(config))] if params else []
     else:
         adapter = cached(cache_key(config, params, "adapter")) if "adapter" in modes else None
         if adapter is None and "adapter" in modes and config.model.mode == "adapter" \
@@ -370,7 +407,8 @@ def plan(ws: Workspace, config: TrainConfig, *, measure_missing: bool = True,
             adapter = measure(ws, config, mode="adapter", steps=steps, use_cache=False)
         cut = full.layers - (config.model.top_layers or default_top_layers(full.layers))
         cached_share = cached_states_share(ws, config, cut)
-        estimates = [estimate(adapter if mode == "adapter" and adapter else full, work, mode,
+        estimates = [estimate(adapter if mode == "adapter" and adapter else full,
+                              works[mode], mode,
                               top_layers=config.model.top_layers, cached_share=cached_share,
                               views=top_views(config))
                      for mode in modes]
@@ -421,22 +459,33 @@ def summary_line(p: Plan) -> str:
 
 
 def remaining_seconds(records: list[dict], now: float | None = None) -> float | None:
-    """Training time left, from a run's metrics (None before two logged steps).
+    """Training time left, from a run's metrics (None before two logged steps; laptop mode's
+    finish stage included).
 
     The rate is that of the latter half of the steps done so far (evaluations included), so
     the first steps' extra work (the warm-up, the encoder run once per clip) weighs less.
     """
     start = next((r for r in reversed(records) if r.get("event") == "start"), None)
-    timed = [(int(r["step"]), float(r["elapsed_s"])) for r in records
+    if start is None or any(r.get("event") == "end" for r in records):
+        return None
+    # The pace of this stage (laptop mode's finish steps are full steps, slower).
+    begin = next(int(r.get("step", 0)) for r in records
+                 if r.get("event") == "start" and r.get("stage") == start.get("stage"))
+    every = [(int(r["step"]), float(r["elapsed_s"])) for r in records
              if r.get("event") in ("train", "eval") and "elapsed_s" in r]
-    if start is None or len(timed) < 2 or any(r.get("event") == "end" for r in records):
+    timed = [t for t in every if t[0] > begin]
+    if len(timed) < 2:
         return None
     step, elapsed = timed[-1]
-    half_step, half_elapsed = min(timed, key=lambda t: abs(t[0] - step / 2))
+    half_step, half_elapsed = min(timed, key=lambda t: abs(t[0] - (begin + step) / 2))
     if step - half_step < 1:
-        half_step, half_elapsed = 0, 0.0
+        half_step, half_elapsed = begin, max((t[1] for t in every if t[0] <= begin),
+                                             default=0.0)
     rate = (elapsed - half_elapsed) / max(1, step - half_step)
     left = max(0, int(start.get("max_steps", 0)) - step) * rate
+    # In laptop mode's top stage, the finish's full steps that follow: each costs about the
+    # top step times the share of the layers that train (corrected once they run).
+    left += int(start.get("finish_steps", 0)) * rate * float(start.get("finish_step_ratio", 1))
     last_time = next((r.get("time") for r in reversed(records) if "time" in r), None)
     if now is not None and last_time is not None:
         left -= max(0.0, now - float(last_time))

@@ -246,6 +246,14 @@ def list_runs(ws: Workspace) -> list[Run]:
             if p.is_dir() and not p.name.startswith(".") and (p / CONFIG).is_file()]
 
 
+def planned_steps(records: list[dict]) -> int:
+    """A run's steps in all, from its metrics: the latest schedule, and laptop mode's finish
+    steps where its top stage announced them (0 before the run started)."""
+    starts = [r for r in records if r.get("event") == "start"]
+    return max((int(r.get("max_steps", 0)) + int(r.get("finish_steps", 0)) for r in starts),
+               default=0)
+
+
 def run_names(ws: Workspace, *, with_model: bool = False) -> list[str]:
     """Names of the runs, newest first (only those with a model when asked)."""
     return [r.name for r in reversed(list_runs(ws)) if not with_model or r.has_model]

@@ -25,7 +25,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -52,6 +52,9 @@ from workbench.config import (
     Schedule,
     TrainConfig,
     apply_overrides,
+    finish_config,
+    finish_steps,
+    flat_settings,
     load_config,
     resolve_schedule,
     save_config,
@@ -76,8 +79,8 @@ from workbench.distributed import (
 )
 from workbench.errors import WorkbenchError
 from workbench.evaluate import scoring_set, transcribe_and_score
-from workbench.fsio import disk_full_error, fault_point, is_disk_full
-from workbench.laptop import check_top_settings, setup_top_mode
+from workbench.fsio import disk_full_error, fault_point, is_disk_full, write_text_atomic
+from workbench.laptop import check_top_settings, default_top_layers, setup_top_mode
 from workbench.manifest import Utterance
 from workbench.models import load_for_finetuning
 from workbench.run import Run, TrainingLock, busy_error, find_run, new_run
@@ -187,12 +190,15 @@ def data_fingerprint(train: list[Utterance], labels: list[list[int]],
 # --------------------------------------------------------------------------- model and optimiser
 
 
-def build_model(config: TrainConfig, vocab: dict[str, int], attn_implementation: str | None = None):
-    """The CTC model with a fresh head sized to the vocabulary."""
+def build_model(config: TrainConfig, vocab: dict[str, int], attn_implementation: str | None = None,
+                *, reset_head: bool = True):
+    """The CTC model with a fresh head sized to the vocabulary (``reset_head`` False: the
+    checkpoint's own head where it fits, as laptop mode's finish continues one)."""
     settings = asdict(config.model)
     model = load_for_finetuning(config.model.name, vocab_size=len(vocab),
                                 pad_token_id=vocab[PAD], settings=settings,
-                                attn_implementation=attn_implementation)
+                                attn_implementation=attn_implementation,
+                                reset_head=reset_head)
     if config.model.freeze_feature_encoder:
         model.freeze_feature_encoder()
     if config.model.mode == "adapter":  # the base frozen: adapters and head train
@@ -363,6 +369,28 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
            runtime: RuntimeSettings, lock: TrainingLock | None, *, run_dir: Path | None,
            resume: bool, max_minutes: float, progress: bool,
            on_event: EventHandler | None) -> TrainResult:
+    """The run: one stage, or laptop mode's top stage and then its full-fine-tune finish."""
+    finishes = config.model.mode == "top" and config.model.finish_epochs > 0
+    options = {"max_minutes": max_minutes, "progress": progress, "on_event": on_event}
+    if finishes and resume and run_dir is not None and finish_marker(Run(run_dir)).is_file():
+        return _finish_stage(ws, config, accelerator, runtime, Run(run_dir), resume=True,
+                             **options)
+    result = _stage(ws, config, accelerator, runtime, lock, run_dir=run_dir, resume=resume,
+                    final=not finishes, **options)
+    if not finishes or result.stopped != "max_steps":
+        return result
+    run = Run(result.run_dir)
+    if accelerator.is_main_process:
+        write_text_atomic(finish_marker(run), json.dumps(result.to_dict()))
+    accelerator.wait_for_everyone()
+    release_freed_memory()  # the top stage's model, cache and optimizer are gone
+    return _finish_stage(ws, config, accelerator, runtime, run, resume=False, **options)
+
+
+def _stage(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
+           runtime: RuntimeSettings, lock: TrainingLock | None, *, run_dir: Path | None,
+           resume: bool, max_minutes: float, progress: bool, on_event: EventHandler | None,
+           final: bool) -> TrainResult:
     seed_everything(config.run.seed)
     vocab, profile = load_vocab(ws.vocab_path), load_profile(ws.profile_path)
     data = load_training_data(ws, vocab, profile, pseudolabels=config.data.pseudolabels,
@@ -409,10 +437,77 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
     loop = _Loop(accelerator, model, optimizer, scheduler, loader, sampler, processor, data,
                  config, schedule, run, ws, log, runtime)
     loop.trim_memory = laptop is not None and accelerator.device.type == "cpu"
+    loop.final = final
     if laptop and not shards_parameters(accelerator):
         loop.dev_recognizer = laptop.dev_recognizer(loop.unwrapped, processor,
                                                     accelerator.device)
     return loop.run(state, max_minutes=max_minutes, progress=progress)
+
+
+# --------------------------------------------------------------------------- laptop mode's finish
+
+FINISH_MARKER = "finish.json"
+
+
+def finish_marker(run: Run) -> Path:
+    """Written when laptop mode's top stage has trained its schedule (its result): from then
+    on the run is in its finish stage, and a resume continues that."""
+    return run.root / FINISH_MARKER
+
+
+def _finish_stage(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
+                  runtime: RuntimeSettings, run: Run, *, resume: bool, max_minutes: float,
+                  progress: bool, on_event: EventHandler | None) -> TrainResult:
+    """``model.finish_epochs`` of a full fine-tune from the top stage's best model, its head
+    kept, in the same run: steps, elapsed time and the best dev score carry on from the top
+    stage, and the model in ``model/`` is replaced only by a better one."""
+    top = json.loads(finish_marker(run).read_text(encoding="utf-8"))
+    seed_everything(config.run.seed + 1)
+    finish = finish_config(config, str(run.model_dir))
+    vocab, profile = load_vocab(ws.vocab_path), load_profile(ws.profile_path)
+    data = load_training_data(ws, vocab, profile, pseudolabels=config.data.pseudolabels,
+                              pseudo_weight=config.data.pseudo_weight)
+    if config.data.augment > 0:
+        data.train.augmenter = Augmenter(config.data.augment, seed=config.run.seed + 1)
+    sampler = DurationBatchSampler(data.train.durations, config.data.max_batch_seconds,
+                                   seed=config.run.seed + 1,
+                                   shuffle=config.data.shuffle_buckets)
+    own = resolve_schedule(finish, steps_per_epoch(data.train.durations,
+                                                   config.data.max_batch_seconds))
+    # Steps carry on from the top stage, evaluated as often (about 10 times in the run).
+    every = resolve_schedule(config, own.steps_per_epoch).eval_every
+    schedule = replace(own, max_steps=top["steps"] + own.max_steps, eval_every=every)
+    with accelerator.main_process_first():
+        model = build_model(finish, vocab, runtime.attn_implementation, reset_head=False)
+    processor = build_processor(ws, model)
+    optimizer, scheduler = build_optimizer(model, finish, own, runtime.fused_adamw)
+    collator = CTCCollator(processor.feature_extractor,
+                           encoder_cache=_encoder_cache(model, processor, finish, runtime))
+    loader = _train_loader(data, sampler, collator, accelerator, runtime, config.run.seed + 1)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if resume and _checkpoint_step(run) > top["steps"]:
+        state = _resume_state(run, accelerator.unwrap_model(model), optimizer, scheduler,
+                              accelerator, data)
+    else:
+        best = top.get("best_dev_cer")
+        state = TrainState(step=top["steps"], best_step=top.get("best_step", 0),
+                           best_cer=math.inf if best is None else best,
+                           best_wer=top.get("best_dev_wer") or math.nan,
+                           elapsed_s=top.get("elapsed_s", 0.0), data=data.fingerprint)
+    log = _Logger(run, on_event, enabled=accelerator.is_main_process)
+    loop = _Loop(accelerator, model, optimizer, scheduler, loader, sampler, processor, data,
+                 finish, schedule, run, ws, log, runtime)
+    loop.stage = "finish"
+    return loop.run(state, max_minutes=max_minutes, progress=progress)
+
+
+def _checkpoint_step(run: Run) -> int:
+    """The step of the run's last checkpoint (0: none, or unreadable)."""
+    try:
+        state = json.loads((run.last_checkpoint / "state.json").read_text(encoding="utf-8"))
+        return int(state.get("step", 0))
+    except (OSError, ValueError):
+        return 0
 
 
 def _check_mode(config: TrainConfig) -> None:
@@ -534,6 +629,8 @@ class _Loop:
         self.last_loss: float | None = None
         self.last_eval_step = -1
         self.out_of_time = False
+        self.stage = ""  # "finish": laptop mode's finish stage (in its records)
+        self.final = True  # False: a stage another follows (it writes no result)
         self.clock = _WaitClock()
         # run.stop_at_step ends a run early while keeping the longer schedule's learning rates.
         self.last_step = min(schedule.max_steps, config.run.stop_at_step or schedule.max_steps)
@@ -567,7 +664,19 @@ class _Loop:
                   "distributed": str(self.accelerator.distributed_type.value),
                   "attn_implementation": getattr(self.unwrapped.config, "_attn_implementation",
                                                  None),
-                  "runtime": self.runtime.to_dict(), **self._pseudo_record()})
+                  "runtime": self.runtime.to_dict(), **self._pseudo_record(),
+                  **({"stage": self.stage} if self.stage else {}),
+                  **self._finish_record()})
+
+    def _finish_record(self) -> dict:
+        """In laptop mode's top stage: the finish stage's steps that follow it."""
+        config = self.config
+        if not finish_steps(config, self.schedule.steps_per_epoch):
+            return {}
+        layers = self.unwrapped.config.num_hidden_layers
+        trained = config.model.top_layers or default_top_layers(layers)
+        return {"finish_steps": finish_steps(config, self.schedule.steps_per_epoch),
+                "finish_step_ratio": round(layers / max(1, trained), 2)}
 
     def _pseudo_record(self) -> dict:
         name = self.config.data.pseudolabels
@@ -732,6 +841,9 @@ class _Loop:
             final_loss=self.last_loss, elapsed_s=round(state.elapsed_s, 2), stopped=stopped,
             **self.clock.overall(),
         )
+        if not self.final and stopped == "max_steps":  # the run goes on in its next stage
+            self.log({"event": "stage_end", **result.to_dict()})
+            return result
         self.log({"event": "end", **result.to_dict()})
         if self.accelerator.is_main_process:
             self.run_folder.write_result(result.to_dict())
@@ -779,7 +891,7 @@ def refuse_unresumable_changes(saved: TrainConfig, wanted: TrainConfig, run: str
         WorkbenchError: A setting outside :data:`RESUMABLE_SETTINGS` differs; the message
             names it with both values.
     """
-    before, after = _flat(asdict(saved)), _flat(asdict(wanted))
+    before, after = flat_settings(asdict(saved)), flat_settings(asdict(wanted))
     changed = [key for key in after if after[key] != before.get(key)
                and key not in RESUMABLE_SETTINGS]
     if changed:
@@ -789,13 +901,3 @@ def refuse_unresumable_changes(saved: TrainConfig, wanted: TrainConfig, run: str
             "and learning-rate schedule its checkpoint is part of. Settings that may change "
             f"on resume: {', '.join(RESUMABLE_SETTINGS)} (and --max-minutes). Start a new run "
             "to train with other settings.")
-
-
-def _flat(data: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

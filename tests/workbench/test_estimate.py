@@ -309,3 +309,57 @@ def test_laptop_modes_peak_counts_the_probed_activations_of_each_top_layer():
     for k in (2, 4):
         assert (est.estimate(stepped, work, "top", top_layers=k).peak_mb
                 - est.estimate(probed, work, "top", top_layers=k).peak_mb) == pytest.approx(90.0)
+
+
+def test_laptop_mode_with_a_finish_adds_its_full_steps_and_their_peak():
+    work = est.Workload(steps=100, batch_seconds=16.0, train_seconds=600.0, dev_seconds=60.0,
+                        evaluations=8, encoded_seconds=600.0)
+    top = est.estimate(MEASURED, work, "top", top_layers=2)
+    finishing = replace(work, finish_steps=30, finish_evaluations=3,
+                        finish_encoded_seconds=300.0)
+    both = est.estimate(MEASURED, finishing, "top", top_layers=2)
+    full_part = est.estimate(MEASURED, replace(work, steps=30, evaluations=3,
+                                               encoded_seconds=300.0), "full")
+    assert both.steps == 130 and "then 30 steps of a full fine-tune" in both.detail
+    assert both.seconds == pytest.approx(top.seconds + full_part.seconds)
+    assert both.peak_mb == pytest.approx(max(top.peak_mb, full_part.peak_mb))
+    assert both.peak_mb > top.peak_mb
+
+
+def test_the_workload_counts_the_finish_and_about_ten_evaluations_in_all():
+    durations = [3.0, 4.0, 5.0, 6.0] * 25
+    config = build_config(preset="10min", overrides=["model.name=demo-base", "model.mode=top"])
+    work = est.workload_for(durations, [4.0] * 5, config)
+    per_epoch = steps_per_epoch(durations, config.data.max_batch_seconds)
+    assert work.steps == math.ceil(15 * per_epoch)
+    assert work.finish_steps == math.ceil(5 * per_epoch)
+    assert work.finish_encoded_seconds == sum(durations)
+    assert 10 <= work.evaluations + work.finish_evaluations <= 11
+    assert work.finish_evaluations >= 2
+
+
+def test_each_mode_is_estimated_with_its_own_defaults_and_the_users_edits():
+    from workbench.config import config_for_mode
+
+    full = build_config(preset="10min", overrides=["model.name=demo-base",
+                                                   "data.max_batch_seconds=12"])
+    top = config_for_mode(full, "top")
+    assert top.model.mode == "top" and top.model.finish_epochs == 5
+    assert top.optim.epochs == full.optim.epochs / 2
+    assert top.data.max_batch_seconds == 12  # the edit carries over
+    back = config_for_mode(top, "full")
+    assert back == full
+
+
+def test_the_time_left_in_the_top_stage_counts_the_finish_at_its_step_ratio():
+    records = [{"event": "start", "step": 0, "max_steps": 100, "finish_steps": 20,
+                "finish_step_ratio": 3.0}]
+    for step in range(1, 51):
+        records.append({"event": "train", "step": step, "elapsed_s": 1.0 * step})
+    assert est.remaining_seconds(records) == pytest.approx(50 * 1.0 + 20 * 3.0)
+    # Once the finish runs, its own start record and steps set the pace.
+    records += [{"event": "stage_end", "steps": 100},
+                {"event": "start", "step": 100, "max_steps": 120, "stage": "finish"}]
+    records += [{"event": "train", "step": 100 + s, "elapsed_s": 100.0 + 4.0 * s}
+                for s in range(1, 11)]
+    assert est.remaining_seconds(records) == pytest.approx(10 * 4.0)

@@ -458,6 +458,11 @@ def test_a_resumed_top_run_ends_with_the_weights_of_the_uninterrupted_run(ws, pr
     assert [r["computed"] for r in records(run, "cache")] == [views * run_clips(run), 0]
     if views > 1:  # the resumed part trains on perturbed copies (epoch e: copy e mod views)
         assert any(r["epoch"] % views for r in records(run, "train") if r["step"] > 6)
+    assert_same_training(run, reference)
+
+
+def assert_same_training(run: Run, reference: Run) -> None:
+    """The runs logged the same losses and ended with the same weights."""
     final = load_file(run.last_checkpoint / "model.safetensors")
     expected = load_file(reference.last_checkpoint / "model.safetensors")
     for key, value in expected.items():

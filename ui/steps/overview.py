@@ -11,7 +11,7 @@ from ui.messages import badge
 from ui.workspaces import workspace_title
 from workbench.errors import WorkbenchError
 from workbench.lm.store import list_lms
-from workbench.run import find_run, list_runs, training_now
+from workbench.run import find_run, list_runs, planned_steps, training_now
 from workbench.vocab import vocab_is_stale
 from workbench.workspace import Workspace
 
@@ -139,8 +139,7 @@ def _run_progress(ws: Workspace, run: str) -> str:
         records = find_run(ws, run, allow_path=False).read_metrics()
     except WorkbenchError:
         return f"run {run}"
-    total = max((int(r.get("max_steps", 0)) for r in records if r.get("event") == "start"),
-                default=0)
+    total = planned_steps(records)
     step = max((int(r.get("step", 0)) for r in records if r.get("event") in ("train", "eval")),
                default=0)
     return f"run {run}, step {step} of {total}" if total else f"run {run}"

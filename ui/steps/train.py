@@ -257,14 +257,15 @@ def estimate_modes(ws: Workspace, model_choice: str, preset: str, edits: dict[st
 def estimated_steps(ws: Workspace, values: dict[str, Any]) -> int:
     """The run's number of steps for these settings and the training audio (as the trainer
     derives it; batches assumed full)."""
-    from workbench.config import build_config, resolve_schedule
+    from workbench.config import build_config, finish_steps, resolve_schedule
 
     config = build_config(preset="10min", overrides=[
         f"{key}={value}" for key, value in values.items()
-        if key in ("optim.max_steps", "optim.min_steps", "optim.epochs")])
+        if key in ("optim.max_steps", "optim.min_steps", "optim.epochs", "model.mode",
+                   "model.finish_epochs")])
     batch_seconds = max(1.0, float(values["data.max_batch_seconds"]))
     batches = math.ceil(train_minutes(ws) * 60 / batch_seconds)
-    return resolve_schedule(config, batches).max_steps
+    return resolve_schedule(config, batches).max_steps + finish_steps(config, batches)
 
 
 def setting_fields() -> list[tuple[str, Any]]:
@@ -483,11 +484,9 @@ def resume_training(ws: Workspace, run: str) -> JobStatus:
 
 
 def _steps(records: list[dict]) -> tuple[int, int]:
-    max_steps = max((r.get("max_steps", 0) for r in records if r.get("event") == "start"),
-                    default=0)
     step = max((int(r.get("step", 0)) for r in records if r.get("event") in (*LOG_EVENTS, "end")),
                default=0)
-    return step, int(max_steps)
+    return step, runs.planned_steps(records)
 
 
 def failure_reason(status: JobStatus | None) -> str:
