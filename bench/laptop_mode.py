@@ -11,12 +11,15 @@ one dev evaluation at the end. Reported: the cache time (the bottom run once per
 seconds per epoch on the cache, the whole run, peak RSS; against the full fine-tune's seconds
 per step (``--full-steps`` steps, same batches) and what the same epochs would take with it.
 Target: caching and training in at most 30 minutes on 2 cores, peak RSS at most 8 GiB.
+``--finish-epochs E`` adds laptop mode's finish (``model.finish_epochs``: E epochs of a full
+fine-tune after the top stage) to the top row, with its full steps' time.
 
 Quality (``--quality``): demo-base on the demo workspace, the demo-base preset (the same
 steps budget for every row: ``optim.max_steps`` when given, else the preset's epochs),
 test CER (``workbench evaluate``'s scoring) and wall time for each ``--layers`` value and
 the full fine-tune. Target: the default top_layers within 10% relative of the full CER in at
-most half its time.
+most half its time. The top rows take the model's own laptop-mode defaults (for demo-base 15
+epochs, then 5 finishing epochs of a full fine-tune: the epochs column reads "15.0 + 5.0 full").
 
     python bench/laptop_mode.py --speed --epochs 20 --top-layers 8 --threads 2
     python bench/laptop_mode.py --quality --layers 1,2,4,6 --threads 2
@@ -225,6 +228,10 @@ def quality(args) -> str:
                      f"{'-' if cache is None else f'{cache:.0f}'} | {r['test_cer']:.4f} | "
                      f"{r['test_cer'] / full['test_cer']:.2f} | {r['process_s']:.0f} | "
                      f"{r['process_s'] / full['process_s']:.2f} |")
+    lines += ["", "Where this favours laptop mode: the full row trains the whole preset (30 epochs "
+              "for demo-base), longer than demo-base needs (at 10 epochs its test CER was as "
+              "good, bench/RESULTS.md issue 15, session 8); time is the whole process, model "
+              "loading included on both sides."]
     return "\n".join(lines)
 
 

@@ -381,7 +381,8 @@ def _train(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
         return result
     run = Run(result.run_dir)
     if accelerator.is_main_process:
-        write_text_atomic(finish_marker(run), json.dumps(result.to_dict()))
+        write_text_atomic(finish_marker(run), json.dumps(
+            {**result.to_dict(), "metrics_bytes": run.metrics_size()}))
     accelerator.wait_for_everyone()
     release_freed_memory()  # the top stage's model, cache and optimizer are gone
     return _finish_stage(ws, config, accelerator, runtime, run, resume=False, **options)
@@ -488,7 +489,9 @@ def _finish_stage(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
     if resume and _checkpoint_step(run) > top["steps"]:
         state = _resume_state(run, accelerator.unwrap_model(model), optimizer, scheduler,
                               accelerator, data)
-    else:
+    else:  # a fresh finish; a resumed one logs again what it had logged before its kill
+        if resume and accelerator.is_main_process:
+            run.truncate_metrics(int(top.get("metrics_bytes", run.metrics_size())))
         best = top.get("best_dev_cer")
         state = TrainState(step=top["steps"], best_step=top.get("best_step", 0),
                            best_cer=math.inf if best is None else best,

@@ -104,7 +104,7 @@ def test_demo_base_finishes_by_default_and_other_models_do_not():
     assert off.model.finish_epochs == 0
 
 
-@pytest.mark.parametrize("stop_at", ["finish_start", "finish_step"])
+@pytest.mark.parametrize("stop_at", ["before_its_checkpoint", "after_its_checkpoint"])
 def test_a_run_killed_in_its_finish_ends_as_the_uninterrupted_one(
         ws, pre_ln, tmp_path, stop_at):  # noqa: F811
     settings = ["model.mask_time_prob=0.2", "model.hidden_dropout=0.1"]
@@ -113,10 +113,8 @@ def test_a_run_killed_in_its_finish_ends_as_the_uninterrupted_one(
     checkpointed = 16  # run.eval_every=4: the finish's first checkpoint
 
     def stop(event):
-        if stop_at == "finish_start" and event["event"] == "start" and event.get("stage"):
-            raise Interrupt
-        if stop_at == "finish_step" and event["event"] == "train" \
-                and event["step"] == checkpointed + 1:
+        killed_at = checkpointed + 1 if stop_at == "after_its_checkpoint" else TOP_STEPS + 2
+        if event["event"] == "train" and event["step"] == killed_at:
             raise Interrupt
 
     assert finish_steps_of(reference) > checkpointed - TOP_STEPS
@@ -127,6 +125,8 @@ def test_a_run_killed_in_its_finish_ends_as_the_uninterrupted_one(
     result = resume_run(ws, progress=False)
     assert result.steps == TOP_STEPS + finish_steps_of(reference) and run.completed
     starts = [(r["step"], r.get("stage")) for r in records(run, "start")]
-    assert starts == [(0, None), (TOP_STEPS, "finish"),
-                      (TOP_STEPS if stop_at == "finish_start" else checkpointed, "finish")]
+    # Killed before the finish's first checkpoint, the finish starts again from the top
+    # stage's result (what it had logged is cut); after it, it resumes from the checkpoint.
+    assert starts == [(0, None), (TOP_STEPS, "finish")] + (
+        [(checkpointed, "finish")] if stop_at == "after_its_checkpoint" else [])
     assert_same_training(run, reference)
