@@ -181,8 +181,9 @@ ADAPTER_MODE: dict[str, Any] = {"optim.learning_rate": 1e-3, "model.layerdrop": 
 # on demo-base 3x lowered test CER with 2, 3 and 4 top layers; 5x was no better than 1x).
 TOP_LEARNING_RATE_FACTOR = 3.0
 # demo-base in mode=top: half the preset's epochs on the cache, then 5 epochs of a full
-# fine-tune from the result (bench/RESULTS.md, issue 15, session 8: over three seeds 0.92x the
-# full fine-tune's test CER in 0.48x its time; the top layers alone end at 1.26-1.43x).
+# fine-tune from the result (bench/RESULTS.md, issue 15, session 8: over three seeds 1.02x the
+# full fine-tune's test CER in 0.44x its wall time on the demo corpus, 1.01x in 0.43x on
+# mi-words; the top layers alone end at 1.26-1.43x).
 SMALL_PRETRAINED_TOP: dict[str, Any] = {"optim.epochs": 15.0, "model.finish_epochs": 5.0}
 
 

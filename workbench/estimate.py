@@ -140,6 +140,11 @@ class Workload:
 
 def workload(ws: Workspace, config: TrainConfig) -> Workload:
     """The run's step count, mean batch and audio amounts (as the trainer derives them)."""
+    return workload_for(*clip_durations(ws, config), config)
+
+
+def clip_durations(ws: Workspace, config: TrainConfig) -> tuple[list[float], list[float]]:
+    """The durations of the clips a run trains on and of the dev clips it scores."""
     from workbench.audit import load_excluded_ids
 
     excluded = load_excluded_ids(ws)
@@ -147,7 +152,7 @@ def workload(ws: Workspace, config: TrainConfig) -> Workload:
     if not durations:
         raise WorkbenchError("No training utterances to estimate a run for; prepare data first.")
     dev = ws.read_split("dev") if ws.manifest_path("dev").exists() else []
-    return workload_for(durations, [u.duration for u in dev if u.id not in excluded], config)
+    return durations, [u.duration for u in dev if u.id not in excluded]
 
 
 def training_utterances(ws: Workspace, config: TrainConfig,
@@ -391,8 +396,9 @@ def plan(ws: Workspace, config: TrainConfig, *, measure_missing: bool = True,
     """
     modes = offered_modes(config.model.name)
     # Each mode's run as it would be in that mode (its own defaults, the user's edits kept).
-    works = {mode: workload(ws, config_for_mode(config, mode)) for mode in modes}
-    work = works[config.model.mode] if config.model.mode in works else workload(ws, config)
+    clips = clip_durations(ws, config)  # read once: the modes share the clips
+    works = {mode: workload_for(*clips, config_for_mode(config, mode)) for mode in modes}
+    work = works.get(config.model.mode) or workload_for(*clips, config)
     params = model_size(config.model.name)[0]
     full = cached(cache_key(config, params, "full"))
     if full is None and measure_missing:
