@@ -178,3 +178,33 @@ def test_two_processes_train_exactly_like_one_and_resume(ws):
     for key, value in final_one.items():
         torch.testing.assert_close(final_two[key], value, atol=WEIGHT_ATOL, rtol=1e-3,
                                    msg=lambda m, k=key: f"{k}: {m}")
+
+
+def test_laptop_mode_and_its_finish_train_on_two_processes_as_on_one(ws):
+    """Laptop mode (cached states, top layers) and its finish (a full fine-tune of the top
+    stage's model) under torchrun: every step's loss and the final weights are the
+    single-process run's, and both stages' records are there once."""
+    settings = ["--model", "tiny", "--mode", "top", "--finish-epochs", "1", *SETTINGS,
+                "model.mask_feature_prob=0", "optim.min_steps=1", "optim.epochs=3",
+                "run.eval_every=4"]
+    before = {run.root for run in list_runs(ws)}
+    _train(ws, *settings)
+    [single] = {run.root for run in list_runs(ws)} - before
+    _train(ws, *settings, ranks=2)
+    [paired] = {run.root for run in list_runs(ws)} - before - {single}
+
+    one, two = _records(single), _records(paired)
+    stages = [(r.get("stage", "top"), r["world_size"]) for r in two if r["event"] == "start"]
+    assert stages == [("top", 2), ("finish", 2)]
+    assert [r["event"] for r in two].count("stage_end") == 1
+    expected = _losses(one)
+    assert list(_losses(two)) == list(expected) == list(range(1, len(expected) + 1))
+    for step, loss in _losses(two).items():
+        assert loss == pytest.approx(expected[step], rel=LOSS_RTOL), f"step {step}"
+    assert (paired / "finish.json").is_file()
+    assert json.loads((paired / "result.json").read_text())["steps"] == len(expected)
+    final_one = load_file(single / "checkpoints" / "last" / "model.safetensors")
+    final_two = load_file(paired / "checkpoints" / "last" / "model.safetensors")
+    for key, value in final_one.items():
+        torch.testing.assert_close(final_two[key], value, atol=WEIGHT_ATOL, rtol=1e-3,
+                                   msg=lambda m, k=key: f"{k}: {m}")
