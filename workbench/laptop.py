@@ -234,7 +234,7 @@ class TopRecognizer(Recognizer):
         for index, row in enumerate(rows):
             states[index, : row.shape[0]] = row
         sample_mask = None if mask is None else torch.from_numpy(mask).to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.native_kernels():
             logits = self.model(states, attention_mask=sample_mask).logits
         return logits.float().cpu().numpy()
 

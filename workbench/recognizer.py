@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 
 from workbench.audio import SAMPLE_RATE, ctc_output_frames
+from workbench.cpu_memory import without_onednn
 from workbench.errors import WorkbenchError
 from workbench.run import run_of_model_dir
 
@@ -107,9 +109,16 @@ class Recognizer:
         if self.is_onnx:
             return self.model.logits(inputs["input_values"], inputs.get("attention_mask"))
         tensors = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
-        with torch.inference_mode():
+        with torch.inference_mode(), self.native_kernels():
             logits = self.model(**tensors).logits
         return logits.float().cpu().numpy()
+
+    def native_kernels(self) -> AbstractContextManager:
+        """On a CPU, torch's native kernels rather than oneDNN, which keeps a kernel for every
+        batch shape it sees: over 200 clips of 1-10 s, XLS-R-300M's process grew by 38 MiB and
+        peaked at 3.1 GiB with it, stayed at 37 MiB and peaked at 2.5 GiB without (2% slower;
+        demo-base 5% faster). Nothing changes on a GPU."""
+        return without_onednn() if torch.device(self.device).type == "cpu" else nullcontext()
 
 
 def config_output_frames(config: Any, num_samples: int) -> int:

@@ -402,10 +402,9 @@ def _stage(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
     _check_mode(config)
     augmenter = (Augmenter(config.data.augment, seed=config.run.seed)
                  if config.data.augment > 0 else None)
-    if config.model.mode == "top":  # trains on cached states, not on the audio
+    if config.model.mode == "top":  # cached states, and perturbed copies taken in turn
         data.train.read_audio = False
-    if augmenter and config.model.mode == "top":  # perturbed copies cached, taken in turn
-        data.train.views = config.data.augment_views
+        data.train.views = config.data.augment_views if augmenter else 1
     else:
         data.train.augmenter = augmenter
     sampler = DurationBatchSampler(data.train.durations, config.data.max_batch_seconds,

@@ -128,6 +128,20 @@ def test_batched_equals_one_by_one(recognizer):
         np.testing.assert_allclose(logits, alone, atol=1e-4)
 
 
+def test_inference_on_a_cpu_runs_without_onednn_which_is_restored_after(recognizer):
+    """oneDNN keeps a kernel per batch shape, and clips come in many lengths."""
+    seen = []
+    layer = recognizer.model.base_model.encoder.layers[0]
+    handle = layer.register_forward_pre_hook(
+        lambda *_: seen.append(torch._C._get_mkldnn_enabled()))
+    before = torch._C._get_mkldnn_enabled()
+    try:
+        clip_logits(recognizer, clips()[:3])
+    finally:
+        handle.remove()
+    assert seen and not any(seen) and torch._C._get_mkldnn_enabled() == before
+
+
 def test_group_norm_model_batches_equal_lengths_only(group_recognizer):
     assert not group_recognizer.pads_safely
     arrays = clips()
