@@ -178,7 +178,6 @@ def character_vocab(size: int) -> dict[str, int]:
     return {symbol: i for i, symbol in enumerate([PAD, UNK, "|", *letters])}
 
 
-
 def step_child(model_dir: str, mode: str, batch_seconds: float, clip_seconds: float,
                steps: int, warmup: int, top_layers: int, threads: int, compile_: bool) -> dict:
     """Time the workbench's training step in ``mode`` on synthetic clips; figures as a dict."""
