@@ -23,6 +23,7 @@ TINY = "tiny"
 SMALL = "small"
 DEMO_BASE = "demo-base"
 DEMO_BASE_DIR = Path(__file__).parent / "assets" / DEMO_BASE
+HEAD_INITS = ("normal", "zero", "uniform")  # how a fresh CTC head starts (model.head_init)
 
 # Architectures built locally with random weights (nothing to download). `small` is the
 # architecture of the shipped `demo-base` checkpoint, so it is also the from-scratch baseline.
@@ -210,8 +211,36 @@ def load_for_finetuning(
     config = _load_config(source, vocab_size, pad_token_id, overrides)
     model = _load_weights(source, config, _attention(config, attn_implementation))
     if reset_head:
-        model.lm_head.reset_parameters()
+        fresh_head(model, (settings or {}).get("head_init", "normal"))
     return model
+
+
+def fresh_head(model: PreTrainedModel, how: str) -> None:
+    """Start the CTC head afresh: ``normal`` (what transformers gives a new head: weights
+    drawn from N(0, ``initializer_range``), bias 0), ``zero`` (every label equally likely at
+    first, the same start for every seed) or ``uniform`` (``nn.Linear``'s own draw, bias
+    included: the workbench's head before session 9).
+
+    On demo-base the uniform head sent one seed in six on a second corpus onto CTC's plateau
+    for good (dev CER 0.56 against 0.08 on the other five); normal and zero rescued it
+    (bench/RESULTS.md).
+
+    Raises:
+        WorkbenchError: ``how`` is none of them.
+    """
+    if how not in HEAD_INITS:
+        raise WorkbenchError(f"model.head_init={how!r}: give one of {', '.join(HEAD_INITS)}.")
+    head = model.lm_head
+    if how == "uniform":
+        head.reset_parameters()
+        return
+    with torch.no_grad():
+        if how == "normal":
+            head.weight.normal_(0.0, float(getattr(model.config, "initializer_range", 0.02)))
+        else:
+            head.weight.zero_()
+        if head.bias is not None:
+            head.bias.zero_()
 
 
 def _load_config(source: str, vocab_size: int, pad_token_id: int, overrides: dict):

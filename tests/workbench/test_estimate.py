@@ -332,9 +332,9 @@ def test_the_workload_counts_the_finish_and_about_ten_evaluations_in_all():
     work = est.workload_for(durations, [4.0] * 5, config)
     per_epoch = steps_per_epoch(durations, config.data.max_batch_seconds)
     assert work.steps == math.ceil(15 * per_epoch)
-    assert work.finish_steps == math.ceil(5 * per_epoch)
+    assert work.finish_steps == math.ceil(6 * per_epoch)
     assert work.finish_encoded_seconds == sum(durations)
-    assert 10 <= work.evaluations + work.finish_evaluations <= 11
+    assert 10 <= work.evaluations + work.finish_evaluations <= 12  # and each stage's last
     assert work.finish_evaluations >= 2
 
 
@@ -344,7 +344,7 @@ def test_each_mode_is_estimated_with_its_own_defaults_and_the_users_edits():
     full = build_config(preset="10min", overrides=["model.name=demo-base",
                                                    "data.max_batch_seconds=12"])
     top = config_for_mode(full, "top")
-    assert top.model.mode == "top" and top.model.finish_epochs == 5
+    assert top.model.mode == "top" and top.model.finish_epochs == 6
     assert top.optim.epochs == full.optim.epochs / 2
     assert top.data.max_batch_seconds == 12  # the edit carries over
     back = config_for_mode(top, "full")

@@ -95,7 +95,7 @@ def replace_rate(config, rate):
 def test_demo_base_finishes_by_default_and_other_models_do_not():
     demo = build_config(preset="10min", overrides=["model.name=demo-base", "model.mode=top"])
     full = build_config(preset="10min", overrides=["model.name=demo-base"])
-    assert demo.model.finish_epochs == 5 and demo.optim.epochs == full.optim.epochs / 2
+    assert demo.model.finish_epochs == 6 and demo.optim.epochs == full.optim.epochs / 2
     assert full.model.finish_epochs == 0
     xlsr = build_config(preset="10min", overrides=["model.name=xls-r-300m", "model.mode=top"])
     assert xlsr.model.finish_epochs == 0

@@ -81,6 +81,36 @@ def test_same_size_head_is_still_reset(tmp_path):
     assert not torch.equal(model.lm_head.weight, base.lm_head.weight)
 
 
+def test_a_fresh_head_starts_as_transformers_starts_a_new_one(tmp_path):
+    """normal (the default): N(0, initializer_range) weights and a zero bias, drawn anew with
+    each seed; zero; uniform (nn.Linear's draw, the bias too: the head that kept one
+    demo-base seed in six on CTC's plateau); the checkpoint's own head when not reset."""
+    base = load_for_finetuning("tiny", vocab_size=12)
+    with torch.no_grad():
+        base.lm_head.weight.fill_(3.0)
+        base.lm_head.bias.fill_(1.0)
+    base.save_pretrained(tmp_path / "base", safe_serialization=True)
+
+    def head(seed: int, **settings):
+        torch.manual_seed(seed)
+        return load_for_finetuning(str(tmp_path / "base"), vocab_size=12,
+                                   settings=settings).lm_head
+
+    normal, again = head(0), head(1)
+    assert normal.weight.std().item() == pytest.approx(base.config.initializer_range, rel=0.2)
+    assert not normal.bias.any() and not torch.equal(normal.weight, again.weight)
+    zero = head(0, head_init="zero")
+    assert not zero.weight.any() and not zero.bias.any()
+    uniform = head(0, head_init="uniform")
+    bound = 1 / base.config.hidden_size ** 0.5
+    assert uniform.bias.any() and uniform.weight.abs().max() <= bound
+    assert uniform.weight.std().item() > 2 * base.config.initializer_range
+    kept = load_for_finetuning(str(tmp_path / "base"), vocab_size=12, reset_head=False)
+    assert torch.equal(kept.lm_head.weight, base.lm_head.weight)
+    with pytest.raises(WorkbenchError, match=r"model.head_init='gaussian'.*normal, zero"):
+        head(0, head_init="gaussian")
+
+
 def test_pickle_checkpoints_are_refused(tmp_path):
     base = load_for_finetuning("tiny", vocab_size=12)
     base.config.save_pretrained(tmp_path / "pickled")
