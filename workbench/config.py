@@ -43,7 +43,7 @@ class ModelSettings:
     finish_epochs: float = _f(
         0.0, "mode=top: after the top layers have trained, this many epochs of a full "
              "fine-tune from the result (every layer above the feature encoder, the head "
-             "kept), in the same run; 0: none (laptop mode's own default for demo-base: 5)")
+             "kept), in the same run; 0: none (laptop mode's own default for demo-base: 6)")
     adapter_lang: str = _f("", "mode=adapter: the language code the adapter is saved under "
                            "(adapter.<lang>.safetensors)")
     head_init: str = _f("normal", "how a fresh CTC head starts: normal (transformers' own: "

@@ -115,9 +115,10 @@ class Recognizer:
 
     def native_kernels(self) -> AbstractContextManager:
         """On a CPU, torch's native kernels rather than oneDNN, which keeps a kernel for every
-        batch shape it sees: over 200 clips of 1-10 s, XLS-R-300M's process grew by 38 MiB and
-        peaked at 3.1 GiB with it, stayed at 37 MiB and peaked at 2.5 GiB without (2% slower;
-        demo-base 5% faster). Nothing changes on a GPU."""
+        batch shape it sees: over 200 clips of 1-10 s XLS-R-300M's process grew by 37 MiB and
+        peaked at 2632 MiB with it, by 3 MiB and at 2462 MiB without, 5% slower; demo-base
+        peaked 330 MiB lower and ran 3% faster (bench/inference_shapes.py). Nothing changes
+        on a GPU."""
         return without_onednn() if torch.device(self.device).type == "cpu" else nullcontext()
 
 

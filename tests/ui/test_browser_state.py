@@ -22,7 +22,7 @@ from tests.ui.test_browser import (
     error_toasts,
     no_error_toast,
 )
-from ui.app import ServeOptions, serve
+from ui.app import MEMORY_KEY, ServeOptions, serve
 from ui.workspaces import WorkspaceRoot
 
 WORKSPACE = "quechua"
@@ -82,6 +82,18 @@ def open_step(page, name: str):
     return page.locator('[role="tabpanel"]:visible').first  # a step's, not a sub-tab's
 
 
+def remembered(page) -> str | None:
+    """The page's memory as the browser stores it (encrypted by gradio; compared, not read)."""
+    return page.evaluate("key => localStorage.getItem(key)", MEMORY_KEY)
+
+
+def wait_until_remembered(page, before: str | None) -> None:
+    """Wait for the round trip that stores a tab click in the browser's memory: a reload
+    sooner (a busy machine) would restore the step before it."""
+    page.wait_for_function("([key, before]) => localStorage.getItem(key) !== before",
+                           arg=[MEMORY_KEY, before], timeout=TIMEOUT_MS)
+
+
 def test_workspace_step_and_training_survive_reload_and_restart(browser_api, root_with_data,
                                                                 tmp_path):
     from playwright.sync_api import expect
@@ -101,7 +113,9 @@ def test_workspace_step_and_training_survive_reload_and_restart(browser_api, roo
             expect(page.get_by_text("Choose a workspace above")).to_be_visible()
             choose_workspace(page, WORKSPACE)
             expect(page.get_by_text("Workspace: quechua")).to_be_visible()
+            before = remembered(page)
             open_step(page, "4. Train")
+            wait_until_remembered(page, before)
             # A training started now (by the page's job machinery) with the tiny model.
             started = training.start_training(ws, "tiny", "10min", LONG_TRAINING,
                                               root_with_data.models_folder)
