@@ -19,7 +19,8 @@ steps budget for every row: ``optim.max_steps`` when given, else the preset's ep
 test CER (``workbench evaluate``'s scoring) and wall time for each ``--layers`` value and
 the full fine-tune. Target: the default top_layers within 10% relative of the full CER in at
 most half its time. The top rows take the model's own laptop-mode defaults (for demo-base 15
-epochs, then 5 finishing epochs of a full fine-tune: the epochs column reads "15.0 + 5.0 full").
+epochs, then 6 finishing epochs of a full fine-tune at 1.5 times its learning rate: the epochs
+column reads "15.0 + 6.0 full").
 
     python bench/laptop_mode.py --speed --epochs 20 --top-layers 8 --threads 2
     python bench/laptop_mode.py --quality --layers 1,2,4,6 --threads 2

@@ -18,7 +18,12 @@ from tests.workbench.test_laptop import (  # noqa: F401  (fixtures)
     top_config,
     ws,
 )
-from workbench.config import TOP_LEARNING_RATE_FACTOR, build_config, finish_config
+from workbench.config import (
+    SMALL_FINISH_RATE_FACTOR,
+    TOP_LEARNING_RATE_FACTOR,
+    build_config,
+    finish_config,
+)
 from workbench.run import Run, find_run
 from workbench.train import FINISH_MARKER, resume_run, train
 
@@ -102,6 +107,20 @@ def test_demo_base_finishes_by_default_and_other_models_do_not():
     off = build_config(preset="10min", overrides=["model.name=demo-base", "model.mode=top",
                                                   "model.finish_epochs=0"])
     assert off.model.finish_epochs == 0
+
+
+def test_demo_base_finishes_above_the_full_fine_tunes_rate_and_follows_the_users():
+    full = build_config(preset="10min", overrides=["model.name=demo-base"])
+    top = build_config(preset="10min", overrides=["model.name=demo-base", "model.mode=top"])
+    rate = finish_config(top, "/runs/r/model").optim.learning_rate
+    assert rate == pytest.approx(full.optim.learning_rate * SMALL_FINISH_RATE_FACTOR)
+    assert rate != pytest.approx(full.optim.learning_rate)
+    mine = build_config(preset="10min", overrides=["model.name=demo-base", "model.mode=top",
+                                                   "optim.learning_rate=6e-3"])
+    assert finish_config(mine, "m").optim.learning_rate == pytest.approx(
+        6e-3 / TOP_LEARNING_RATE_FACTOR * SMALL_FINISH_RATE_FACTOR)
+    own = finish_config(replace_rate(top, 5e-4), "m")
+    assert own.optim.learning_rate == 5e-4
 
 
 @pytest.mark.parametrize("stop_at", ["before_its_checkpoint", "after_its_checkpoint"])
