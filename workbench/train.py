@@ -414,10 +414,8 @@ def _stage(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
     with accelerator.main_process_first():  # one download into the cache, not one per rank
         model = build_model(config, vocab, runtime.attn_implementation)
     processor = build_processor(ws, model)
-    laptop = setup_top_mode(model, processor, ws, config, data.train.utterances,
-                            device=accelerator.device, augmenter=augmenter,
-                            progress=progress and accelerator.is_main_process
-                            ) if config.model.mode == "top" else None
+    laptop = _laptop_mode(accelerator, model, processor, ws, config, data, augmenter,
+                          progress) if config.model.mode == "top" else None
     optimizer, scheduler = build_optimizer(model, config, schedule, runtime.fused_adamw)
     run = _shared_run(accelerator, ws, config, run_dir, lock)
     collator = laptop.collator if laptop else CTCCollator(
@@ -433,7 +431,10 @@ def _stage(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
         seed_everything(config.run.seed, accelerator.process_index)
     log = _Logger(run, on_event, enabled=accelerator.is_main_process)
     if laptop:
-        log(laptop.record())
+        computed = [laptop.report.computed]
+        if accelerator.num_processes > 1:
+            computed = gather_object(computed)
+        log({**laptop.record(), "computed_by_rank": computed})
     loop = _Loop(accelerator, model, optimizer, scheduler, loader, sampler, processor, data,
                  config, schedule, run, ws, log, runtime)
     loop.trim_memory = laptop is not None and accelerator.device.type == "cpu"
@@ -559,6 +560,17 @@ def _shared_run(accelerator: Accelerator, ws: Workspace, config: TrainConfig,
     if accelerator.num_processes > 1:
         run_dir = Path(broadcast_object_list([str(run_dir) if run_dir else None])[0])
     return Run(run_dir)
+
+
+def _laptop_mode(accelerator: Accelerator, model, processor, ws: Workspace,
+                 config: TrainConfig, data: TrainingData, augmenter: Augmenter | None,
+                 progress: bool):
+    """Laptop mode's cache and patched model. The first process computes the missing
+    states; the others then find its files (on a shared workspace) and only read them."""
+    with accelerator.main_process_first():
+        return setup_top_mode(model, processor, ws, config, data.train.utterances,
+                              device=accelerator.device, augmenter=augmenter,
+                              progress=progress and accelerator.is_main_process)
 
 
 def _encoder_cache(model, processor, config: TrainConfig,

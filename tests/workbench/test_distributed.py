@@ -7,6 +7,7 @@ process by nature (SpecAugment, layerdrop, dropout) is off for the comparison.
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -190,10 +191,17 @@ def test_laptop_mode_and_its_finish_train_on_two_processes_as_on_one(ws):
     before = {run.root for run in list_runs(ws)}
     _train(ws, *settings)
     [single] = {run.root for run in list_runs(ws)} - before
+    shutil.rmtree(ws.root / "cache" / "laptop")  # the paired run builds its own
     _train(ws, *settings, ranks=2)
     [paired] = {run.root for run in list_runs(ws)} - before - {single}
 
     one, two = _records(single), _records(paired)
+    # The first rank computes the states; the second only reads its files.
+    [cached_one] = [r for r in one if r["event"] == "cache"]
+    [cached_two] = [r for r in two if r["event"] == "cache"]
+    clips = cached_one["clips"]
+    assert clips > 0 and cached_one["computed_by_rank"] == [clips]
+    assert cached_two["computed_by_rank"] == [clips, 0]
     stages = [(r.get("stage", "top"), r["world_size"]) for r in two if r["event"] == "start"]
     assert stages == [("top", 2), ("finish", 2)]
     assert [r["event"] for r in two].count("stage_end") == 1
