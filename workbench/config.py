@@ -202,8 +202,7 @@ def mode_defaults(mode: str, config: TrainConfig | None = None,
         return ADAPTER_MODE
     if mode == "top" and config is not None:
         rate = {"optim.learning_rate": config.optim.learning_rate * TOP_LEARNING_RATE_FACTOR}
-        small = name == DEMO_BASE or pretrained_from(name) == DEMO_BASE
-        return {**rate, **(SMALL_PRETRAINED_TOP if small else {})}
+        return {**rate, **(SMALL_PRETRAINED_TOP if is_demo_base(name) else {})}
     return {}
 
 
@@ -224,9 +223,12 @@ def finish_default_rate(config: TrainConfig) -> float:
     fine-tune's (a third of top mode's), 1.5 times that for demo-base (measured there
     only)."""
     full = config.optim.learning_rate / TOP_LEARNING_RATE_FACTOR
-    name = config.model.name
-    small = name == DEMO_BASE or pretrained_from(name) == DEMO_BASE
-    return full * (SMALL_FINISH_RATE_FACTOR if small else 1.0)
+    return full * (SMALL_FINISH_RATE_FACTOR if is_demo_base(config.model.name) else 1.0)
+
+
+def is_demo_base(name: str) -> bool:
+    """demo-base itself, or a base `workbench pretrain` continued from it."""
+    return name == DEMO_BASE or pretrained_from(name) == DEMO_BASE
 
 
 PRESET_LIMITS_MINUTES = (("10min", 30.0), ("1h", 300.0), ("10h", math.inf))
