@@ -72,6 +72,17 @@ def test_local_checkpoint_gets_a_fresh_head_of_the_new_size(tmp_path):
     assert torch.equal(model.state_dict()[encoder], base.state_dict()[encoder])
 
 
+def test_loaded_checkpoints_never_fetch_hub_kernels(tmp_path):
+    """transformers 5 loads with Hub kernels on, and on a GPU its train()/eval() then download
+    and run kernels from the Hub (remote code; offline, training fails)."""
+    load_for_finetuning("tiny", vocab_size=12).save_pretrained(tmp_path / "base",
+                                                                safe_serialization=True)
+    model = load_for_finetuning(str(tmp_path / "base"), vocab_size=12, pad_token_id=0)
+    model.train()
+    assert getattr(model, "use_kernels", False) is False
+    assert getattr(model, "kernels_mode", None) is None
+
+
 def test_same_size_head_is_still_reset(tmp_path):
     base = load_for_finetuning("tiny", vocab_size=12)
     with torch.no_grad():
