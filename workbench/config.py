@@ -78,6 +78,11 @@ class DataSettings:
             "none); dev and test are never changed")
     pseudo_weight: float = _f(0.5, "loss weight of each pseudo-labelled utterance (a "
                                    "transcribed one weighs 1)")
+    pad_to_seconds: float = _f(
+        -1.0, "pad each batch's audio to a multiple of this many seconds, so that a GPU sees "
+              "few distinct shapes (each new one stalled a step by 2-3 s on an H200); batches "
+              "are formed counting it, so max_batch_seconds still holds. Needs a model with an "
+              "attention mask (XLS-R, MMS). -1: 1 s on a GPU for such a model, else 0 (off)")
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from torch.utils.data import Dataset, Sampler
 
 from workbench.augment import Augmenter
 from workbench.cpu_memory import without_onednn
+from workbench.errors import WorkbenchError
 from workbench.manifest import Utterance
 
 
@@ -326,6 +328,37 @@ def _accept_encoded_inputs(encoder: torch.nn.Module):
     encoder._workbench_forward = original
     encoder.forward = forward
     return original
+
+
+# On a GPU each new batch shape stalled a training step by 2-3 s (kernel set-up for the
+# convolutions, measured on an H200: bench/RESULTS.md); whole seconds keep shapes few.
+GPU_PAD_SECONDS = 1.0
+
+
+def batch_pad_seconds(setting: float, device_type: str, masked: bool) -> float:
+    """The multiple, in seconds, each batch's audio is padded to (0: its longest clip only).
+
+    ``setting`` is ``data.pad_to_seconds`` (-1: ``GPU_PAD_SECONDS`` on a GPU); ``masked``,
+    whether the model takes an attention mask: without one, padding changes what it computes.
+
+    Raises:
+        WorkbenchError: padding asked for a model without an attention mask.
+    """
+    if setting < 0:
+        return GPU_PAD_SECONDS if device_type == "cuda" and masked else 0.0
+    if setting > 0 and not masked:
+        raise WorkbenchError(
+            f"data.pad_to_seconds={setting:g}: this model takes no attention mask, so padding "
+            "would change what it computes. Set data.pad_to_seconds=0.")
+    return setting
+
+
+def padded_durations(durations: list[float], multiple: float) -> list[float]:
+    """Each duration rounded up to ``multiple`` seconds (unchanged for 0): what a clip costs
+    in a batch padded to that multiple, for forming batches within ``max_batch_seconds``."""
+    if multiple <= 0:
+        return list(durations)
+    return [max(1, math.ceil(d / multiple - 1e-9)) * multiple for d in durations]
 
 
 def steps_per_epoch(durations: list[float], max_seconds: float) -> int:

@@ -200,9 +200,11 @@ def cached_states_share(ws: Workspace, config: TrainConfig, cut: int) -> float:
 
 def workload_for(durations: list[float], dev_durations: list[float],
                  config: TrainConfig) -> Workload:
-    """:func:`workload` for given train and dev clip durations."""
-    from workbench.data import DurationBatchSampler, steps_per_epoch
+    """:func:`workload` for given train and dev clip durations (on a GPU each counted
+    padded as the run pads it: ``data.pad_to_seconds``)."""
+    from workbench.data import DurationBatchSampler, padded_durations, steps_per_epoch
 
+    durations = padded_durations(durations, _pad_seconds(config))
     max_seconds = config.data.max_batch_seconds
     schedule = resolve_schedule(config, steps_per_epoch(durations, max_seconds))
     batches = DurationBatchSampler(durations, max_seconds, seed=config.run.seed).batches(0)
@@ -223,6 +225,19 @@ def workload_for(durations: list[float], dev_durations: list[float],
                     finish_evaluations=(_evaluations(last + finish, every) - last // every)
                     if dev_durations and finish else 0,
                     finish_encoded_seconds=min(total, total * finish / len(batches)))
+
+
+def _pad_seconds(config: TrainConfig) -> float:
+    """The run's batch padding (``data.pad_to_seconds``), taking the model to have an
+    attention mask, as XLS-R and MMS do (one without is padded less: steps may be fewer)."""
+    import torch
+
+    from workbench.data import GPU_PAD_SECONDS
+
+    if config.data.pad_to_seconds >= 0:
+        return config.data.pad_to_seconds
+    gpu = config.run.device != "cpu" and torch.cuda.is_available()
+    return GPU_PAD_SECONDS if gpu else 0.0
 
 
 def _evaluations(steps: int, every: int) -> int:

@@ -191,13 +191,17 @@ class TopCollator:
     sample mask from which the model derives frames and CTC lengths, as it does for audio
     (the fewest samples that give each clip's, or perturbed copy's, frame count)."""
 
-    def __init__(self, cache: StatesCache, model_config):
+    def __init__(self, cache: StatesCache, model_config, pad_to_frames: int = 0):
         self.cache = cache
         self.layers = list(zip(model_config.conv_kernel, model_config.conv_stride, strict=True))
+        self.pad_to_frames = pad_to_frames  # batches padded to a multiple (0: the longest)
 
     def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         rows = [self.cache.states(e.id, e.view) for e in examples]
-        states = rows[0].new_zeros((len(rows), max(r.shape[0] for r in rows), rows[0].shape[1]))
+        frames = max(r.shape[0] for r in rows)
+        if self.pad_to_frames > 0:
+            frames = -(-frames // self.pad_to_frames) * self.pad_to_frames
+        states = rows[0].new_zeros((len(rows), frames, rows[0].shape[1]))
         for index, row in enumerate(rows):
             states[index, : row.shape[0]] = row
         return {"labels": _padded_labels(examples), "input_values": states,
@@ -266,9 +270,8 @@ class TopMode:
     report: CacheReport
     model_config: object
 
-    @property
-    def collator(self) -> TopCollator:
-        return TopCollator(self.cache, self.model_config)
+    def collator(self, pad_to_frames: int = 0) -> TopCollator:
+        return TopCollator(self.cache, self.model_config, pad_to_frames)
 
     def dev_recognizer(self, model, processor, device) -> TopRecognizer:
         """The recognizer dev scoring uses for this run (it keeps the dev states)."""

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from workbench.adapters import check_adapter_lang, check_adapter_model, prepare_adapter_training
+from workbench.audio import FRAME_RATE, SAMPLE_RATE
 from workbench.audit import load_excluded_ids
 from workbench.augment import Augmenter
 from workbench.checkpoint import (
@@ -65,6 +66,8 @@ from workbench.data import (
     DurationBatchSampler,
     EncoderCache,
     ManifestDataset,
+    batch_pad_seconds,
+    padded_durations,
     steps_per_epoch,
 )
 from workbench.distributed import (
@@ -407,20 +410,19 @@ def _stage(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
         data.train.views = config.data.augment_views if augmenter else 1
     else:
         data.train.augmenter = augmenter
-    sampler = DurationBatchSampler(data.train.durations, config.data.max_batch_seconds,
-                                   seed=config.run.seed, shuffle=config.data.shuffle_buckets)
-    schedule = resolve_schedule(config, steps_per_epoch(data.train.durations,
-                                                        config.data.max_batch_seconds))
     with accelerator.main_process_first():  # one download into the cache, not one per rank
         model = build_model(config, vocab, runtime.attn_implementation)
     processor = build_processor(ws, model)
+    pad_s = _pad_seconds(config, runtime, processor)
+    sampler, per_epoch = _batches(config, data, pad_s, config.run.seed)
+    schedule = resolve_schedule(config, per_epoch)
     laptop = _laptop_mode(accelerator, model, processor, ws, config, data, augmenter,
                           progress) if config.model.mode == "top" else None
     optimizer, scheduler = build_optimizer(model, config, schedule, runtime.fused_adamw)
     run = _shared_run(accelerator, ws, config, run_dir, lock)
-    collator = laptop.collator if laptop else CTCCollator(
-        processor.feature_extractor, encoder_cache=_encoder_cache(model, processor, config,
-                                                                  runtime))
+    collator = laptop.collator(round(pad_s * FRAME_RATE)) if laptop else CTCCollator(
+        processor.feature_extractor, pad_to_multiple_of=round(pad_s * SAMPLE_RATE) or None,
+        encoder_cache=_encoder_cache(model, processor, config, runtime))
     loader = _train_loader(data, sampler, collator, accelerator, runtime, config.run.seed)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = TrainState(data=data.fingerprint)
@@ -470,19 +472,18 @@ def _finish_stage(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
                               pseudo_weight=config.data.pseudo_weight)
     if config.data.augment > 0:
         data.train.augmenter = Augmenter(config.data.augment, seed=config.run.seed + 1)
-    sampler = DurationBatchSampler(data.train.durations, config.data.max_batch_seconds,
-                                   seed=config.run.seed + 1,
-                                   shuffle=config.data.shuffle_buckets)
-    own = resolve_schedule(finish, steps_per_epoch(data.train.durations,
-                                                   config.data.max_batch_seconds))
-    # Steps carry on from the top stage, evaluated as often (about 10 times in the run).
-    every = resolve_schedule(config, own.steps_per_epoch).eval_every
-    schedule = replace(own, max_steps=top["steps"] + own.max_steps, eval_every=every)
     with accelerator.main_process_first():
         model = build_model(finish, vocab, runtime.attn_implementation, reset_head=False)
     processor = build_processor(ws, model)
+    pad_s = _pad_seconds(config, runtime, processor)
+    sampler, per_epoch = _batches(config, data, pad_s, config.run.seed + 1)
+    own = resolve_schedule(finish, per_epoch)
+    # Steps carry on from the top stage, evaluated as often (about 10 times in the run).
+    every = resolve_schedule(config, own.steps_per_epoch).eval_every
+    schedule = replace(own, max_steps=top["steps"] + own.max_steps, eval_every=every)
     optimizer, scheduler = build_optimizer(model, finish, own, runtime.fused_adamw)
     collator = CTCCollator(processor.feature_extractor,
+                           pad_to_multiple_of=round(pad_s * SAMPLE_RATE) or None,
                            encoder_cache=_encoder_cache(model, processor, finish, runtime))
     loader = _train_loader(data, sampler, collator, accelerator, runtime, config.run.seed + 1)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -573,6 +574,22 @@ def _laptop_mode(accelerator: Accelerator, model, processor, ws: Workspace,
                               progress=progress and accelerator.is_main_process)
 
 
+def _pad_seconds(config: TrainConfig, runtime: RuntimeSettings, processor) -> float:
+    """The multiple each batch's audio is padded to on this device (``data.pad_to_seconds``)."""
+    masked = bool(getattr(processor.feature_extractor, "return_attention_mask", False))
+    return batch_pad_seconds(config.data.pad_to_seconds, runtime.device_type, masked)
+
+
+def _batches(config: TrainConfig, data: TrainingData, pad_s: float,
+             seed: int) -> tuple[DurationBatchSampler, int]:
+    """The epochs' batch sampler and its steps per epoch, each clip counted padded to
+    ``pad_s`` seconds so that padded batches stay within ``data.max_batch_seconds``."""
+    durations = padded_durations(data.train.durations, pad_s)
+    sampler = DurationBatchSampler(durations, config.data.max_batch_seconds, seed=seed,
+                                   shuffle=config.data.shuffle_buckets)
+    return sampler, steps_per_epoch(durations, config.data.max_batch_seconds)
+
+
 def _encoder_cache(model, processor, config: TrainConfig,
                    runtime: RuntimeSettings) -> EncoderCache | None:
     """On CPU a frozen feature encoder runs once per utterance, not once per epoch."""
@@ -639,7 +656,7 @@ class _Loop:
         self.unwrapped = accelerator.unwrap_model(model)
         self.dev_recognizer = None  # laptop mode's, set after construction
         self.trim_memory = False  # laptop mode on a CPU: hand freed memory back (TRIM_EVERY_S)
-        self.last_trim = 0.0
+        self.last_trim = -math.inf  # the first step trims (monotonic time starts at boot)
         self.last_loss: float | None = None
         self.last_eval_step = -1
         self.out_of_time = False

@@ -14,12 +14,15 @@ from workbench.data import (
     EncoderCache,
     Example,
     ManifestDataset,
+    batch_pad_seconds,
     greedy_cuts,
     min_padding_cuts,
+    padded_durations,
     padding_fraction,
     steps_per_epoch,
 )
 from workbench.distributed import ShardedBatchSampler, WeightedDataset
+from workbench.errors import WorkbenchError
 from workbench.vocab import make_feature_extractor
 
 DURATIONS = list(np.random.default_rng(0).uniform(1.0, 12.0, size=200))
@@ -115,6 +118,47 @@ def test_collator_pads_audio_and_masks_labels():
     assert batch["input_values"].shape == (2, 16000)
     assert batch["attention_mask"][1].sum() == 8000
     assert torch.equal(batch["labels"], torch.tensor([[3, 4, 5], [6, -100, -100]]))
+
+
+def test_batches_are_padded_to_whole_seconds_on_a_gpu_for_models_with_a_mask():
+    assert batch_pad_seconds(-1, "cuda", masked=True) == 1.0
+    assert batch_pad_seconds(-1, "cpu", masked=True) == 0.0
+    assert batch_pad_seconds(-1, "cuda", masked=False) == 0.0  # padding would change it
+    assert batch_pad_seconds(0.5, "cpu", masked=True) == 0.5
+    assert batch_pad_seconds(0, "cuda", masked=True) == 0.0
+    with pytest.raises(WorkbenchError, match=r"data.pad_to_seconds=0\.5.*attention mask"):
+        batch_pad_seconds(0.5, "cuda", masked=False)
+
+
+def test_batches_of_padded_clips_keep_the_budget_and_take_few_shapes():
+    padded = padded_durations(DEMO_LIKE, 1.0)
+    assert padded_durations(DEMO_LIKE, 0.0) == DEMO_LIKE
+    assert all(p - 1.0 < d <= p for d, p in zip(DEMO_LIKE, padded, strict=True))
+    assert padded_durations([2.0, 0.01], 1.0) == [2.0, 1.0]  # a whole second stays whole
+    sampler = DurationBatchSampler(padded, 16.0, seed=3)
+    shapes = set()
+    for epoch in range(5):
+        batches = sampler.batches(epoch)
+        assert _covers_once(batches, len(DEMO_LIKE))
+        for batch in batches:  # what the collator pads each batch to, in seconds
+            longest = max(DEMO_LIKE[i] for i in batch)
+            assert len(batch) * (-(-longest // 1.0)) <= 16.0
+            shapes.add(max(padded[i] for i in batch))
+    assert shapes <= {2.0, 3.0, 4.0, 5.0, 6.0, 7.0}  # against one per longest clip unpadded
+    assert steps_per_epoch(padded, 16.0) == len(sampler.batches(0))
+
+
+def test_a_batch_padded_to_whole_seconds_has_the_loss_of_the_unpadded_one(tmp_path):
+    model = _tiny_model().eval()  # no dropout, no SpecAugment draws (they follow the length)
+    extractor = tiny_processor(tmp_path).feature_extractor
+    examples = [Example(f"u{i}", noise(s, i), [3, 4, 5][: i + 1])
+                for i, s in enumerate([1.3, 0.55, 0.8])]
+    padded = CTCCollator(extractor, pad_to_multiple_of=16000)(examples)
+    assert padded["input_values"].shape == (3, 32000)
+    assert padded["attention_mask"].sum(-1).tolist() == [20800, 8800, 12800]
+    plain = CTCCollator(extractor)(examples)
+    assert plain["input_values"].shape == (3, 20800)
+    assert _loss(model, padded) == pytest.approx(_loss(model, plain), rel=1e-5)
 
 
 def _tiny_model(norm: str = "layer") -> Wav2Vec2ForCTC:

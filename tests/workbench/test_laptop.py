@@ -16,6 +16,7 @@ from tests.workbench.ctc_fixtures import noise, tiny_config, tiny_processor
 from workbench import laptop, laptop_cache
 from workbench.cli import main
 from workbench.config import build_config
+from workbench.data import Example
 from workbench.errors import WorkbenchError
 from workbench.evaluate import evaluate_run
 from workbench.laptop import TopCollator, TopMode, default_top_layers, mask_states, run_top, top_cut
@@ -111,6 +112,34 @@ def test_top_forward_on_cached_states_equals_the_full_forward(norm, top_layers, 
         real = states[1].shape[0]
         torch.testing.assert_close(top[0], full[0], rtol=0, atol=1e-5)
         torch.testing.assert_close(top[1, :real], full[1, :real], rtol=0, atol=1e-5)
+
+
+class _HeldStates:
+    """A stand-in for the states cache: the collator only asks it for a clip's states."""
+
+    def __init__(self, states: dict):
+        self.held = states
+
+    def states(self, clip_id: str, view: int) -> torch.Tensor:
+        return self.held[clip_id]
+
+
+def test_batches_of_cached_states_padded_to_whole_seconds_keep_their_loss(tmp_path):
+    model = tiny_model("layer", **dict.fromkeys(QUIET, 0.0))
+    extractor = tiny_processor(tmp_path).feature_extractor
+    cut = top_cut(model.config, 2)
+    clips = {"a": noise(1.3, 1), "b": noise(0.7, 2)}
+    cache = _HeldStates({key: capture_states(model, cut, extractor, clip)
+                         for key, clip in clips.items()})
+    run_top(model, cut)
+    model.eval()
+    examples = [Example("a", np.zeros(0, np.float32), [3, 4, 5, 6]),
+                Example("b", np.zeros(0, np.float32), [3, 4])]
+    plain = TopCollator(cache, model.config)(examples)
+    padded = TopCollator(cache, model.config, pad_to_frames=50)(examples)
+    assert plain["input_values"].shape[1] == 64 and padded["input_values"].shape[1] == 100
+    assert torch.equal(padded["attention_mask"], plain["attention_mask"])
+    assert float(model(**padded).loss) == pytest.approx(float(model(**plain).loss), rel=1e-5)
 
 
 def test_the_lower_layers_run_without_onednn_which_is_restored_after(tmp_path):

@@ -305,6 +305,31 @@ def test_start_logs_the_runtime_and_steps_log_their_wait_for_data(ws):
     assert 0 < saved["data_wait_share"] < 1
 
 
+def test_padding_to_whole_seconds_reaches_every_batch_and_the_step_count(ws, monkeypatch):
+    """What a GPU run does by default (data.pad_to_seconds=-1), asked for here on the CPU."""
+    from workbench import data as data_module
+    from workbench.audit import load_excluded_ids
+
+    widths, collate = [], data_module.CTCCollator.__call__
+
+    def recording(self, examples):
+        batch = collate(self, examples)
+        widths.append(batch["input_values"].shape[1])
+        return batch
+
+    monkeypatch.setattr(data_module.CTCCollator, "__call__", recording)
+    config = build_config(preset="10min", overrides=[
+        *FAST, "optim.max_steps=3", "run.eval_every=3", "data.pad_to_seconds=1",
+        "data.cache_encoder_features=false", "data.max_batch_seconds=8"])
+    [start] = records(Run(train(ws, config, progress=False).run_dir), "start")
+    assert len(widths) >= 3 and all(width % 16000 == 0 for width in widths)
+    excluded = load_excluded_ids(ws)
+    durations = [u.duration for u in ws.read_split("train") if u.id not in excluded]
+    padded = data_module.padded_durations(durations, 1.0)
+    assert start["steps_per_epoch"] == data_module.steps_per_epoch(padded, 8.0)
+    assert start["steps_per_epoch"] > data_module.steps_per_epoch(durations, 8.0)
+
+
 def test_head_only_steps_leave_everything_but_the_head_unchanged(ws, tmp_path):
     """For its first optim.head_only_steps the encoder stays where pretraining left it."""
     other = private_copy(ws, tmp_path / "other")
