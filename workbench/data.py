@@ -330,8 +330,9 @@ def _accept_encoded_inputs(encoder: torch.nn.Module):
     return original
 
 
-# On a GPU each new batch shape stalled a training step by 2-3 s (kernel set-up for the
-# convolutions, measured on an H200: bench/RESULTS.md); whole seconds keep shapes few.
+# On a GPU a step with a batch shape not seen before stalled by 2.3-2.6 s (measured on an
+# H200, bench/RESULTS.md; the cause was not profiled, likely kernels set up per shape);
+# batches padded to whole seconds keep the shapes few.
 GPU_PAD_SECONDS = 1.0
 
 
