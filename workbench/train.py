@@ -414,6 +414,8 @@ def _stage(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
         model = build_model(config, vocab, runtime.attn_implementation)
     processor = build_processor(ws, model)
     pad_s = _pad_seconds(config, runtime, processor)
+    # Saved resolved: a run resumed on another device keeps the batches it started with.
+    config = replace(config, data=replace(config.data, pad_to_seconds=pad_s))
     sampler, per_epoch = _batches(config, data, pad_s, config.run.seed)
     schedule = resolve_schedule(config, per_epoch)
     laptop = _laptop_mode(accelerator, model, processor, ws, config, data, augmenter,

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tests.conftest import prepared_workspace, private_copy
-from workbench.config import build_config
+from workbench.config import build_config, load_config
 from workbench.errors import WorkbenchError
 from workbench.evaluate import evaluate_run
 from workbench.run import Run, TrainingLock, find_run
@@ -328,6 +328,39 @@ def test_padding_to_whole_seconds_reaches_every_batch_and_the_step_count(ws, mon
     padded = data_module.padded_durations(durations, 1.0)
     assert start["steps_per_epoch"] == data_module.steps_per_epoch(padded, 8.0)
     assert start["steps_per_epoch"] > data_module.steps_per_epoch(durations, 8.0)
+
+
+def test_a_run_started_on_a_gpu_resumes_elsewhere_with_the_batches_it_started_with(
+        ws, monkeypatch):
+    """data.pad_to_seconds=-1 is saved resolved (1 s on a GPU, 0 on a CPU): a resume on a
+    machine that would resolve it otherwise keeps the run's padding, so its schedule."""
+    import workbench.train as training
+    from workbench import data as data_module
+
+    widths, collate = [], data_module.CTCCollator.__call__
+
+    def recording(self, examples):
+        batch = collate(self, examples)
+        widths.append(batch["input_values"].shape[1])
+        return batch
+
+    monkeypatch.setattr(data_module.CTCCollator, "__call__", recording)
+    config = build_config(preset="10min", overrides=[
+        *FAST, "optim.max_steps=6", "run.eval_every=2", "data.cache_encoder_features=false",
+        "data.max_batch_seconds=8"])
+    assert config.data.pad_to_seconds == -1
+    monkeypatch.setattr(training, "batch_pad_seconds", lambda *args: 1.0)  # as on a GPU
+    with pytest.raises(Interrupt):
+        train(ws, config, progress=False, on_event=stop_after(3))
+    run = find_run(ws)
+    assert load_config(run.config_path).data.pad_to_seconds == 1.0
+    monkeypatch.undo()  # the real resolution: 0 on this CPU
+    monkeypatch.setattr(data_module.CTCCollator, "__call__", recording)
+    widths.clear()
+    assert resume_run(ws, progress=False).steps == 6
+    assert widths and all(width % 16000 == 0 for width in widths)
+    [first, again] = records(run, "start")
+    assert first["steps_per_epoch"] == again["steps_per_epoch"]
 
 
 def test_head_only_steps_leave_everything_but_the_head_unchanged(ws, tmp_path):
