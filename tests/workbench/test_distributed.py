@@ -41,11 +41,11 @@ SETTINGS = ["data.max_batch_seconds=12", "run.log_every=1", "run.threads=1", "ru
 # weights to 4e-6 (fp32 summation order only); the tolerances leave an order of magnitude.
 LOSS_RTOL = 1e-4
 WEIGHT_ATOL = 1e-4
-# Laptop mode and its finish run about twice the steps, at peak rates of 2e-3 to 6e-3 (the tiny model's
-# rates): AdamW divides each update by the root of its second moment, so where a gradient is
-# near zero a summation-order difference moves the update by a fraction of the rate. Measured
-# 1.1e-4 at most (one weight of 24576; median over tensors 3e-7; AMD EPYC, 2026-12-04): a
-# quarter of one step's update at the lowest rate. Broken sharding moves weights by steps.
+# Laptop mode and its finish run about twice the steps, at peak rates of 2e-3 to 6e-3 (the
+# tiny model's): AdamW divides each update by the root of its second moment, so where a
+# gradient is near zero a summation-order difference moves the update by a fraction of the
+# rate. Measured 1.1e-4 at most (one weight of 24576; median over tensors 3e-7; AMD EPYC,
+# 2026-12-04): a quarter of one step's update at the lowest rate.
 LAPTOP_WEIGHT_ATOL = 5e-4
 
 
