@@ -478,6 +478,7 @@ def _finish_stage(ws: Workspace, config: TrainConfig, accelerator: Accelerator,
         model = build_model(finish, vocab, runtime.attn_implementation, reset_head=False)
     processor = build_processor(ws, model)
     pad_s = _pad_seconds(config, runtime, processor)
+    finish = replace(finish, data=replace(finish.data, pad_to_seconds=pad_s))
     sampler, per_epoch = _batches(config, data, pad_s, config.run.seed + 1)
     own = resolve_schedule(finish, per_epoch)
     # Steps carry on from the top stage, evaluated as often (about 10 times in the run).
@@ -697,7 +698,8 @@ class _Loop:
                   "distributed": str(self.accelerator.distributed_type.value),
                   "attn_implementation": getattr(self.unwrapped.config, "_attn_implementation",
                                                  None),
-                  "runtime": self.runtime.to_dict(), **self._pseudo_record(),
+                  "runtime": self.runtime.to_dict(),
+                  "pad_to_seconds": self.config.data.pad_to_seconds, **self._pseudo_record(),
                   **({"stage": self.stage} if self.stage else {}),
                   **self._finish_record()})
 

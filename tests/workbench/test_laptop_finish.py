@@ -60,6 +60,7 @@ def test_the_finish_trains_every_layer_above_the_encoder_from_the_top_result(
     assert extra >= 1 and result.steps == TOP_STEPS + extra and result.stopped == "max_steps"
     starts = records(run, "start")
     assert [(r["step"], r.get("stage")) for r in starts] == [(0, None), (TOP_STEPS, "finish")]
+    assert [r["pad_to_seconds"] for r in starts] == [0.0, 0.0]  # resolved: a CPU pads none
     assert [r["steps"] for r in records(run, "stage_end")] == [TOP_STEPS]
     assert len(records(run, "end")) == 1 and run.completed
     assert json.loads((run.root / FINISH_MARKER).read_text())["steps"] == TOP_STEPS

@@ -326,6 +326,7 @@ def test_padding_to_whole_seconds_reaches_every_batch_and_the_step_count(ws, mon
     excluded = load_excluded_ids(ws)
     durations = [u.duration for u in ws.read_split("train") if u.id not in excluded]
     padded = data_module.padded_durations(durations, 1.0)
+    assert start["pad_to_seconds"] == 1.0
     assert start["steps_per_epoch"] == data_module.steps_per_epoch(padded, 8.0)
     assert start["steps_per_epoch"] > data_module.steps_per_epoch(durations, 8.0)
 
@@ -361,6 +362,7 @@ def test_a_run_started_on_a_gpu_resumes_elsewhere_with_the_batches_it_started_wi
     assert widths and all(width % 16000 == 0 for width in widths)
     [first, again] = records(run, "start")
     assert first["steps_per_epoch"] == again["steps_per_epoch"]
+    assert first["pad_to_seconds"] == again["pad_to_seconds"] == 1.0
 
 
 def test_head_only_steps_leave_everything_but_the_head_unchanged(ws, tmp_path):
