@@ -204,11 +204,11 @@ def workload_for(durations: list[float], dev_durations: list[float],
     padded as the run pads it: ``data.pad_to_seconds``)."""
     from workbench.data import DurationBatchSampler, padded_durations, steps_per_epoch
 
-    durations = padded_durations(durations, _pad_seconds(config))
+    lengths = padded_durations(durations, _pad_seconds(config))  # what batches hold
     max_seconds = config.data.max_batch_seconds
-    schedule = resolve_schedule(config, steps_per_epoch(durations, max_seconds))
-    batches = DurationBatchSampler(durations, max_seconds, seed=config.run.seed).batches(0)
-    sizes = [len(b) * max(durations[i] for i in b) for b in batches]
+    schedule = resolve_schedule(config, steps_per_epoch(lengths, max_seconds))
+    batches = DurationBatchSampler(lengths, max_seconds, seed=config.run.seed).batches(0)
+    sizes = [len(b) * max(lengths[i] for i in b) for b in batches]
     padded = sum(sizes) / len(batches)
     last = min(schedule.max_steps, config.run.stop_at_step or schedule.max_steps)
     total = sum(durations)
@@ -232,12 +232,10 @@ def _pad_seconds(config: TrainConfig) -> float:
     attention mask, as XLS-R and MMS do (one without is padded less: steps may be fewer)."""
     import torch
 
-    from workbench.data import GPU_PAD_SECONDS
+    from workbench.data import batch_pad_seconds
 
-    if config.data.pad_to_seconds >= 0:
-        return config.data.pad_to_seconds
     gpu = config.run.device != "cpu" and torch.cuda.is_available()
-    return GPU_PAD_SECONDS if gpu else 0.0
+    return batch_pad_seconds(config.data.pad_to_seconds, "cuda" if gpu else "cpu", masked=True)
 
 
 def _evaluations(steps: int, every: int) -> int:

@@ -48,6 +48,20 @@ def test_the_step_count_is_the_trainers_and_a_step_scales_with_its_audio():
     assert est.step_seconds(MEASURED, 32.0) == pytest.approx(2 * (one - 2) + 2)
 
 
+def test_batches_padded_to_whole_seconds_are_counted_as_the_run_forms_them():
+    durations, padded = [2.1, 3.1] * 50, [3.0, 4.0] * 50
+    config = build_config(preset="10min", overrides=["data.max_batch_seconds=20",
+                                                     "data.pad_to_seconds=1"])
+    work = est.workload_for(durations, [], config)
+    assert steps_per_epoch(padded, 20) > steps_per_epoch(durations, 20)
+    assert work.steps == resolve_schedule(config, steps_per_epoch(padded, 20)).max_steps
+    assert work.largest_batch_seconds in (18.0, 20.0)  # whole seconds, within the budget
+    assert work.train_seconds == pytest.approx(sum(durations))  # real audio, not padding
+    unpadded = est.workload_for(durations, [], build_config(
+        preset="10min", overrides=["data.max_batch_seconds=20"]))  # -1 on a CPU: none
+    assert unpadded.steps == resolve_schedule(config, steps_per_epoch(durations, 20)).max_steps
+
+
 def test_a_full_run_is_its_steps_plus_the_encoder_once_and_the_evaluations():
     work = est.Workload(steps=100, batch_seconds=16.0, train_seconds=600.0, dev_seconds=60.0,
                         evaluations=10, encoded_seconds=600.0)
