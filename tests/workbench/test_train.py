@@ -305,19 +305,27 @@ def test_start_logs_the_runtime_and_steps_log_their_wait_for_data(ws):
     assert 0 < saved["data_wait_share"] < 1
 
 
-def test_padding_to_whole_seconds_reaches_every_batch_and_the_step_count(ws, monkeypatch):
-    """What a GPU run does by default (data.pad_to_seconds=-1), asked for here on the CPU."""
-    from workbench import data as data_module
-    from workbench.audit import load_excluded_ids
+def batch_widths(monkeypatch) -> list[int]:
+    """The audio width (samples) of every batch the CTC collator makes from now on."""
+    from workbench.data import CTCCollator
 
-    widths, collate = [], data_module.CTCCollator.__call__
+    widths, collate = [], CTCCollator.__call__
 
     def recording(self, examples):
         batch = collate(self, examples)
         widths.append(batch["input_values"].shape[1])
         return batch
 
-    monkeypatch.setattr(data_module.CTCCollator, "__call__", recording)
+    monkeypatch.setattr(CTCCollator, "__call__", recording)
+    return widths
+
+
+def test_padding_to_whole_seconds_reaches_every_batch_and_the_step_count(ws, monkeypatch):
+    """What a GPU run does by default (data.pad_to_seconds=-1), asked for here on the CPU."""
+    from workbench import data as data_module
+    from workbench.audit import load_excluded_ids
+
+    widths = batch_widths(monkeypatch)
     config = build_config(preset="10min", overrides=[
         *FAST, "optim.max_steps=3", "run.eval_every=3", "data.pad_to_seconds=1",
         "data.cache_encoder_features=false", "data.max_batch_seconds=8"])
@@ -336,16 +344,8 @@ def test_a_run_started_on_a_gpu_resumes_elsewhere_with_the_batches_it_started_wi
     """data.pad_to_seconds=-1 is saved resolved (1 s on a GPU, 0 on a CPU): a resume on a
     machine that would resolve it otherwise keeps the run's padding, so its schedule."""
     import workbench.train as training
-    from workbench import data as data_module
 
-    widths, collate = [], data_module.CTCCollator.__call__
-
-    def recording(self, examples):
-        batch = collate(self, examples)
-        widths.append(batch["input_values"].shape[1])
-        return batch
-
-    monkeypatch.setattr(data_module.CTCCollator, "__call__", recording)
+    widths = batch_widths(monkeypatch)
     config = build_config(preset="10min", overrides=[
         *FAST, "optim.max_steps=6", "run.eval_every=2", "data.cache_encoder_features=false",
         "data.max_batch_seconds=8"])
@@ -356,8 +356,7 @@ def test_a_run_started_on_a_gpu_resumes_elsewhere_with_the_batches_it_started_wi
     run = find_run(ws)
     assert load_config(run.config_path).data.pad_to_seconds == 1.0
     monkeypatch.undo()  # the real resolution: 0 on this CPU
-    monkeypatch.setattr(data_module.CTCCollator, "__call__", recording)
-    widths.clear()
+    widths = batch_widths(monkeypatch)
     assert resume_run(ws, progress=False).steps == 6
     assert widths and all(width % 16000 == 0 for width in widths)
     [first, again] = records(run, "start")
